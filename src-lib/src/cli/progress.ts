@@ -1,0 +1,44 @@
+import { formatSize } from '../util/size.js';
+
+/** Below this a transfer is too quick for a bar to help. */
+const MIN_BYTES = 32 << 20;
+
+/**
+ * A one-line progress bar on stderr, drawn only on a terminal and only for large transfers,
+ * at most 10 times a second.
+ */
+export class Progress {
+  #last = 0;
+  #start = Date.now();
+  #drawn = false;
+  constructor(
+    private readonly label: string,
+    private readonly total: number | undefined,
+    private readonly out: NodeJS.WriteStream = process.stderr,
+  ) {}
+
+  static enabled(total: number | undefined, out: NodeJS.WriteStream = process.stderr): boolean {
+    return out.isTTY === true && (total === undefined || total >= MIN_BYTES);
+  }
+
+  update(bytes: number): void {
+    const now = Date.now();
+    if (now - this.#last < 100) return;
+    this.#last = now;
+    const rate = bytes / Math.max((now - this.#start) / 1000, 0.001);
+    const width = 30;
+    let bar = '';
+    if (this.total) {
+      const done = Math.min(1, bytes / this.total);
+      const fill = Math.round(done * width);
+      bar = `[${'#'.repeat(fill)}${' '.repeat(width - fill)}] ${(done * 100).toFixed(0).padStart(3)}% `;
+    }
+    const of = this.total ? ` / ${formatSize(this.total)}` : '';
+    this.out.write(`\r${this.label} ${bar}${formatSize(bytes)}${of}  ${formatSize(rate)}/s\x1b[K`);
+    this.#drawn = true;
+  }
+
+  done(): void {
+    if (this.#drawn) this.out.write('\r\x1b[K');
+  }
+}

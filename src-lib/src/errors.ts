@@ -1,0 +1,125 @@
+/**
+ * Every error the library throws on purpose is a TarnError with a stable `code`,
+ * so callers (and the sidecar, which maps them to HTTP statuses) can branch on it
+ * without parsing messages.
+ */
+export class TarnError extends Error {
+  readonly code: string = 'TARN_ERROR';
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = new.target.name;
+  }
+}
+
+/** A key that is not lowercase hex of the exact length the digest produces. */
+export class InvalidKeyError extends TarnError {
+  override readonly code = 'TARN_INVALID_KEY';
+  constructor(
+    readonly key: unknown,
+    reason: string,
+  ) {
+    super(`invalid key ${JSON.stringify(String(key).slice(0, 200))}: ${reason}`);
+  }
+}
+
+export class ReadError extends TarnError {
+  override readonly code: string = 'TARN_READ_ERROR';
+}
+
+/** The key is in none of the storage's locations. */
+export class NotFoundError extends ReadError {
+  override readonly code = 'TARN_NOT_FOUND';
+  constructor(readonly key: string) {
+    super(`key ${key} is not stored here; check the key, or the storage it was written to`);
+  }
+}
+
+export class WriteError extends TarnError {
+  override readonly code: string = 'TARN_WRITE_ERROR';
+}
+
+/**
+ * No location accepted the value (full, read-only, or over a size limit).
+ * The caller's bytes are not lost: `source()` replays every byte that was read
+ * from the original source, followed by whatever was still unread, once.
+ */
+export class RefusedError extends WriteError {
+  override readonly code = 'TARN_REFUSED';
+  readonly #source: (() => AsyncIterable<Uint8Array>) | undefined;
+  constructor(reason: string, source?: () => AsyncIterable<Uint8Array>) {
+    super(`no location accepted the value (${reason}); free space, raise the limits, or add a location`);
+    this.#source = source;
+  }
+  /** The complete original bytes, replayed once. Undefined when the source can simply be reopened (a path or a buffer). */
+  source(): AsyncIterable<Uint8Array> | undefined {
+    return this.#source?.();
+  }
+}
+
+/** The bytes hash to another key than the one the caller promised (`expectedKey`). Nothing was stored. */
+export class KeyMismatchError extends WriteError {
+  override readonly code = 'TARN_KEY_MISMATCH';
+  constructor(
+    readonly expected: string,
+    readonly actual: string,
+  ) {
+    super(`the value hashes to ${actual}, not to the expected key ${expected}; nothing was stored`);
+  }
+}
+
+/** The same key is stored with different bytes, and the stored bytes are intact: a true digest collision. */
+export class CollisionError extends WriteError {
+  override readonly code = 'TARN_COLLISION';
+  constructor(
+    readonly key: string,
+    detail: string,
+  ) {
+    super(`collision on key ${key}: ${detail}; the stored value was kept`);
+  }
+}
+
+/** A stored blob does not hash to its key. It has been moved aside (quarantined) where the location allows it. */
+export class StorageCorruption extends ReadError {
+  override readonly code = 'TARN_CORRUPTION';
+  constructor(
+    readonly key: string,
+    readonly actual: string | undefined,
+    readonly where: string,
+    readonly quarantinedTo?: string,
+  ) {
+    super(
+      `stored blob ${key} in ${where} is corrupt${actual ? ` (its bytes hash to ${actual})` : ''}` +
+        (quarantinedTo ? `; moved to ${quarantinedTo}` : '') +
+        '; write the original value again to repair it',
+    );
+  }
+}
+
+/** A configuration (config.yml of a lake, an option, a config file) is invalid. `path` names the bad field. */
+export class ConfigError extends TarnError {
+  override readonly code = 'TARN_CONFIG';
+  constructor(
+    message: string,
+    readonly path: ReadonlyArray<string | number> = [],
+    options?: ErrorOptions,
+  ) {
+    super(path.length > 0 ? `${path.join('.')}: ${message}` : message, options);
+  }
+}
+
+/** The caller's source failed (a stream errored or was too short), so nothing was stored. */
+export class SourceError extends WriteError {
+  override readonly code = 'TARN_SOURCE';
+}
+
+/** Thrown when an AbortSignal fires; carries the signal's reason as `cause`. */
+export class AbortError extends TarnError {
+  override readonly code = 'TARN_ABORTED';
+  constructor(reason?: unknown) {
+    super('the operation was aborted', { cause: reason });
+  }
+}
+
+export function throwIfAborted(signal: AbortSignal | undefined): void {
+  if (signal?.aborted) throw new AbortError(signal.reason);
+}

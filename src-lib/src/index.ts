@@ -1,0 +1,36 @@
+export { buildLocation, fromConfig, fromConfigFile, loadConfigFile, parseConfig } from './config/load.js';
+export {
+  type DiskConfig,
+  diskConfig,
+  type LocationConfig,
+  locationConfig,
+  type StorageConfig,
+  storageConfig,
+} from './config/schema.js';
+export { type Digest, digest } from './digest.js';
+export {
+  AbortError,
+  CollisionError,
+  ConfigError,
+  InvalidKeyError,
+  KeyMismatchError,
+  NotFoundError,
+  ReadError,
+  RefusedError,
+  SourceError,
+  StorageCorruption,
+  TarnError,
+  WriteError,
+} from './errors.js';
+export { DiskLocation, type DiskOptions } from './location/disk/index.js';
+export type { CommitResult, Location, OpOptions, Stage, StageOptions, Value } from './location.js';
+export type { WriteSource } from './source.js';
+export {
+  HashKeyStorage,
+  type ReadOptions,
+  type StorageOptions,
+  type VerifyReport,
+  type WriteOptions,
+} from './storage.js';
+export { StoredValue } from './stored-value.js';
+export { FileValue } from './value.js';

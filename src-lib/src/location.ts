@@ -1,0 +1,92 @@
+import type { Readable } from 'node:stream';
+import type { Digest } from './digest.js';
+
+/**
+ * The contract every storage location implements: a disk folder, S3, Redis, an SSH host,
+ * and the combinators (Fanout, Levels, Small), which are locations over locations.
+ *
+ * Keys are lowercase hex digests. A location trusts that a key names its bytes (the
+ * HashKeyStorage facade hashes everything it writes), but validates every key's form,
+ * so a key can never address anything outside the location.
+ *
+ * Everything is asynchronous and byte-streamed, so a location can also live in another
+ * process behind a socket (the sidecar) without changing its callers.
+ */
+export interface Location {
+  /** Short kind name for messages and `tarn describe`, e.g. `disk`. */
+  readonly kind: string;
+  /** Where it is, for messages: a folder, a URL, `host:path`. */
+  readonly target: string;
+
+  /** The value, or null when this location does not have the key. */
+  read(key: string, options?: OpOptions): Promise<Value | null>;
+
+  /**
+   * Begin writing a value whose key may not be known yet (it is being hashed as the bytes flow).
+   * Null means the location refuses up front (full, read-only, value too large).
+   */
+  stage(options?: StageOptions): Promise<Stage | null>;
+
+  contains(key: string, options?: OpOptions): Promise<boolean>;
+  /** True when something was deleted. */
+  delete(key: string, options?: OpOptions): Promise<boolean>;
+  /** Every stored key, each once, in no particular order. */
+  keys(options?: OpOptions): AsyncIterable<string>;
+  /** Record a use of the key (for LRU policies). True when the key is here. */
+  touch(key: string, options?: OpOptions): Promise<boolean>;
+  /**
+   * Take a corrupt blob out of service without destroying it, where the location can;
+   * returns where it went, or undefined if it was only removed or not found.
+   */
+  quarantine?(key: string, options?: OpOptions): Promise<string | undefined>;
+  /** Release connections and handles. Safe to call twice. */
+  close(): Promise<void>;
+}
+
+export interface OpOptions {
+  signal?: AbortSignal;
+}
+
+export interface StageOptions extends OpOptions {
+  /** Exact byte count, when the caller knows it: lets a location refuse before any byte moves. */
+  size?: number;
+  /** The key, when known in advance (copy-on-read, `expectedKey`); commit must then use the same key. */
+  key?: string;
+  /** The digest the caller hashes with; lets a location tell a corrupt stored blob from a true collision. */
+  digest?: Digest;
+}
+
+/**
+ * A write in progress. The caller pushes chunks, then commits under the key it computed.
+ *
+ * Refusal never loses the caller's bytes: once `push` answers false or `commit` answers
+ * `refused`, `reclaim()` replays every byte pushed so far (including the chunk that was refused),
+ * so a combinator can offer the same value to the next location.
+ */
+export interface Stage {
+  /** Accept a chunk. False: refused (e.g. a size limit was crossed); stop pushing and reclaim. */
+  push(chunk: Uint8Array): Promise<boolean>;
+  /** Publish the bytes under `key`, atomically: readers see all of the value or none of it. */
+  commit(key: string): Promise<CommitResult>;
+  /** After a refusal: the pushed bytes, once. Releases the stage's resources when consumed. */
+  reclaim(): AsyncIterable<Uint8Array>;
+  /** Drop the staged bytes. Safe to call after commit or twice. */
+  abort(): Promise<void>;
+}
+
+export type CommitResult =
+  | { status: 'stored' }
+  /** The key was already stored (this write added nothing). */
+  | { status: 'existed' }
+  | { status: 'refused'; reason: string };
+
+/** A stored value as a location hands it out. Valid until `close()`. */
+export interface Value {
+  /** A local file holding exactly the value's bytes, when there is one. Read-only. */
+  readonly path?: string;
+  /** Byte count, when known without reading. */
+  readonly size?: number;
+  /** The bytes as a stream; may be called more than once. */
+  stream(options?: OpOptions): Readable;
+  close(): Promise<void>;
+}

@@ -1,0 +1,307 @@
+import { mkdirSync, statSync } from 'node:fs';
+import { mkdir, opendir, rename, rm, stat, statfs, utimes, writeFile } from 'node:fs/promises';
+import { dirname, join, resolve } from 'node:path';
+import type { Digest } from '../../digest.js';
+import { ConfigError, throwIfAborted } from '../../errors.js';
+import type { Location, OpOptions, Stage, StageOptions, Value } from '../../location.js';
+import { parseSize } from '../../util/size.js';
+import { FileValue } from '../../value.js';
+import { type LakeConfig, readLakeConfig, writeLakeConfig } from './config.js';
+import { isComponent, keyToParts } from './layout.js';
+import { Ledger, type Usage } from './ledger.js';
+import { DiskStage, type StageContext } from './stage.js';
+import { sweepTemp } from './temp.js';
+import { Tree } from './tree.js';
+
+export interface DiskOptions {
+  /** Create the folder and its config.yml when missing (default true). */
+  create?: boolean;
+  /** Folder layout for a new lake (default [1, -1]); must match an existing lake's. */
+  levels?: number[];
+  /** Digest recorded in a new lake's config.yml when it is not sha256. */
+  algorithm?: string;
+  /** Byte cap of a new lake (config.yml `max_size`), e.g. `500G`; must match an existing lake's. */
+  maxSize?: number | string;
+  /** Free space to leave on the filesystem (config.yml `free_disk_size`); must match an existing lake's. */
+  minFreeSpace?: number | string;
+  /** fsync each blob and its folder before it becomes visible (survives power loss; slower). */
+  fsync?: boolean;
+  /** Temp files of other hosts (or of Python tarn) untouched this long are swept. Default 24 h. */
+  staleTempAfterMs?: number;
+}
+
+/**
+ * A lake folder, laid out exactly as Python tarn's DiskDict lays it out (config.yml, `2c/f24dba…`
+ * blobs, `.tmp/`, `tools/`), so both implementations read and write the same lakes.
+ */
+export class DiskLocation implements Location {
+  readonly kind = 'disk';
+  readonly target: string;
+  readonly config: LakeConfig;
+  readonly root: string;
+  readonly #tmp: string;
+  readonly #tools: string;
+  readonly #tree: Tree;
+  readonly #ctx: StageContext;
+  readonly #ledger: Ledger | undefined;
+  readonly #staleAfter: number;
+  #swept = false;
+
+  constructor(root: string, options: DiskOptions = {}) {
+    this.root = resolve(root);
+    this.target = this.root;
+    const create = options.create ?? true;
+    let existing: ReturnType<typeof statSync> | undefined;
+    try {
+      existing = statSync(this.root);
+    } catch {
+      if (!create) throw new ConfigError(`no lake at ${this.root}; create it with \`tarn init ${root}\``);
+      mkdirSync(this.root, { recursive: true });
+      existing = statSync(this.root);
+    }
+    if (!existing.isDirectory()) throw new ConfigError(`${this.root} is not a folder`);
+    const mode = Number(existing.mode) & 0o777;
+    this.#tree = new Tree(mode, Number(existing.gid));
+
+    const wanted = {
+      levels: options.levels,
+      algorithm: options.algorithm,
+      maxSize: options.maxSize === undefined ? undefined : parseSize(options.maxSize, ['maxSize']),
+      minFreeSpace:
+        options.minFreeSpace === undefined ? undefined : parseSize(options.minFreeSpace, ['minFreeSpace']),
+    };
+    let config = readLakeConfig(this.root);
+    if (!config) {
+      if (!create)
+        throw new ConfigError(`${this.root} has no config.yml; create the lake with \`tarn init\``);
+      config = writeLakeConfig(this.root, wanted, mode);
+    }
+    checkAgrees(config, wanted, this.root);
+    this.config = config;
+
+    this.#tmp = join(this.root, '.tmp');
+    this.#tools = join(this.root, 'tools');
+    // Python tarn creates these on open and expects them; so do we (synchronously, once).
+    for (const dir of [this.#tmp, join(this.#tools, 'usage'), join(this.#tools, 'labels')]) {
+      mkdirSync(dir, { recursive: true });
+    }
+    this.#staleAfter = options.staleTempAfterMs ?? 24 * 3600_000;
+    this.#ledger = config.maxSize === undefined ? undefined : new Ledger(this.#tools, () => this.#count());
+    this.#ctx = {
+      tmpDir: this.#tmp,
+      tree: this.#tree,
+      blobMode: 0o444 & mode,
+      fsync: options.fsync ?? false,
+      digest: config.digest,
+      ledger: this.#ledger,
+      maxSize: config.maxSize,
+      headroom: () => this.#headroom(),
+      pathOf: (key) => this.pathOf(key),
+      quarantine: (key) => this.quarantine(key),
+      published: async (key) => {
+        if (config.statUsage) await this.touch(key);
+      },
+    };
+  }
+
+  /** The digest recorded in config.yml, if the lake records one. */
+  get digest(): Digest | undefined {
+    return this.config.digest;
+  }
+
+  /** The blob's path (whether or not it exists). Throws InvalidKeyError for a malformed key. */
+  pathOf(key: string): string {
+    return join(this.root, ...keyToParts(key, this.config.levels));
+  }
+
+  async read(key: string, options?: OpOptions): Promise<Value | null> {
+    throwIfAborted(options?.signal);
+    const found = await this.#find(key);
+    if (!found) return null;
+    if (this.config.statUsage) await this.touch(key);
+    return new FileValue(found.path, found.size);
+  }
+
+  async contains(key: string, options?: OpOptions): Promise<boolean> {
+    throwIfAborted(options?.signal);
+    return (await this.#find(key)) !== undefined;
+  }
+
+  async stage(options: StageOptions = {}): Promise<Stage | null> {
+    throwIfAborted(options.signal);
+    if (options.key !== undefined) this.pathOf(options.key); // validate before any byte moves
+    if (!this.#swept) {
+      this.#swept = true;
+      await sweepTemp(this.#tmp, this.#staleAfter);
+    }
+    const headroom = await this.#headroom();
+    let used = 0;
+    if (this.#ledger && this.config.maxSize !== undefined) {
+      used = (await this.#ledger.read()).bytes;
+      if (used + (options.size ?? 0) > this.config.maxSize) return null;
+    }
+    if ((options.size ?? 0) > headroom) return null;
+    return DiskStage.create(
+      { ...this.#ctx, digest: this.#ctx.digest ?? options.digest },
+      options.key,
+      headroom,
+      used,
+    );
+  }
+
+  async delete(key: string, options?: OpOptions): Promise<boolean> {
+    throwIfAborted(options?.signal);
+    const found = await this.#find(key);
+    if (!found) return false;
+    const path = this.pathOf(key);
+    try {
+      await rm(path, { recursive: found.path !== path });
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return false; // another process won
+      throw e;
+    }
+    await this.#ledger?.release(found.size);
+    await rm(this.#usageMark(key), { force: true });
+    return true;
+  }
+
+  async *keys(options?: OpOptions): AsyncIterable<string> {
+    const { levels } = this.config;
+    const walk = async function* (dir: string, depth: number, prefix: string): AsyncGenerator<string> {
+      let entries: Awaited<ReturnType<typeof opendir>>;
+      try {
+        entries = await opendir(dir);
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code === 'ENOENT') return;
+        throw e;
+      }
+      for await (const entry of entries) {
+        throwIfAborted(options?.signal);
+        if (!isComponent(entry.name, levels, depth)) continue;
+        const key = prefix + entry.name;
+        if (depth === levels.length - 1) {
+          // a file, or Python tarn's legacy <key>/data folder
+          if (entry.isFile() || entry.isDirectory()) yield key;
+        } else if (entry.isDirectory()) {
+          yield* walk(join(dir, entry.name), depth + 1, key);
+        }
+      }
+    };
+    yield* walk(this.root, 0, '');
+  }
+
+  async touch(key: string, options?: OpOptions): Promise<boolean> {
+    throwIfAborted(options?.signal);
+    const path = this.pathOf(key);
+    if (!(await this.#find(key))) return false;
+    const now = new Date();
+    if (this.config.statUsage) {
+      // Python's StatUsage: an empty, world-writable marker whose mtime is the last use.
+      const mark = this.#usageMark(key);
+      await utimes(mark, now, now).catch(async () => {
+        await mkdir(dirname(mark), { recursive: true, mode: 0o777 });
+        await writeFile(mark, '', { mode: 0o777 });
+      });
+      return true;
+    }
+    // Without a tracker the blob's own mtime records the use; a blob owned by someone else keeps its time.
+    await utimes(path, now, now).catch(() => undefined);
+    return true;
+  }
+
+  /** Moves a corrupt blob to tools/quarantine/ (Python tarn lists nothing under tools/). */
+  async quarantine(key: string): Promise<string | undefined> {
+    const path = this.pathOf(key);
+    const size = (await this.#find(key))?.size;
+    const dir = join(this.#tools, 'quarantine');
+    await mkdir(dir, { recursive: true });
+    const to = join(dir, `${key}.${new Date().toISOString().replace(/[:.]/g, '-')}`);
+    try {
+      await rename(path, to);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+      throw e;
+    }
+    if (size !== undefined) await this.#ledger?.release(size);
+    return to;
+  }
+
+  /**
+   * Housekeeping: removes temp files no live writer will finish, and recounts a capped lake's
+   * byte total (dropping the slack that killed writers leave).
+   */
+  async sweep(): Promise<{ tempFilesRemoved: number; usage?: Usage }> {
+    const tempFilesRemoved = await sweepTemp(this.#tmp, this.#staleAfter);
+    const usage = await this.#ledger?.rebuild();
+    return { tempFilesRemoved, usage };
+  }
+
+  async close(): Promise<void> {}
+
+  async #find(key: string): Promise<{ path: string; size: number } | undefined> {
+    const path = this.pathOf(key);
+    try {
+      const st = await stat(path);
+      if (st.isFile()) return { path, size: st.size };
+      if (st.isDirectory()) {
+        const data = join(path, 'data');
+        const dt = await stat(data);
+        return { path: data, size: dt.size };
+      }
+      return undefined;
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      if (code === 'ENOENT' || code === 'ENOTDIR') return undefined;
+      throw e;
+    }
+  }
+
+  #usageMark(key: string): string {
+    return join(this.#tools, 'usage', key.slice(0, 2), key.slice(2));
+  }
+
+  async #headroom(): Promise<number> {
+    if (this.config.minFreeSpace <= 0) return Number.POSITIVE_INFINITY;
+    const s = await statfs(this.root);
+    return Number(s.bavail) * Number(s.bsize) - this.config.minFreeSpace;
+  }
+
+  async #count(): Promise<Usage> {
+    let bytes = 0;
+    let blobs = 0;
+    for await (const key of this.keys()) {
+      const found = await this.#find(key);
+      if (found) {
+        bytes += found.size;
+        blobs++;
+      }
+    }
+    return { bytes, blobs };
+  }
+}
+
+function checkAgrees(
+  config: LakeConfig,
+  wanted: { levels?: number[]; maxSize?: number; minFreeSpace?: number; algorithm?: string },
+  root: string,
+): void {
+  const where = `${root}/config.yml`;
+  if (wanted.levels && JSON.stringify(wanted.levels) !== JSON.stringify(config.levels)) {
+    throw new ConfigError(
+      `levels ${JSON.stringify(wanted.levels)} differ from ${JSON.stringify(config.levels)} in ${where}`,
+      ['levels'],
+    );
+  }
+  if (wanted.maxSize !== undefined && wanted.maxSize !== config.maxSize) {
+    throw new ConfigError(
+      `maxSize ${wanted.maxSize} differs from max_size ${config.maxSize ?? 'unset'} in ${where}; edit config.yml so that every writer enforces the same cap`,
+      ['maxSize'],
+    );
+  }
+  if (wanted.minFreeSpace !== undefined && wanted.minFreeSpace !== config.minFreeSpace) {
+    throw new ConfigError(
+      `minFreeSpace ${wanted.minFreeSpace} differs from free_disk_size ${config.minFreeSpace} in ${where}; edit config.yml`,
+      ['minFreeSpace'],
+    );
+  }
+}

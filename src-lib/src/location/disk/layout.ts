@@ -1,0 +1,59 @@
+import { assertHexKey } from '../../digest.js';
+import { ConfigError, InvalidKeyError } from '../../errors.js';
+
+/**
+ * A lake's `levels`: how many key bytes name each folder level, -1 meaning "the rest".
+ * Python tarn's default [1, -1] turns 2cf24dba... into 2c/f24dba...
+ */
+export type Levels = readonly number[];
+
+export function validateLevels(levels: unknown): Levels {
+  if (
+    !Array.isArray(levels) ||
+    levels.length === 0 ||
+    !levels.every((l, i) => Number.isInteger(l) && (l > 0 || (l === -1 && i === levels.length - 1)))
+  ) {
+    throw new ConfigError(
+      `${JSON.stringify(levels)} is not a layout; use positive byte counts, optionally ending in -1 (the rest), e.g. [1, -1]`,
+      ['levels'],
+    );
+  }
+  return levels as number[];
+}
+
+/** Hex length every key must have under these levels, or undefined when the last level is -1. */
+export function fixedHexLength(levels: Levels): number | undefined {
+  return levels.at(-1) === -1 ? undefined : levels.reduce((a, b) => a + b, 0) * 2;
+}
+
+/** The key's path relative to the lake root, as folder components. */
+export function keyToParts(key: string, levels: Levels): string[] {
+  assertHexKey(key);
+  const fixed = fixedHexLength(levels);
+  const prefix = levels.reduce((a, l) => a + (l > 0 ? l * 2 : 0), 0);
+  if (fixed !== undefined ? key.length !== fixed : key.length <= prefix) {
+    throw new InvalidKeyError(
+      key,
+      fixed !== undefined
+        ? `this lake's layout ${JSON.stringify(levels)} takes keys of ${fixed} hex characters`
+        : `this lake's layout ${JSON.stringify(levels)} takes keys longer than ${prefix} hex characters`,
+    );
+  }
+  const parts: string[] = [];
+  let start = 0;
+  for (const level of levels) {
+    const stop = level === -1 ? key.length : start + level * 2;
+    parts.push(key.slice(start, stop));
+    start = stop;
+  }
+  return parts;
+}
+
+const HEX = /^[0-9a-f]+$/;
+
+/** Whether a directory entry name can be the component at `depth` (filters config.yml, tools/, .tmp/). */
+export function isComponent(name: string, levels: Levels, depth: number): boolean {
+  const level = levels[depth];
+  if (level === undefined || !HEX.test(name)) return false;
+  return level === -1 ? name.length % 2 === 0 : name.length === level * 2;
+}

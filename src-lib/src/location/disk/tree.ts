@@ -1,0 +1,43 @@
+import { chmod, chown, mkdir } from 'node:fs/promises';
+import { dirname } from 'node:path';
+
+/**
+ * Folder creation that follows Python tarn's rule: every folder gets the lake root's
+ * permission bits and group, whatever the writer's umask and primary group are, so a lake
+ * shared by a lab's users stays usable by all of them.
+ */
+export class Tree {
+  // Folders are never removed by tarn, so one mkdir per folder and process is enough.
+  readonly #known = new Set<string>();
+  constructor(
+    readonly mode: number,
+    readonly gid: number,
+  ) {}
+
+  async ensure(dir: string): Promise<void> {
+    if (this.#known.has(dir)) return;
+    try {
+      await mkdir(dir);
+      await this.adopt(dir, this.mode);
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      if (code === 'ENOENT') {
+        await this.ensure(dirname(dir));
+        return this.ensure(dir);
+      }
+      if (code !== 'EEXIST') throw e;
+    }
+    this.#known.add(dir);
+  }
+
+  /** Forget cached folders (someone removed them behind our back). */
+  forget(): void {
+    this.#known.clear();
+  }
+
+  /** Give a new file or folder the lake's mode and group. */
+  async adopt(path: string, mode: number): Promise<void> {
+    await chmod(path, mode);
+    if (process.getegid?.() !== this.gid) await chown(path, -1, this.gid).catch(() => undefined);
+  }
+}

@@ -1,0 +1,283 @@
+import { type Digest, digest, normalizeKey } from './digest.js';
+import {
+  AbortError,
+  ConfigError,
+  KeyMismatchError,
+  NotFoundError,
+  RefusedError,
+  SourceError,
+  StorageCorruption,
+  TarnError,
+  throwIfAborted,
+} from './errors.js';
+import { DiskLocation } from './location/disk/index.js';
+import type { Location, OpOptions, Stage } from './location.js';
+import { type OpenedSource, openSource, type WriteSource } from './source.js';
+import { StoredValue } from './stored-value.js';
+
+export interface StorageOptions {
+  /** A fixed-length node:crypto digest: sha256 (default), sha512, blake2b512, ... */
+  algorithm?: string;
+}
+
+export interface WriteOptions extends OpOptions {
+  /** The key the caller expects; on a mismatch nothing becomes visible and KeyMismatchError is thrown. */
+  expectedKey?: string;
+  /** Called with the running byte count as the value streams in. */
+  onProgress?: (bytes: number) => void;
+}
+
+export interface ReadOptions extends OpOptions {
+  /** Re-hash the bytes and fail with StorageCorruption (quarantining the blob) if they do not match. */
+  verify?: boolean;
+}
+
+export interface VerifyReport {
+  checked: number;
+  bytes: number;
+  corrupt: Array<{ key: string; actual: string | undefined; quarantinedTo: string | undefined }>;
+  /** Housekeeping done by the location (temp files swept, accounting rebuilt), when it does any. */
+  housekeeping?: unknown;
+}
+
+/** A location that offers housekeeping (the disk location does). */
+interface Sweepable {
+  sweep(): Promise<unknown>;
+}
+
+/**
+ * Content-addressed storage: values are written once and read back by the hex digest of their
+ * bytes. The digest is computed in the same pass that streams the bytes to the location.
+ */
+export class HashKeyStorage {
+  readonly location: Location;
+  readonly digest: Digest;
+
+  /** `location` is a Location, or a folder path for a disk lake (created when missing). */
+  constructor(location: Location | string, options: StorageOptions = {}) {
+    this.location =
+      typeof location === 'string' ? new DiskLocation(location, { algorithm: options.algorithm }) : location;
+    const recorded = (this.location as { digest?: Digest }).digest;
+    if (options.algorithm !== undefined) {
+      this.digest = digest(options.algorithm);
+      if (recorded && recorded.name !== this.digest.name) {
+        throw new ConfigError(
+          `the storage is keyed by ${recorded.name} (its config.yml says so), not ${this.digest.name}`,
+          ['algorithm'],
+        );
+      }
+    } else {
+      this.digest = recorded ?? digest('sha256');
+    }
+  }
+
+  get algorithm(): string {
+    return this.digest.name;
+  }
+
+  /**
+   * Stores a value and returns its key. `source` is a file path, bytes, a Node Readable, a web
+   * ReadableStream or an AsyncIterable of chunks; it is read once, hashed as it streams.
+   */
+  async write(source: WriteSource, options: WriteOptions = {}): Promise<string> {
+    const { signal } = options;
+    throwIfAborted(signal);
+    const expected =
+      options.expectedKey === undefined ? undefined : normalizeKey(options.expectedKey, this.digest);
+    const src = await openSource(source, signal);
+    let stage: Stage | null = null;
+    try {
+      // Bytes already in memory are hashed first: then the key is known before anything is written.
+      const known = src.whole ? this.digest.of(src.whole) : expected;
+      if (src.whole && expected !== undefined && known !== expected)
+        throw new KeyMismatchError(expected, known as string);
+      stage = await this.location.stage({ size: src.size, key: known, digest: this.digest, signal });
+      if (!stage) throw new RefusedError(this.#refusal(src.size), undefined);
+
+      const h = src.whole ? undefined : this.digest.create();
+      let refusedMidway = false;
+      let done = 0;
+      for (;;) {
+        let next: IteratorResult<Uint8Array>;
+        try {
+          next = await src.chunks.next();
+        } catch (e) {
+          if (e instanceof TarnError) throw e;
+          throw new SourceError(`reading the source failed: ${(e as Error).message}`, { cause: e });
+        }
+        if (next.done) break;
+        throwIfAborted(signal);
+        h?.update(next.value);
+        done += next.value.byteLength;
+        options.onProgress?.(done);
+        if (!(await stage.push(next.value))) {
+          refusedMidway = true;
+          break;
+        }
+      }
+      if (refusedMidway) throw this.#refused(stage, src, 'a location limit was reached while writing');
+      const key = h ? h.digest('hex') : (known as string);
+      if (expected !== undefined && key !== expected) throw new KeyMismatchError(expected, key);
+      const result = await stage.commit(key);
+      if (result.status === 'refused') throw this.#refused(stage, src, result.reason);
+      stage = null;
+      return key;
+    } catch (e) {
+      if (stage && !(e instanceof RefusedError)) await stage.abort();
+      if (signal?.aborted && !(e instanceof AbortError)) throw new AbortError(signal.reason);
+      throw e;
+    } finally {
+      await src.close();
+    }
+  }
+
+  #refusal(size: number | undefined): string {
+    return `${this.location.kind} ${this.location.target} refused${size === undefined ? '' : ` ${size} bytes`}`;
+  }
+
+  /** Builds the RefusedError that can hand the caller's bytes back when the source cannot be reread. */
+  #refused(stage: Stage, src: OpenedSource, reason: string): RefusedError {
+    if (src.replayable) {
+      void stage.abort();
+      return new RefusedError(reason);
+    }
+    let used = false;
+    return new RefusedError(reason, () => {
+      if (used) throw new SourceError('the refused value was already replayed once');
+      used = true;
+      return (async function* () {
+        yield* stage.reclaim();
+        for (;;) {
+          const next = await src.chunks.next();
+          if (next.done) return;
+          yield next.value;
+        }
+      })();
+    });
+  }
+
+  /** Opens a stored value. Throws NotFoundError when it is missing. */
+  async read(key: string, options?: ReadOptions): Promise<StoredValue>;
+  /** Calls `fn` with the value and closes it afterwards; returns what `fn` returns. */
+  async read<T>(key: string, fn: (value: StoredValue) => Promise<T> | T, options?: ReadOptions): Promise<T>;
+  async read<T>(
+    key: string,
+    fnOrOptions?: ((value: StoredValue) => Promise<T> | T) | ReadOptions,
+    maybeOptions?: ReadOptions,
+  ): Promise<StoredValue | T> {
+    const fn = typeof fnOrOptions === 'function' ? fnOrOptions : undefined;
+    const options = (typeof fnOrOptions === 'function' ? maybeOptions : fnOrOptions) ?? {};
+    const value = await this.readOrNull(key, options);
+    if (!value) throw new NotFoundError(normalizeKey(key, this.digest));
+    if (!fn) return value;
+    try {
+      return await fn(value);
+    } finally {
+      await value.close();
+    }
+  }
+
+  /** Like `read`, but a missing key gives null. */
+  async readOrNull(key: string, options: ReadOptions = {}): Promise<StoredValue | null> {
+    const k = normalizeKey(key, this.digest);
+    const raw = await this.location.read(k, { signal: options.signal });
+    if (!raw) return null;
+    const value = new StoredValue(k, raw, this.digest, options.verify ?? false, (actual) =>
+      this.#corrupt(k, actual),
+    );
+    // A path lets the caller bypass our streams, so a verified read checks the bytes before handing it out.
+    if (options.verify && raw.path !== undefined) {
+      try {
+        await value.verify({ signal: options.signal });
+      } catch (e) {
+        await value.close();
+        throw e;
+      }
+    }
+    return value;
+  }
+
+  async #corrupt(key: string, actual: string | undefined): Promise<StorageCorruption> {
+    let to: string | undefined;
+    if (this.location.quarantine) to = await this.location.quarantine(key);
+    else await this.location.delete(key);
+    return new StorageCorruption(key, actual, `${this.location.kind} ${this.location.target}`, to);
+  }
+
+  async contains(key: string, options?: OpOptions): Promise<boolean> {
+    return this.location.contains(normalizeKey(key, this.digest), options);
+  }
+
+  /** True when the key was stored and is now removed. */
+  async delete(key: string, options?: OpOptions): Promise<boolean> {
+    return this.location.delete(normalizeKey(key, this.digest), options);
+  }
+
+  /** Every stored key of this storage's digest. */
+  async *keys(options?: OpOptions): AsyncIterable<string> {
+    for await (const key of this.location.keys(options)) {
+      if (key.length === this.digest.hexLength) yield key;
+    }
+  }
+
+  async touch(key: string, options?: OpOptions): Promise<boolean> {
+    return this.location.touch(normalizeKey(key, this.digest), options);
+  }
+
+  /**
+   * Makes sure the keys are readable, copying them into upper levels of a Levels tree on the way
+   * (copy-on-read). Yields each key with whether it was found.
+   */
+  async *fetch(
+    keys: Iterable<string> | AsyncIterable<string>,
+    options?: OpOptions,
+  ): AsyncIterable<{ key: string; present: boolean }> {
+    for await (const key of keys) {
+      throwIfAborted(options?.signal);
+      const value = await this.readOrNull(key, options);
+      await value?.close();
+      yield { key: normalizeKey(key, this.digest), present: value !== null };
+    }
+  }
+
+  /**
+   * Re-hashes every stored value; corrupt ones are quarantined and reported. Also runs the
+   * location's housekeeping (stale temp files, size accounting) when it has any.
+   */
+  async verify(
+    options: OpOptions & { onProgress?: (checked: number, key: string) => void } = {},
+  ): Promise<VerifyReport> {
+    const report: VerifyReport = { checked: 0, bytes: 0, corrupt: [] };
+    for await (const key of this.keys(options)) {
+      const raw = await this.location.read(key, options);
+      if (!raw) continue; // deleted while we walked
+      const h = this.digest.create();
+      try {
+        for await (const chunk of raw.stream(options)) {
+          h.update(chunk as Buffer);
+          report.bytes += (chunk as Buffer).byteLength;
+        }
+      } finally {
+        await raw.close();
+      }
+      const actual = h.digest('hex');
+      if (actual !== key) {
+        const err = await this.#corrupt(key, actual);
+        report.corrupt.push({ key, actual, quarantinedTo: err.quarantinedTo });
+      }
+      report.checked++;
+      options.onProgress?.(report.checked, key);
+    }
+    const sweepable = this.location as Partial<Sweepable>;
+    if (typeof sweepable.sweep === 'function') report.housekeeping = await sweepable.sweep();
+    return report;
+  }
+
+  async close(): Promise<void> {
+    await this.location.close();
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.close();
+  }
+}
