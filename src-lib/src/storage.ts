@@ -86,6 +86,8 @@ export class HashKeyStorage {
       options.expectedKey === undefined ? undefined : normalizeKey(options.expectedKey, this.digest);
     const src = await openSource(source, signal);
     let stage: Stage | null = null;
+    // Set when a RefusedError takes over the unread rest of the source, to replay it to the caller.
+    let handedOver = false;
     try {
       // Bytes already in memory are hashed first: then the key is known before anything is written.
       const known = src.whole ? this.digest.of(src.whole) : expected;
@@ -115,11 +117,17 @@ export class HashKeyStorage {
           break;
         }
       }
-      if (refusedMidway) throw this.#refused(stage, src, 'a location limit was reached while writing');
+      if (refusedMidway) {
+        handedOver = !src.replayable;
+        throw this.#refused(stage, src, 'a location limit was reached while writing');
+      }
       const key = h ? h.digest('hex') : (known as string);
       if (expected !== undefined && key !== expected) throw new KeyMismatchError(expected, key);
       const result = await stage.commit(key);
-      if (result.status === 'refused') throw this.#refused(stage, src, result.reason);
+      if (result.status === 'refused') {
+        handedOver = !src.replayable;
+        throw this.#refused(stage, src, result.reason);
+      }
       stage = null;
       return key;
     } catch (e) {
@@ -127,7 +135,7 @@ export class HashKeyStorage {
       if (signal?.aborted && !(e instanceof AbortError)) throw new AbortError(signal.reason);
       throw e;
     } finally {
-      await src.close();
+      if (!handedOver) await src.close();
     }
   }
 
@@ -146,11 +154,15 @@ export class HashKeyStorage {
       if (used) throw new SourceError('the refused value was already replayed once');
       used = true;
       return (async function* () {
-        yield* stage.reclaim();
-        for (;;) {
-          const next = await src.chunks.next();
-          if (next.done) return;
-          yield next.value;
+        try {
+          yield* stage.reclaim();
+          for (;;) {
+            const next = await src.chunks.next();
+            if (next.done) return;
+            yield next.value;
+          }
+        } finally {
+          await src.close();
         }
       })();
     });

@@ -1,0 +1,112 @@
+import { readFileSync, statfsSync } from 'node:fs';
+import { join } from 'node:path';
+import { DiskLocation, HashKeyStorage, RefusedError } from '@tarnjs/tarn';
+import { describe, expect, it } from 'vitest';
+import { pseudoRandom, sha256 } from '../../../helpers/data.js';
+import { child, collect } from '../../../helpers/spawn.js';
+import { freshPath, tempDir } from '../../../helpers/tmp.js';
+
+const base = tempDir();
+
+async function* chunks(buf: Buffer, size = 1 << 20) {
+  for (let i = 0; i < buf.length; i += size) yield buf.subarray(i, i + size);
+}
+
+async function drain(source: AsyncIterable<Uint8Array> | undefined): Promise<Buffer> {
+  const parts: Uint8Array[] = [];
+  for await (const c of source ?? []) parts.push(c);
+  return Buffer.concat(parts);
+}
+
+describe('maxSize', () => {
+  it('refuses a write that would pass the cap, before any byte moves when the size is known', async () => {
+    const root = freshPath(base);
+    const storage = new HashKeyStorage(new DiskLocation(root, { maxSize: 10_000 }));
+    await storage.write(pseudoRandom('a', 6000));
+    const err = await storage.write(pseudoRandom('b', 6000)).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(RefusedError);
+    // A buffer can simply be offered again: nothing to hand back.
+    expect((err as RefusedError).source()).toBeUndefined();
+    expect(await storage.write(pseudoRandom('c', 4000))).toBe(sha256(pseudoRandom('c', 4000)));
+    expect(JSON.parse(readFileSync(join(root, 'tools', 'size.json'), 'utf8'))).toEqual({
+      bytes: 10_000,
+      blobs: 2,
+    });
+  });
+
+  it('a streamed value refused midway is handed back whole, so nothing is lost', async () => {
+    const root = freshPath(base);
+    const storage = new HashKeyStorage(new DiskLocation(root, { maxSize: 3 << 20 }));
+    const data = pseudoRandom('too big', 5 << 20);
+    const err = await storage.write(chunks(data)).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(RefusedError);
+    const back = await drain((err as RefusedError).source());
+    expect(back.equals(data)).toBe(true);
+    expect(() => (err as RefusedError).source()).toThrow(/already replayed/);
+    expect(await storage.contains(sha256(data))).toBe(false);
+  });
+
+  it('a duplicate write and a delete keep the total right, across instances', async () => {
+    const root = freshPath(base);
+    const s1 = new HashKeyStorage(new DiskLocation(root, { maxSize: '1M' }));
+    const k = await s1.write(pseudoRandom('x', 1000));
+    await s1.write(pseudoRandom('x', 1000));
+    await s1.write(pseudoRandom('y', 500));
+    const s2 = new HashKeyStorage(root);
+    expect(await s2.delete(k)).toBe(true);
+    expect(JSON.parse(readFileSync(join(root, 'tools', 'size.json'), 'utf8'))).toEqual({
+      bytes: 500,
+      blobs: 1,
+    });
+  });
+
+  it('processes writing at once never pass the cap together', async () => {
+    const root = freshPath(base);
+    new DiskLocation(root, { maxSize: 20_000 });
+    const writers = [0, 1, 2, 3].map((p) =>
+      collect(
+        child('writer.mjs', [
+          root,
+          JSON.stringify([0, 1, 2, 3, 4].map((i) => ({ seed: `p${p}-${i}`, size: 2000 }))),
+        ]),
+      ),
+    );
+    const results = (await Promise.all(writers)).map(
+      (r) => JSON.parse(r.stdout) as Array<{ key?: string; error?: string }>,
+    );
+    const stored = results.flat().filter((r) => r.key);
+    const refused = results.flat().filter((r) => r.error);
+    expect(stored).toHaveLength(10);
+    expect(refused.every((r) => r.error === 'TARN_REFUSED')).toBe(true);
+    expect(refused).toHaveLength(10);
+    const lake = new DiskLocation(root);
+    let bytes = 0;
+    for await (const key of lake.keys()) bytes += readFileSync(lake.pathOf(key)).length;
+    expect(bytes).toBe(20_000);
+    expect((await lake.sweep()).usage).toEqual({ bytes: 20_000, blobs: 10 });
+  });
+});
+
+describe('minFreeSpace', () => {
+  // tmpfs: its free space does not move under us while the test runs.
+  const shm = tempDir('tarn-shm-', '/dev/shm');
+
+  it('refuses when the filesystem is short of the reserve', async () => {
+    const storage = new HashKeyStorage(new DiskLocation(freshPath(shm), { minFreeSpace: '1PB' }));
+    await expect(storage.write(Buffer.from('x'))).rejects.toBeInstanceOf(RefusedError);
+  });
+
+  it('refuses midway a stream that would eat into the reserve, and hands it back', async () => {
+    const root = freshPath(shm);
+    const s = statfsSync('/dev/shm');
+    const free = s.bavail * s.bsize;
+    const storage = new HashKeyStorage(new DiskLocation(root, { minFreeSpace: free - (8 << 20) }));
+    const data = pseudoRandom('fills the disk', 20 << 20);
+    const err = await storage.write(chunks(data)).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(RefusedError);
+    expect((await drain((err as RefusedError).source())).equals(data)).toBe(true);
+    expect(await storage.contains(sha256(data))).toBe(false);
+    // Small values still fit.
+    expect(await storage.write(Buffer.from('small'))).toBe(sha256('small'));
+  });
+});

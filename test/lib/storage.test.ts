@@ -1,0 +1,280 @@
+import { spawn } from 'node:child_process';
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { Readable } from 'node:stream';
+import {
+  AbortError,
+  ConfigError,
+  DiskLocation,
+  HashKeyStorage,
+  KeyMismatchError,
+  NotFoundError,
+  SourceError,
+  StorageCorruption,
+} from '@tarnjs/tarn';
+import { describe, expect, it } from 'vitest';
+import { pseudoRandom, sha256 } from '../helpers/data.js';
+import { freshPath, tempDir } from '../helpers/tmp.js';
+
+const base = tempDir();
+const tmpEntries = (root: string) => readdirSync(join(root, '.tmp'));
+
+describe('HashKeyStorage.write', () => {
+  const root = freshPath(base);
+  const storage = new HashKeyStorage(root);
+  const data = pseudoRandom('write', 3 * (1 << 20) + 17);
+  const key = sha256(data);
+
+  async function* chunks(buf: Buffer, size: number) {
+    for (let i = 0; i < buf.length; i += size) yield buf.subarray(i, i + size);
+  }
+
+  it.each([
+    ['a Buffer', () => data],
+    ['a Uint8Array', () => new Uint8Array(data)],
+    [
+      'a file path',
+      () => {
+        const file = join(base, 'source.bin');
+        writeFileSync(file, data);
+        return file;
+      },
+    ],
+    ['a Node Readable', () => Readable.from(chunks(data, 65536))],
+    [
+      'a web ReadableStream',
+      () => Readable.toWeb(Readable.from(chunks(data, 100_000))) as ReadableStream<Uint8Array>,
+    ],
+    ['an AsyncIterable of odd-sized chunks', () => chunks(data, 4097)],
+  ])('stores %s under the sha256 of its bytes', async (_name, make) => {
+    expect(await storage.write(make())).toBe(key);
+    expect(readFileSync(new DiskLocation(root).pathOf(key)).equals(data)).toBe(true);
+    expect(tmpEntries(root)).toEqual([]);
+  });
+
+  it('hashes a non-seekable pipe in one pass', async () => {
+    const cat = spawn('cat', [], { stdio: ['pipe', 'pipe', 'inherit'] });
+    cat.stdin.end(data);
+    expect(await storage.write(cat.stdout)).toBe(key);
+  });
+
+  it('stores the empty value', async () => {
+    const k = await storage.write(Buffer.alloc(0));
+    expect(k).toBe(sha256(''));
+    expect((await storage.read(k)).size).toBe(0);
+    expect(await storage.write(chunks(Buffer.alloc(0), 1))).toBe(k);
+  });
+
+  it('keeps one copy of a value written twice', async () => {
+    const k1 = await storage.write(Buffer.from('twice'));
+    const k2 = await storage.write(Buffer.from('twice'));
+    expect(k1).toBe(k2);
+    const shard = join(root, k1.slice(0, 2));
+    expect(readdirSync(shard).filter((f) => f === k1.slice(2))).toHaveLength(1);
+  });
+
+  it('with expectedKey: a mismatch stores nothing and says which key the bytes have', async () => {
+    const wrong = sha256('something else');
+    const err = await storage
+      .write(chunks(Buffer.from('payload'), 3), { expectedKey: wrong })
+      .catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(KeyMismatchError);
+    expect((err as KeyMismatchError).actual).toBe(sha256('payload'));
+    expect(await storage.contains(sha256('payload'))).toBe(false);
+    expect(await storage.contains(wrong)).toBe(false);
+    expect(tmpEntries(root)).toEqual([]);
+    await expect(storage.write(Buffer.from('payload'), { expectedKey: wrong })).rejects.toBeInstanceOf(
+      KeyMismatchError,
+    );
+    expect(await storage.write(Buffer.from('payload'), { expectedKey: sha256('payload') })).toBe(
+      sha256('payload'),
+    );
+  });
+
+  it('a source that fails midway stores nothing', async () => {
+    async function* broken() {
+      yield Buffer.from('first part');
+      throw new Error('network dropped');
+    }
+    const err = await storage.write(broken()).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(SourceError);
+    expect((err as Error).message).toMatch(/network dropped/);
+    expect(await storage.contains(sha256('first part'))).toBe(false);
+    expect(tmpEntries(root)).toEqual([]);
+  });
+
+  it('rejects chunks that are not bytes', async () => {
+    async function* strings() {
+      yield 'text' as unknown as Uint8Array;
+    }
+    await expect(storage.write(strings())).rejects.toBeInstanceOf(SourceError);
+    await expect(storage.write(42 as unknown as Buffer)).rejects.toBeInstanceOf(SourceError);
+    await expect(storage.write(join(base, 'missing-file'))).rejects.toThrow(/cannot open/);
+  });
+
+  it('an aborted write leaves nothing behind', async () => {
+    const controller = new AbortController();
+    async function* endless() {
+      for (let i = 0; ; i++) {
+        if (i === 3) controller.abort(new Error('user cancelled'));
+        yield pseudoRandom(`endless${i}`, 1 << 20);
+      }
+    }
+    await expect(storage.write(endless(), { signal: controller.signal })).rejects.toBeInstanceOf(AbortError);
+    expect(tmpEntries(root)).toEqual([]);
+    await expect(storage.write(data, { signal: AbortSignal.abort() })).rejects.toBeInstanceOf(AbortError);
+  });
+
+  it('reports progress', async () => {
+    const seen: number[] = [];
+    await storage.write(chunks(data, 1 << 20), { onProgress: (n) => seen.push(n) });
+    expect(seen.at(-1)).toBe(data.length);
+  });
+});
+
+describe('HashKeyStorage.read', () => {
+  const root = freshPath(base);
+  const storage = new HashKeyStorage(root);
+
+  it('gives a local path, a stream and the bytes', async () => {
+    const data = pseudoRandom('read', 200_000);
+    const key = await storage.write(data);
+    {
+      await using value = await storage.read(key);
+      expect(value.key).toBe(key);
+      expect(value.size).toBe(data.length);
+      expect(value.path).toBe(join(root, key.slice(0, 2), key.slice(2)));
+      expect(readFileSync(value.path as string).equals(data)).toBe(true);
+      expect((await value.bytes()).equals(data)).toBe(true);
+      const parts: Buffer[] = [];
+      for await (const c of value.stream()) parts.push(c as Buffer);
+      expect(Buffer.concat(parts).equals(data)).toBe(true);
+    }
+    expect(await storage.read(key, (v) => v.bytes().then((b) => b.length))).toBe(data.length);
+  });
+
+  it('a missing key is a NotFoundError, or null with readOrNull', async () => {
+    const missing = sha256('never written');
+    const err = await storage.read(missing).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(NotFoundError);
+    expect((err as NotFoundError).key).toBe(missing);
+    expect(await storage.readOrNull(missing)).toBeNull();
+  });
+
+  it('verify: a corrupt blob raises StorageCorruption and is quarantined, then a rewrite repairs it', async () => {
+    const data = Buffer.from('precious bytes');
+    const key = await storage.write(data);
+    const lake = new DiskLocation(root);
+    const path = lake.pathOf(key);
+    // Damage the blob in place (same size), as a bad disk would.
+    const { chmodSync } = await import('node:fs');
+    chmodSync(path, 0o644);
+    writeFileSync(path, Buffer.from('PRECIOUS BYTES'));
+    chmodSync(path, 0o444);
+
+    // Without verification the bytes are served as they are.
+    expect(await storage.read(key, (v) => v.text())).toBe('PRECIOUS BYTES');
+    const err = await storage.read(key, { verify: true }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(StorageCorruption);
+    expect((err as StorageCorruption).actual).toBe(sha256('PRECIOUS BYTES'));
+    const to = (err as StorageCorruption).quarantinedTo as string;
+    expect(to).toContain(join(root, 'tools', 'quarantine', key));
+    expect(readFileSync(to, 'utf8')).toBe('PRECIOUS BYTES');
+    expect(await storage.contains(key)).toBe(false);
+
+    expect(await storage.write(data)).toBe(key);
+    expect(await storage.read(key, (v) => v.text(), { verify: true })).toBe('precious bytes');
+  });
+
+  it('verify on a stream fails at the end of the stream', async () => {
+    const key = await storage.write(Buffer.from('stream me'));
+    const lake = new DiskLocation(root);
+    // A location that serves damaged bytes without a local path: the check runs on the stream.
+    const s2 = new HashKeyStorage({
+      ...lakeMethods(lake),
+      read: async (k: string) => {
+        const v = await lake.read(k);
+        return (
+          v && {
+            size: v.size,
+            stream: () => Readable.from([Buffer.from('stream ME')]),
+            close: () => v.close(),
+          }
+        );
+      },
+    });
+    await expect(s2.read(key, (v) => v.bytes(), { verify: true })).rejects.toBeInstanceOf(StorageCorruption);
+  });
+});
+
+function lakeMethods(lake: DiskLocation) {
+  return {
+    kind: lake.kind,
+    target: lake.target,
+    read: lake.read.bind(lake),
+    stage: lake.stage.bind(lake),
+    contains: lake.contains.bind(lake),
+    delete: lake.delete.bind(lake),
+    keys: lake.keys.bind(lake),
+    touch: lake.touch.bind(lake),
+    quarantine: lake.quarantine.bind(lake),
+    close: lake.close.bind(lake),
+  };
+}
+
+describe('HashKeyStorage: contains, delete, keys, fetch, verify', () => {
+  const root = freshPath(base);
+  const storage = new HashKeyStorage(root);
+
+  it('lists, checks and deletes keys', async () => {
+    const keys = await Promise.all(['a', 'b', 'c'].map((s) => storage.write(Buffer.from(s))));
+    const listed: string[] = [];
+    for await (const k of storage.keys()) listed.push(k);
+    expect(listed.sort()).toEqual([...keys].sort());
+    expect(await storage.delete(keys[0] as string)).toBe(true);
+    expect(await storage.delete(keys[0] as string)).toBe(false);
+    expect(await storage.contains(keys[0] as string)).toBe(false);
+    expect(await storage.contains(keys[1] as string)).toBe(true);
+  });
+
+  it('fetch reports which keys are present', async () => {
+    const k = await storage.write(Buffer.from('fetch me'));
+    const out = [];
+    for await (const r of storage.fetch([k, sha256('absent')])) out.push(r);
+    expect(out).toEqual([
+      { key: k, present: true },
+      { key: sha256('absent'), present: false },
+    ]);
+  });
+
+  it('verify re-hashes everything and quarantines what is corrupt', async () => {
+    const good = await storage.write(Buffer.from('good'));
+    const bad = await storage.write(Buffer.from('bad!'));
+    const path = new DiskLocation(root).pathOf(bad);
+    const { chmodSync } = await import('node:fs');
+    chmodSync(path, 0o644);
+    writeFileSync(path, 'evil');
+    const report = await storage.verify();
+    expect(report.corrupt.map((c) => c.key)).toEqual([bad]);
+    expect(report.corrupt[0]?.actual).toBe(sha256('evil'));
+    expect(await storage.contains(bad)).toBe(false);
+    expect(await storage.contains(good)).toBe(true);
+    expect((await storage.verify()).corrupt).toEqual([]);
+  });
+});
+
+describe('algorithms', () => {
+  it.each([
+    ['sha512', 128],
+    ['blake2b512', 128],
+  ])('%s keys have %d hex characters and the lake records the digest', async (algorithm, length) => {
+    const root = freshPath(base, algorithm);
+    const storage = new HashKeyStorage(root, { algorithm });
+    const key = await storage.write(Buffer.from('hello'));
+    expect(key).toHaveLength(length);
+    expect(await storage.read(key, (v) => v.text())).toBe('hello');
+    // Reopened without naming the digest, the lake's config.yml supplies it.
+    expect(new HashKeyStorage(root).algorithm).toBe(algorithm);
+    expect(() => new HashKeyStorage(root, { algorithm: 'sha256' })).toThrow(ConfigError);
+  });
+});
