@@ -88,5 +88,7 @@ export interface Value {
   readonly size?: number;
   /** The bytes as a stream; may be called more than once. */
   stream(options?: OpOptions): Readable;
+  /** The whole value in one piece, when the location can do that better than draining `stream()`. */
+  bytes?(options?: OpOptions): Promise<Buffer>;
   close(): Promise<void>;
 }

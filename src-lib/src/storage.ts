@@ -13,7 +13,7 @@ import {
 import { DiskLocation } from './location/disk/index.js';
 import type { Location, OpOptions, Stage } from './location.js';
 import { type OpenedSource, openSource, type WriteSource } from './source.js';
-import { StoredValue } from './stored-value.js';
+import { KEEP_VERIFIED, StoredValue } from './stored-value.js';
 
 export interface StorageOptions {
   /** A fixed-length node:crypto digest: sha256 (default), sha512, blake2b512, ... */
@@ -197,8 +197,9 @@ export class HashKeyStorage {
     const value = new StoredValue(k, raw, this.digest, options.verify ?? false, (actual) =>
       this.#corrupt(k, actual),
     );
-    // A path lets the caller bypass our streams, so a verified read checks the bytes before handing it out.
-    if (options.verify && raw.path !== undefined) {
+    // Small local values are checked now and kept in memory: one read serves both the check and bytes().
+    // Larger ones are hashed as they stream (one pass); their path waits for verify().
+    if (options.verify && raw.path !== undefined && (raw.size ?? Number.POSITIVE_INFINITY) <= KEEP_VERIFIED) {
       try {
         await value.verify({ signal: options.signal });
       } catch (e) {

@@ -3,12 +3,16 @@ import type { Digest } from './digest.js';
 import type { StorageCorruption } from './errors.js';
 import type { OpOptions, Value } from './location.js';
 
+/** Values up to this size are kept in memory after an eager verification, so `bytes()` does not read twice. */
+export const KEEP_VERIFIED = 1 << 20;
+
 /**
  * What `HashKeyStorage.read` hands out: the bytes as a local path (when they are on local
  * disk), a stream, or a buffer. Use it with `await using`, or call `close()`.
  */
 export class StoredValue implements AsyncDisposable {
   #verified: boolean;
+  #kept: Buffer | undefined;
 
   constructor(
     readonly key: string,
@@ -20,9 +24,13 @@ export class StoredValue implements AsyncDisposable {
     this.#verified = !verify;
   }
 
-  /** A read-only local file with exactly the value's bytes, or undefined when the bytes are remote. */
+  /**
+   * A read-only local file with exactly the value's bytes, or undefined when the bytes are remote.
+   * With verification on, a large value shows its path only once verified (`await value.verify()`,
+   * or after its stream was read to the end), so that no unchecked path is ever handed out.
+   */
   get path(): string | undefined {
-    return this.value.path;
+    return this.#verified ? this.value.path : undefined;
   }
 
   /** Byte count, when the location knows it without reading. */
@@ -59,18 +67,35 @@ export class StoredValue implements AsyncDisposable {
 
   /** The whole value in memory: for small values. */
   async bytes(options?: OpOptions): Promise<Buffer> {
+    if (this.#kept) return this.#kept;
+    if (this.value.bytes) {
+      const data = await this.value.bytes(options);
+      if (!this.#verified) await this.#check(this.digest.of(data));
+      return data;
+    }
     const parts: Buffer[] = [];
     for await (const chunk of this.stream(options)) parts.push(chunk as Buffer);
     return Buffer.concat(parts);
+  }
+
+  async #check(actual: string): Promise<void> {
+    if (actual !== this.key) throw await this.onCorrupt(actual);
+    this.#verified = true;
   }
 
   async text(options?: OpOptions): Promise<string> {
     return (await this.bytes(options)).toString('utf8');
   }
 
-  /** Hashes the whole value now (used before handing out a path that bypasses our streams). */
+  /** Hashes the whole value now; afterwards `path` is available and streams are not re-hashed. */
   async verify(options?: OpOptions): Promise<void> {
     if (this.#verified) return;
+    if ((this.value.size ?? Number.POSITIVE_INFINITY) <= KEEP_VERIFIED && this.value.bytes) {
+      const data = await this.value.bytes(options);
+      await this.#check(this.digest.of(data));
+      this.#kept = data;
+      return;
+    }
     for await (const _ of this.stream(options)) {
       // drain: the stream's flush compares the digest
     }

@@ -153,6 +153,29 @@ describe('HashKeyStorage.read', () => {
     expect(await storage.read(key, (v) => v.bytes().then((b) => b.length))).toBe(data.length);
   });
 
+  it('verify: small values are checked before read returns; large ones show their path once verified', async () => {
+    const small = await storage.write(Buffer.from('small'));
+    {
+      await using v = await storage.read(small, { verify: true });
+      expect(v.path).toBeDefined();
+    }
+    const big = pseudoRandom('big', 3 << 20);
+    const key = await storage.write(big);
+    await using v = await storage.read(key, { verify: true });
+    expect(v.path).toBeUndefined();
+    const parts: Buffer[] = [];
+    for await (const c of v.stream()) parts.push(c as Buffer);
+    expect(Buffer.concat(parts).equals(big)).toBe(true);
+    expect(v.path).toBe(join(root, key.slice(0, 2), key.slice(2)));
+  });
+
+  it('an open value stays readable when the key is deleted meanwhile', async () => {
+    const key = await storage.write(Buffer.from('still here'));
+    await using v = await storage.read(key);
+    expect(await storage.delete(key)).toBe(true);
+    expect(await v.text()).toBe('still here');
+  });
+
   it('a missing key is a NotFoundError, or null with readOrNull', async () => {
     const missing = sha256('never written');
     const err = await storage.read(missing).catch((e: unknown) => e);

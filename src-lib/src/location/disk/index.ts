@@ -116,10 +116,9 @@ export class DiskLocation implements Location {
 
   async read(key: string, options?: OpOptions): Promise<Value | null> {
     throwIfAborted(options?.signal);
-    const found = await this.#find(key);
-    if (!found) return null;
-    if (this.config.statUsage) await this.touch(key);
-    return new FileValue(found.path, found.size);
+    const value = await FileValue.open(this.pathOf(key));
+    if (value && this.config.statUsage) await this.touch(key);
+    return value;
   }
 
   async contains(key: string, options?: OpOptions): Promise<boolean> {
