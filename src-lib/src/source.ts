@@ -36,25 +36,27 @@ export async function openSource(source: WriteSource, signal?: AbortSignal): Pro
   }
   if (typeof source === 'string') return openFile(source, signal);
   let iterable: AsyncIterable<Uint8Array>;
+  let readable: Readable | undefined;
   if (source instanceof Readable) {
-    // Node streams hand out fresh buffers; only coalesce when they come in small pieces.
-    iterable = coalesce(source);
+    readable = source;
   } else if (isWebStream(source)) {
-    iterable = coalesce(Readable.fromWeb(source as import('node:stream/web').ReadableStream));
-  } else if (source && typeof (source as AsyncIterable<Uint8Array>)[Symbol.asyncIterator] === 'function') {
-    iterable = coalesce(source as AsyncIterable<Uint8Array>);
-  } else {
+    readable = Readable.fromWeb(source as import('node:stream/web').ReadableStream);
+  } else if (!(source && typeof (source as AsyncIterable<Uint8Array>)[Symbol.asyncIterator] === 'function')) {
     throw new SourceError(
       'unsupported source: pass a file path, a Buffer/Uint8Array, a Readable, a web ReadableStream or an AsyncIterable of Uint8Array',
     );
   }
+  // Node streams hand out fresh buffers, pipes in 64 KiB pieces: coalesce them into ~1 MiB chunks.
+  iterable = coalesce(readable ?? (source as AsyncIterable<Uint8Array>));
   const chunks = iterable[Symbol.asyncIterator]();
   return {
     replayable: false,
     chunks,
     close: async () => {
-      await chunks.return?.();
-      if (source instanceof Readable && !source.destroyed) source.destroy();
+      // Destroy first: a read may still be pending (an abort), and return() would wait for it.
+      if (readable && !readable.destroyed) readable.destroy();
+      // A plain iterable cannot be interrupted; its return() runs when its pending step settles.
+      chunks.return?.().catch(() => undefined);
     },
   };
 }

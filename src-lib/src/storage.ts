@@ -5,6 +5,7 @@ import {
   KeyMismatchError,
   NotFoundError,
   RefusedError,
+  raceAbort,
   SourceError,
   StorageCorruption,
   TarnError,
@@ -102,7 +103,7 @@ export class HashKeyStorage {
       for (;;) {
         let next: IteratorResult<Uint8Array>;
         try {
-          next = await src.chunks.next();
+          next = await raceAbort(src.chunks.next(), signal);
         } catch (e) {
           if (e instanceof TarnError) throw e;
           throw new SourceError(`reading the source failed: ${(e as Error).message}`, { cause: e });
@@ -169,18 +170,23 @@ export class HashKeyStorage {
   }
 
   /** Opens a stored value. Throws NotFoundError when it is missing. */
-  async read(key: string, options?: ReadOptions): Promise<StoredValue>;
+  async read(key: string, options?: ReadOptions & { missing?: 'error' }): Promise<StoredValue>;
+  /** With `missing: 'null'`, a missing key gives null (same as `readOrNull`). */
+  async read(key: string, options: ReadOptions & { missing: 'null' }): Promise<StoredValue | null>;
   /** Calls `fn` with the value and closes it afterwards; returns what `fn` returns. */
   async read<T>(key: string, fn: (value: StoredValue) => Promise<T> | T, options?: ReadOptions): Promise<T>;
   async read<T>(
     key: string,
-    fnOrOptions?: ((value: StoredValue) => Promise<T> | T) | ReadOptions,
+    fnOrOptions?: ((value: StoredValue) => Promise<T> | T) | (ReadOptions & { missing?: 'error' | 'null' }),
     maybeOptions?: ReadOptions,
-  ): Promise<StoredValue | T> {
+  ): Promise<StoredValue | T | null> {
     const fn = typeof fnOrOptions === 'function' ? fnOrOptions : undefined;
     const options = (typeof fnOrOptions === 'function' ? maybeOptions : fnOrOptions) ?? {};
     const value = await this.readOrNull(key, options);
-    if (!value) throw new NotFoundError(normalizeKey(key, this.digest));
+    if (!value) {
+      if (!fn && (options as { missing?: string }).missing === 'null') return null;
+      throw new NotFoundError(normalizeKey(key, this.digest));
+    }
     if (!fn) return value;
     try {
       return await fn(value);

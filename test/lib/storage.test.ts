@@ -182,6 +182,7 @@ describe('HashKeyStorage.read', () => {
     expect(err).toBeInstanceOf(NotFoundError);
     expect((err as NotFoundError).key).toBe(missing);
     expect(await storage.readOrNull(missing)).toBeNull();
+    expect(await storage.read(missing, { missing: 'null' })).toBeNull();
   });
 
   it('verify: a corrupt blob raises StorageCorruption and is quarantined, then a rewrite repairs it', async () => {

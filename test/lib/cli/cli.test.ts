@@ -105,6 +105,26 @@ describe('tarn CLI', () => {
     expect(verify.stderr).toMatch(new RegExp(`corrupt: ${key}`));
   });
 
+  it('Ctrl-C during a put stores nothing and exits 130', async () => {
+    const lake = freshPath(base);
+    await tarn(['init', lake]);
+    const { spawn } = await import('node:child_process');
+    const { collect, TARN_BIN } = await import('../../helpers/spawn.js');
+    const proc = spawn(process.execPath, [TARN_BIN, '--storage', lake, 'put', '-'], {
+      stdio: ['pipe', 'pipe', 'pipe'],
+    });
+    const done = collect(proc);
+    proc.stdin.write(pseudoRandom('interrupted', 3 << 20));
+    await new Promise((r) => setTimeout(r, 300));
+    proc.kill('SIGINT');
+    const r = await done;
+    expect(r.code).toBe(130);
+    expect(r.stderr).toMatch(/interrupted; nothing partial was stored/);
+    expect((await tarn(['--storage', lake, 'ls'])).stdout).toBe('');
+    const { readdirSync } = await import('node:fs');
+    expect(readdirSync(join(lake, '.tmp'))).toEqual([]);
+  });
+
   it('get -o never leaves a half-written target', async () => {
     const lake = freshPath(base);
     await tarn(['init', lake]);
