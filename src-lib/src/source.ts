@@ -35,7 +35,6 @@ export async function openSource(source: WriteSource, signal?: AbortSignal): Pro
     };
   }
   if (typeof source === 'string') return openFile(source, signal);
-  let iterable: AsyncIterable<Uint8Array>;
   let readable: Readable | undefined;
   if (source instanceof Readable) {
     readable = source;
@@ -47,8 +46,7 @@ export async function openSource(source: WriteSource, signal?: AbortSignal): Pro
     );
   }
   // Node streams hand out fresh buffers, pipes in 64 KiB pieces: coalesce them into ~1 MiB chunks.
-  iterable = coalesce(readable ?? (source as AsyncIterable<Uint8Array>));
-  const chunks = iterable[Symbol.asyncIterator]();
+  const chunks = coalesce(readable ?? (source as AsyncIterable<Uint8Array>))[Symbol.asyncIterator]();
   return {
     replayable: false,
     chunks,
@@ -56,7 +54,7 @@ export async function openSource(source: WriteSource, signal?: AbortSignal): Pro
       // Destroy first: a read may still be pending (an abort), and return() would wait for it.
       if (readable && !readable.destroyed) readable.destroy();
       // A plain iterable cannot be interrupted; its return() runs when its pending step settles.
-      chunks.return?.().catch(() => undefined);
+      chunks.return(undefined).catch(() => undefined);
     },
   };
 }

@@ -114,6 +114,7 @@ describe('tarn CLI', () => {
       stdio: ['pipe', 'pipe', 'pipe'],
     });
     const done = collect(proc);
+    proc.stdin.on('error', () => undefined); // the child stops reading when interrupted
     proc.stdin.write(pseudoRandom('interrupted', 3 << 20));
     await new Promise((r) => setTimeout(r, 300));
     proc.kill('SIGINT');
