@@ -40,19 +40,35 @@ export class WriteError extends TarnError {
 
 /**
  * No location accepted the value (full, read-only, or over a size limit).
- * The caller's bytes are not lost: `source()` replays every byte that was read
- * from the original source, followed by whatever was still unread, once.
+ * When the value came from a stream, the caller's bytes are not lost: `source()` replays every byte
+ * that was read from it, followed by whatever was still unread, once. Call `discard()` instead to
+ * release them (a refused stream holds its bytes, in a temp file or in memory, until one of the two).
  */
 export class RefusedError extends WriteError {
   override readonly code = 'TARN_REFUSED';
-  readonly #source: (() => AsyncIterable<Uint8Array>) | undefined;
-  constructor(reason: string, source?: () => AsyncIterable<Uint8Array>) {
+  readonly #held: { replay: () => AsyncIterable<Uint8Array>; discard: () => Promise<void> } | undefined;
+  #used = false;
+  constructor(
+    reason: string,
+    held?: { replay: () => AsyncIterable<Uint8Array>; discard: () => Promise<void> },
+  ) {
     super(`no location accepted the value (${reason}); free space, raise the limits, or add a location`);
-    this.#source = source;
+    this.#held = held;
   }
-  /** The complete original bytes, replayed once. Undefined when the source can simply be reopened (a path or a buffer). */
+
+  /** The complete original bytes, once. Undefined when the source can simply be reopened (a path or a buffer). */
   source(): AsyncIterable<Uint8Array> | undefined {
-    return this.#source?.();
+    if (!this.#held) return undefined;
+    if (this.#used) throw new SourceError('the refused value was already replayed or discarded');
+    this.#used = true;
+    return this.#held.replay();
+  }
+
+  /** Releases the held bytes without replaying them. */
+  async discard(): Promise<void> {
+    if (!this.#held || this.#used) return;
+    this.#used = true;
+    await this.#held.discard();
   }
 }
 

@@ -95,7 +95,10 @@ export class HashKeyStorage {
       if (src.whole && expected !== undefined && known !== expected)
         throw new KeyMismatchError(expected, known as string);
       stage = await this.location.stage({ size: src.size, key: known, digest: this.digest, signal });
-      if (!stage) throw new RefusedError(this.#refusal(src.size), undefined);
+      if (!stage) {
+        handedOver = !src.replayable;
+        throw await this.#refused(null, src, this.#refusal(src.size));
+      }
 
       const h = src.whole ? undefined : this.digest.create();
       let refusedMidway = false;
@@ -120,14 +123,14 @@ export class HashKeyStorage {
       }
       if (refusedMidway) {
         handedOver = !src.replayable;
-        throw this.#refused(stage, src, 'a location limit was reached while writing');
+        throw await this.#refused(stage, src, 'a location limit was reached while writing');
       }
       const key = h ? h.digest('hex') : (known as string);
       if (expected !== undefined && key !== expected) throw new KeyMismatchError(expected, key);
       const result = await stage.commit(key);
       if (result.status === 'refused') {
         handedOver = !src.replayable;
-        throw this.#refused(stage, src, result.reason);
+        throw await this.#refused(stage, src, result.reason);
       }
       stage = null;
       return key;
@@ -144,29 +147,32 @@ export class HashKeyStorage {
     return `${this.location.kind} ${this.location.target} refused${size === undefined ? '' : ` ${size} bytes`}`;
   }
 
-  /** Builds the RefusedError that can hand the caller's bytes back when the source cannot be reread. */
-  #refused(stage: Stage, src: OpenedSource, reason: string): RefusedError {
+  /**
+   * Builds the RefusedError. A path or buffer can simply be offered again, so its staged bytes are
+   * dropped; a stream cannot, so the error replays what the stage took, then the unread rest.
+   */
+  async #refused(stage: Stage | null, src: OpenedSource, reason: string): Promise<RefusedError> {
     if (src.replayable) {
-      void stage.abort();
+      await stage?.abort();
       return new RefusedError(reason);
     }
-    let used = false;
-    return new RefusedError(reason, () => {
-      if (used) throw new SourceError('the refused value was already replayed once');
-      used = true;
-      return (async function* () {
-        try {
-          yield* stage.reclaim();
-          for (;;) {
-            const next = await src.chunks.next();
-            if (next.done) return;
-            yield next.value;
-          }
-        } finally {
-          await src.close();
+    const replay = async function* () {
+      try {
+        if (stage) yield* stage.reclaim();
+        for (;;) {
+          const next = await src.chunks.next();
+          if (next.done) return;
+          yield next.value;
         }
-      })();
-    });
+      } finally {
+        await src.close();
+      }
+    };
+    const discard = async () => {
+      await stage?.abort();
+      await src.close();
+    };
+    return new RefusedError(reason, { replay, discard });
   }
 
   /** Opens a stored value. Throws NotFoundError when it is missing. */

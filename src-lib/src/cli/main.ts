@@ -5,7 +5,7 @@ import { basename, dirname, join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { parseArgs } from 'node:util';
 import { fromConfigFile } from '../config/load.js';
-import { AbortError, TarnError } from '../errors.js';
+import { AbortError, RefusedError, TarnError } from '../errors.js';
 import { DiskLocation } from '../location/disk/index.js';
 import { HashKeyStorage } from '../storage.js';
 import type { StoredValue } from '../stored-value.js';
@@ -178,6 +178,7 @@ export async function main(argv: string[], io: Io): Promise<number> {
         throw new UsageError(`unknown command ${JSON.stringify(command)}`);
     }
   } catch (e) {
+    if (e instanceof RefusedError) await e.discard();
     if (e instanceof AbortError) {
       io.stderr.write('tarn: interrupted; nothing partial was stored\n');
       return EXIT.interrupted;

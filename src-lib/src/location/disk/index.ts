@@ -81,9 +81,9 @@ export class DiskLocation implements Location {
 
     this.#tmp = join(this.root, '.tmp');
     this.#tools = join(this.root, 'tools');
-    // Python tarn creates these on open and expects them; so do we (synchronously, once).
+    // Python tarn creates these on open, with the root's mode and group, and expects them; so do we.
     for (const dir of [this.#tmp, join(this.#tools, 'usage'), join(this.#tools, 'labels')]) {
-      mkdirSync(dir, { recursive: true });
+      this.#tree.ensureSync(dir);
     }
     this.#staleAfter = options.staleTempAfterMs ?? 24 * 3600_000;
     this.#ledger = config.maxSize === undefined ? undefined : new Ledger(this.#tools, () => this.#count());
@@ -213,7 +213,7 @@ export class DiskLocation implements Location {
     const path = this.pathOf(key);
     const size = (await this.#find(key))?.size;
     const dir = join(this.#tools, 'quarantine');
-    await mkdir(dir, { recursive: true });
+    await this.#tree.ensure(dir);
     const to = join(dir, `${key}.${new Date().toISOString().replace(/[:.]/g, '-')}`);
     try {
       await rename(path, to);

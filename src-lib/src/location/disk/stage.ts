@@ -139,8 +139,9 @@ export class DiskStage implements Stage {
       await this.abort();
       throw new WriteError(`stage was opened for key ${this.#key} but committed as ${key}`);
     }
-    const final = this.#ctx.pathOf(key);
+    let final: string;
     try {
+      final = this.#ctx.pathOf(key);
       if (!(await this.#settle())) {
         this.#state = 'refused';
         return { status: 'refused', reason: 'the disk is full' };

@@ -1,3 +1,4 @@
+import { chmodSync, chownSync, mkdirSync } from 'node:fs';
 import { chmod, chown, mkdir } from 'node:fs/promises';
 import { dirname } from 'node:path';
 
@@ -24,6 +25,30 @@ export class Tree {
       if (code === 'ENOENT') {
         await this.ensure(dirname(dir));
         return this.ensure(dir);
+      }
+      if (code !== 'EEXIST') throw e;
+    }
+    this.#known.add(dir);
+  }
+
+  /** The synchronous form, for the folders a lake creates when it is opened. */
+  ensureSync(dir: string): void {
+    if (this.#known.has(dir)) return;
+    try {
+      mkdirSync(dir);
+      chmodSync(dir, this.mode);
+      if (process.getegid?.() !== this.gid) {
+        try {
+          chownSync(dir, -1, this.gid);
+        } catch {
+          // not a member of the lake's group: the folder keeps ours
+        }
+      }
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      if (code === 'ENOENT') {
+        this.ensureSync(dirname(dir));
+        return this.ensureSync(dir);
       }
       if (code !== 'EEXIST') throw e;
     }

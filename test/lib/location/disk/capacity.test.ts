@@ -1,4 +1,4 @@
-import { readFileSync, statfsSync } from 'node:fs';
+import { readdirSync, readFileSync, statfsSync } from 'node:fs';
 import { join } from 'node:path';
 import { DiskLocation, HashKeyStorage, RefusedError } from '@tarnjs/tarn';
 import { describe, expect, it } from 'vitest';
@@ -46,6 +46,18 @@ describe('maxSize', () => {
     expect(await storage.contains(sha256(data))).toBe(false);
   });
 
+  it('discard() releases what a refused stream held', async () => {
+    const root = freshPath(base);
+    const storage = new HashKeyStorage(new DiskLocation(root, { maxSize: 1 << 20 }));
+    const err = (await storage
+      .write(chunks(pseudoRandom('discarded', 3 << 20)))
+      .catch((e: unknown) => e)) as RefusedError;
+    expect(readdirSync(join(root, '.tmp'))).toHaveLength(1);
+    await err.discard();
+    expect(readdirSync(join(root, '.tmp'))).toEqual([]);
+    expect(() => err.source()).toThrow(/discarded/);
+  });
+
   it('a duplicate write and a delete keep the total right, across instances', async () => {
     const root = freshPath(base);
     const s1 = new HashKeyStorage(new DiskLocation(root, { maxSize: '1M' }));
@@ -91,9 +103,13 @@ describe('minFreeSpace', () => {
   // tmpfs: its free space does not move under us while the test runs.
   const shm = tempDir('tarn-shm-', '/dev/shm');
 
-  it('refuses when the filesystem is short of the reserve', async () => {
+  it('refuses when the filesystem is short of the reserve, and hands an untouched stream back', async () => {
     const storage = new HashKeyStorage(new DiskLocation(freshPath(shm), { minFreeSpace: '1PB' }));
     await expect(storage.write(Buffer.from('x'))).rejects.toBeInstanceOf(RefusedError);
+    const data = pseudoRandom('refused up front', 3 << 20);
+    const err = (await storage.write(chunks(data)).catch((e: unknown) => e)) as RefusedError;
+    expect(err).toBeInstanceOf(RefusedError);
+    expect((await drain(err.source())).equals(data)).toBe(true);
   });
 
   it('refuses midway a stream that would eat into the reserve, and hands it back', async () => {

@@ -32,6 +32,12 @@ describe('permissions', () => {
     const blob = statSync(join(root, key.slice(0, 2), key.slice(2)));
     expect(blob.mode & 0o777).toBe(0o440);
     expect(blob.gid).toBe(gid);
+    // The folders a lake makes when opened, and the quarantine, follow the same rule.
+    await storage.location.quarantine?.(key);
+    for (const dir of ['.tmp', 'tools', 'tools/usage', 'tools/labels', 'tools/quarantine']) {
+      const st = statSync(join(root, dir));
+      expect([dir, st.mode & 0o777, st.gid]).toEqual([dir, 0o750, gid]);
+    }
   });
 });
 
