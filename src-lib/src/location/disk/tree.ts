@@ -48,7 +48,8 @@ export class Tree {
       const code = (e as NodeJS.ErrnoException).code;
       if (code === 'ENOENT') {
         this.ensureSync(dirname(dir));
-        return this.ensureSync(dir);
+        this.ensureSync(dir);
+        return;
       }
       if (code !== 'EEXIST') throw e;
     }
