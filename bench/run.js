@@ -1,5 +1,6 @@
 // `npm run bench`: every benchmark, each beside baselines measured in the same run.
-// Environment: BENCH_LARGE_MIB (default 1024), BENCH_SMALL_COUNT (10000), BENCH_ROUNDS (3).
+// Environment: BENCH_LARGE_MIB (default 1024), BENCH_SMALL_COUNT (10000), BENCH_ROUNDS (3),
+// BENCH_CASES (comma-separated names, default all: large/tmp, small/tmp, small/shm).
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { diskLarge } from './cases/disk-large.js';
 import { diskSmall } from './cases/disk-small.js';
@@ -13,9 +14,16 @@ const env = machine();
 console.log('# tarn benchmarks');
 console.log(JSON.stringify(env));
 const results = { date: new Date().toISOString(), machine: env, cases: {} };
-results.cases['large/tmp'] = await diskLarge({ base: '/tmp', mib, rounds });
-results.cases['small/tmp'] = await diskSmall({ base: '/tmp', count, rounds });
-results.cases['small/shm'] = await diskSmall({ base: '/dev/shm', count, rounds });
+const cases = {
+  'large/tmp': () => diskLarge({ base: '/tmp', mib, rounds }),
+  'small/tmp': () => diskSmall({ base: '/tmp', count, rounds }),
+  'small/shm': () => diskSmall({ base: '/dev/shm', count, rounds }),
+};
+const wanted = process.env.BENCH_CASES?.split(',') ?? Object.keys(cases);
+for (const name of wanted) {
+  if (!cases[name]) throw new Error(`unknown case ${name}; known: ${Object.keys(cases).join(', ')}`);
+  results.cases[name] = await cases[name]();
+}
 
 mkdirSync(new URL('./results/', import.meta.url), { recursive: true });
 const file = new URL(`./results/${results.date.replace(/[:.]/g, '-')}.json`, import.meta.url);

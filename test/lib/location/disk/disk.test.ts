@@ -32,6 +32,12 @@ describe('permissions', () => {
     const blob = statSync(join(root, key.slice(0, 2), key.slice(2)));
     expect(blob.mode & 0o777).toBe(0o440);
     expect(blob.gid).toBe(gid);
+    // A file source is copied by the kernel, keeping its own mode; the blob still gets the lake's.
+    const file = join(base, 'executable.sh');
+    writeFileSync(file, '#!/bin/sh\n', { mode: 0o755 });
+    const fileKey = await storage.write(file);
+    const fromFile = statSync(join(root, fileKey.slice(0, 2), fileKey.slice(2)));
+    expect([fromFile.mode & 0o777, fromFile.gid]).toEqual([0o440, gid]);
     // The folders a lake makes when opened, and the quarantine, follow the same rule.
     await storage.location.quarantine?.(key);
     for (const dir of ['.tmp', 'tools', 'tools/usage', 'tools/labels', 'tools/quarantine']) {
