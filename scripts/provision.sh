@@ -18,5 +18,33 @@ if [ "$(cat "$PY/.tarn-version" 2>/dev/null)" != "$PY_TARN_VERSION" ]; then
   echo "$PY_TARN_VERSION" > "$PY/.tarn-version"
 fi
 
-command -v openssl >/dev/null || log "warning: openssl is missing; the benchmarks use it as a baseline"
+# The real servers of the test bed, from Debian's packages: program -> package.
+declare -A DEBIAN=(
+  [redis-server]=redis-server [redis-cli]=redis-tools
+  [sshd]=openssh-server [ssh]=openssh-client [scp]=openssh-client [sftp]=openssh-client [ssh-keygen]=openssh-client
+  [nginx]=nginx-light [curl]=curl [openssl]=openssl
+)
+missing=()
+for program in "${!DEBIAN[@]}"; do
+  if ! command -v "$program" >/dev/null && [ ! -x "/usr/sbin/$program" ]; then
+    missing+=("${DEBIAN[$program]}")
+  fi
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  packages=$(printf '%s\n' "${missing[@]}" | sort -u | tr '\n' ' ')
+  log "installing Debian packages: $packages"
+  sudo=""
+  [ "$(id -u)" = 0 ] || sudo="sudo"
+  $sudo apt-get update -qq
+  # shellcheck disable=SC2086
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends $packages >/dev/null
+fi
+
+# The Go programs of the test bed (etcd, kube-apiserver, kube-controller-manager, helm, MinIO),
+# built from the Go module proxy into $CACHE/bin once per version.
+if ! command -v go >/dev/null; then
+  log "error: Go is needed to build the test bed's servers (https://go.dev/doc/install)"
+  exit 1
+fi
+bash "$(dirname "$0")/build-go-tools.sh"
 log "ready (cache: $CACHE)"
