@@ -1,4 +1,4 @@
-import { accessSync, constants } from 'node:fs';
+import { accessSync, constants, existsSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 
@@ -21,13 +21,43 @@ export function findBinary(name: string): string | undefined {
   return undefined;
 }
 
+export type ServiceName = 'redis' | 'sshd' | 'nginx' | 's3' | 'kube';
+
+/** The local programs each service of the bed runs (the kube smoke test also renders with helm). */
+export const PROGRAMS: Record<ServiceName, string[]> = {
+  redis: ['redis-server'],
+  sshd: ['sshd', 'ssh-keygen', 'ssh', 'sftp', 'scp'],
+  nginx: ['nginx'],
+  s3: ['minio'],
+  kube: ['etcd', 'kube-apiserver', 'kube-controller-manager', 'helm'],
+};
+
 /**
- * Whether a service's programs are installed. In CI a missing one is an error (the suite must not
- * pass by skipping); elsewhere its tests are skipped with a warning that says how to install it.
+ * How a service is run: `local` programs (the default, and the only way on machines without Docker)
+ * or `docker` containers (TARN_BED=docker, or automatically when the programs are missing and a
+ * Docker engine is reachable). Undefined: neither is possible.
  */
-export function available(service: string, programs: string[]): boolean {
-  const missing = programs.filter((p) => !findBinary(p));
-  if (missing.length === 0) return true;
+export function provider(service: ServiceName): 'local' | 'docker' | undefined {
+  const mode = process.env.TARN_BED ?? 'auto';
+  if (mode === 'docker') return 'docker';
+  const local = PROGRAMS[service].every((p) => findBinary(p));
+  if (local) return 'local';
+  if (mode === 'local') return undefined;
+  return dockerReachable() ? 'docker' : undefined;
+}
+
+/** Whether a Docker engine looks reachable (DOCKER_HOST, or the default socket exists). */
+export function dockerReachable(): boolean {
+  return Boolean(process.env.DOCKER_HOST) || existsSync('/var/run/docker.sock');
+}
+
+/**
+ * Whether a service can run here. In CI a service that cannot is an error (the suite must not pass
+ * by skipping); elsewhere its tests are skipped with a warning that says how to install it.
+ */
+export function available(service: ServiceName): boolean {
+  if (provider(service)) return true;
+  const missing = PROGRAMS[service].filter((p) => !findBinary(p));
   const message = `${service}: ${missing.join(', ')} not found in ${SEARCH.join(', ')}; run \`npm run provision\``;
   if (process.env.CI === 'true') throw new Error(message);
   console.warn(`skipping ${message}`);

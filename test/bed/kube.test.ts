@@ -25,9 +25,7 @@ async function eventually<T>(fn: () => Promise<T | undefined>, timeoutMs = 30_00
   }
 }
 
-const PROGRAMS = ['etcd', 'kube-apiserver', 'kube-controller-manager'];
-
-describe.runIf(available('kubernetes control plane', PROGRAMS))('bed: Kubernetes control plane', () => {
+describe.runIf(available('kube'))('bed: Kubernetes control plane', () => {
   let kube: Kube;
   let kc: KubeConfig;
   beforeAll(async () => {

@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { available } from './index.js';
 import { type Nginx, startNginx } from './services.js';
 
-describe.runIf(available('nginx', ['nginx']))('bed: nginx with autoindex', () => {
+describe.runIf(available('nginx'))('bed: nginx with autoindex', () => {
   const root = mkdtempSync(join(tmpdir(), 'bed-nginx-root-'));
   mkdirSync(join(root, '2c'));
   writeFileSync(join(root, '2c', 'f24dba'), 'hello');

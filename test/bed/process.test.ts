@@ -4,9 +4,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import { available, binary, freePort, probe, ServiceError, startService } from './index.js';
+import { available, binary, freePort, probe, provider, ServiceError, startService } from './index.js';
 
-describe.runIf(available('redis', ['redis-server']))('bed: service lifecycle', () => {
+describe.runIf(available('redis') && provider('redis') === 'local')('bed: service lifecycle', () => {
   it('a server that fails to start reports its command and the end of its log', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'bed-fail-'));
     const command = [binary('redis-server'), '--port', 'not-a-port'];

@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { available } from './index.js';
 import { type Redis, startRedis } from './services.js';
 
-describe.runIf(available('redis', ['redis-server']))('bed: redis', () => {
+describe.runIf(available('redis'))('bed: redis', () => {
   let redis: Redis;
   beforeAll(async () => {
     redis = await startRedis();

@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { available } from './index.js';
 import { type S3, startS3 } from './services.js';
 
-describe.runIf(available('s3', ['minio']))('bed: S3 (MinIO)', () => {
+describe.runIf(available('s3'))('bed: S3 (MinIO)', () => {
   let s3: S3;
   beforeAll(async () => {
     s3 = await startS3();
