@@ -16,7 +16,7 @@ describe.runIf(available('redis') && provider('redis') === 'local')('bed: servic
     expect(err).toBeInstanceOf(ServiceError);
     const message = (err as Error).message;
     expect(message).toContain(`command: ${binary('redis-server')} --port not-a-port`);
-    expect(message).toMatch(/it exited/);
+    expect(message).toMatch(/it exited \(1\)/);
     expect(message).toMatch(/port/i); // redis-server's own complaint, from the log
   });
 

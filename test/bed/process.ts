@@ -7,6 +7,8 @@ import { join } from 'node:path';
 export interface Service {
   readonly name: string;
   readonly log: string;
+  /** Milliseconds from spawn until the server answered. */
+  readonly startedInMs?: number;
   stop(): Promise<void>;
 }
 
@@ -33,6 +35,7 @@ const TETHER = `
 "$@" & svc=$!
 trap 'kill -TERM $svc 2>/dev/null; wait $svc; exit 0' TERM INT
 while kill -0 "$TETHER_PARENT" 2>/dev/null && kill -0 $svc 2>/dev/null; do sleep 0.5; done
+if ! kill -0 $svc 2>/dev/null; then wait $svc; exit $?; fi
 kill -TERM $svc 2>/dev/null
 for _ in 1 2 3 4 5 6 7 8 9 10; do kill -0 $svc 2>/dev/null || exit 0; sleep 0.3; done
 kill -KILL $svc 2>/dev/null
@@ -82,10 +85,14 @@ export async function startService(options: StartOptions): Promise<Service> {
     child.kill('SIGTERM');
     await exitedPromise;
   };
-  const deadline = Date.now() + (options.timeoutMs ?? 30_000);
+  const began = Date.now();
+  const deadline = began + (options.timeoutMs ?? 30_000);
   for (;;) {
     if (exited) throw new ServiceError(name, command, log, exited);
-    if (await options.ready().catch(() => false)) return { name, log, stop };
+    if (await options.ready().catch(() => false)) {
+      if (process.env.TARN_BED_TIMINGS) console.log(`bed: ${name} ready in ${Date.now() - began} ms`);
+      return { name, log, startedInMs: Date.now() - began, stop };
+    }
     if (Date.now() > deadline) {
       await stop();
       throw new ServiceError(name, command, log, `no answer within ${options.timeoutMs ?? 30_000} ms`);
