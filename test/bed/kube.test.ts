@@ -17,10 +17,15 @@ const run = promisify(execFile);
 
 async function eventually<T>(fn: () => Promise<T | undefined>, timeoutMs = 30_000): Promise<T> {
   const deadline = Date.now() + timeoutMs;
+  let last: unknown;
   for (;;) {
-    const value = await fn().catch(() => undefined);
+    const value = await fn().catch((e: unknown) => {
+      last = e;
+      return undefined;
+    });
     if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error('condition not met in time');
+    if (Date.now() > deadline)
+      throw new Error(`condition not met in ${timeoutMs} ms; last error: ${String(last)}`);
     await new Promise((r) => setTimeout(r, 200));
   }
 }
@@ -87,20 +92,23 @@ describe.runIf(available('kube'))('bed: Kubernetes control plane', () => {
     });
     const core = kc.makeApiClient(CoreV1Api);
     await core.createNamespace({ body: { metadata: { name: 'bed-crd' } } });
+    const objects = kc.makeApiClient(CustomObjectsApi);
+    const where = { group: 'bed.tarn.dev', version: 'v1', namespace: 'bed-crd', plural: 'smokes' };
+    // Established comes a moment before the new resource is served: a watch started then gets a 404.
+    await eventually(() => objects.listNamespacedCustomObject(where));
 
     const seen: Array<{ phase: string; lake: string }> = [];
+    let watchError: unknown;
     const watching = await new Watch(kc).watch(
       '/apis/bed.tarn.dev/v1/namespaces/bed-crd/smokes',
       {},
       (phase, obj: { spec?: { lake?: string } }) => seen.push({ phase, lake: obj.spec?.lake ?? '' }),
-      () => undefined,
+      (err) => {
+        watchError = err;
+      },
     );
-    const objects = kc.makeApiClient(CustomObjectsApi);
     await objects.createNamespacedCustomObject({
-      group: 'bed.tarn.dev',
-      version: 'v1',
-      namespace: 'bed-crd',
-      plural: 'smokes',
+      ...where,
       body: {
         apiVersion: 'bed.tarn.dev/v1',
         kind: 'Smoke',
@@ -108,7 +116,10 @@ describe.runIf(available('kube'))('bed: Kubernetes control plane', () => {
         spec: { lake: '/lake' },
       },
     });
-    await eventually(async () => (seen.length > 0 ? true : undefined));
+    await eventually(async () => {
+      if (watchError) throw new Error(`the watch ended: ${String(watchError)}`);
+      return seen.length > 0 ? true : undefined;
+    });
     watching.abort();
     expect(seen[0]).toEqual({ phase: 'ADDED', lake: '/lake' });
   });

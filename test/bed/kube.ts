@@ -102,6 +102,8 @@ export async function startKube(dir = mkdtempSync(join(tmpdir(), 'bed-kube-'))):
           `--secure-port=${apiPort}`,
           '--bind-address=127.0.0.1',
           '--advertise-address=127.0.0.1',
+          // The endpoint reconciler refuses loopback addresses (and there is no Service network here).
+          '--endpoint-reconciler-type=none',
           '--service-cluster-ip-range=10.0.0.0/24',
           '--authorization-mode=RBAC',
           `--token-auth-file=${tokens}`,
