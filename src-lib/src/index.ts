@@ -23,6 +23,9 @@ export {
   WriteError,
 } from './errors.js';
 export { DiskLocation, type DiskOptions } from './location/disk/index.js';
+export { RedisLocation, type RedisLocationOptions } from './location/redis/index.js';
+export { RemoteError } from './location/remote-error.js';
+export { type Spool, type SpoolOptions, SpoolStage } from './location/spool.js';
 export type { CommitResult, Location, OpOptions, Stage, StageOptions, Value } from './location.js';
 export type { WriteSource } from './source.js';
 export {

@@ -1,0 +1,162 @@
+import type { RedisOptions as ClientOptions, Redis as RedisClient } from 'ioredis';
+import { assertHexKey } from '../../digest.js';
+import { throwIfAborted } from '../../errors.js';
+import type { Location, OpOptions, Stage, StageOptions, Value } from '../../location.js';
+import { remoteError } from '../remote-error.js';
+import { memoryValue, SpoolStage } from '../spool.js';
+
+export interface RedisLocationOptions {
+  /** `redis://[:password@]host:port/db` or `rediss://…` (TLS). Default `redis://127.0.0.1:6379`. */
+  url?: string;
+  /** Extra ioredis options (password from a secret, TLS, sentinels, …). */
+  client?: ClientOptions;
+  /** Prefix of our keys, so that one Redis can hold several stores and listing sees only ours. */
+  prefix?: string;
+  /** Expire values this many seconds after their last read or write. */
+  ttl?: number;
+  /** Refuse values larger than this (default 64 MiB): Redis is a cache for small values. */
+  maxValueSize?: number;
+  /** Connection and per-command timeouts (default 5 s each). */
+  connectTimeoutMs?: number;
+  commandTimeoutMs?: number;
+}
+
+/**
+ * Values in Redis, one string per key, named as Python tarn names them: the prefix followed by the
+ * raw digest bytes. Writes are SET NX (a key is never overwritten); reads refresh the TTL.
+ */
+export class RedisLocation implements Location {
+  readonly kind = 'redis';
+  readonly target: string;
+  readonly #url: string;
+  readonly #options: RedisLocationOptions;
+  readonly #prefix: Buffer;
+  readonly #max: number;
+  #client: Promise<RedisClient> | undefined;
+
+  constructor(urlOrOptions: string | RedisLocationOptions = {}) {
+    const options = typeof urlOrOptions === 'string' ? { url: urlOrOptions } : urlOrOptions;
+    this.#options = options;
+    this.#url = options.url ?? 'redis://127.0.0.1:6379';
+    this.target = this.#url.replace(/\/\/[^@/]*@/, '//');
+    this.#prefix = Buffer.from(options.prefix ?? '');
+    this.#max = options.maxValueSize ?? 64 << 20;
+  }
+
+  async #redis(): Promise<RedisClient> {
+    this.#client ??= (async () => {
+      const { Redis } = await import('ioredis');
+      const client = new Redis(this.#url, {
+        lazyConnect: true,
+        connectTimeout: this.#options.connectTimeoutMs ?? 5000,
+        commandTimeout: this.#options.commandTimeoutMs ?? 5000,
+        // Fail fast while the server is down instead of queueing commands forever.
+        enableOfflineQueue: false,
+        maxRetriesPerRequest: 1,
+        retryStrategy: (times) => Math.min(times * 200, 2000),
+        ...this.#options.client,
+      });
+      client.on('error', () => undefined); // reported by the failing command instead
+      await client.connect();
+      return client;
+    })().catch((e) => {
+      this.#client = undefined;
+      throw e;
+    });
+    return this.#client;
+  }
+
+  #key(key: string): Buffer {
+    assertHexKey(key);
+    return Buffer.concat([this.#prefix, Buffer.from(key, 'hex')]);
+  }
+
+  async #run<T>(
+    action: string,
+    options: OpOptions | undefined,
+    fn: (r: RedisClient) => Promise<T>,
+  ): Promise<T> {
+    throwIfAborted(options?.signal);
+    try {
+      return await fn(await this.#redis());
+    } catch (e) {
+      throw remoteError(`redis ${this.target}`, action, e, options?.signal);
+    }
+  }
+
+  async read(key: string, options?: OpOptions): Promise<Value | null> {
+    const k = this.#key(key);
+    const data = await this.#run('GET', options, (r) => r.getBuffer(k));
+    if (!data) return null;
+    if (this.#options.ttl)
+      await this.#run('EXPIRE', options, (r) => r.expire(k, this.#options.ttl as number));
+    return memoryValue(data);
+  }
+
+  async stage(options: StageOptions = {}): Promise<Stage | null> {
+    if (options.key !== undefined) this.#key(options.key);
+    if ((options.size ?? 0) > this.#max) return null;
+    return new SpoolStage(
+      async (key, spool) => {
+        const k = this.#key(key);
+        // memoryLimit = maxValueSize: a value that fits is always in memory.
+        const data = spool.memory ?? Buffer.alloc(0);
+        const ttl = this.#options.ttl;
+        const set = await this.#run('SET', options, (r) =>
+          ttl ? r.set(k, data, 'EX', ttl, 'NX') : r.set(k, data, 'NX'),
+        );
+        return { status: set === 'OK' ? 'stored' : 'existed' };
+      },
+      { maxSize: this.#max, memoryLimit: this.#max },
+    );
+  }
+
+  async contains(key: string, options?: OpOptions): Promise<boolean> {
+    const k = this.#key(key);
+    return (await this.#run('EXISTS', options, (r) => r.exists(k))) > 0;
+  }
+
+  async delete(key: string, options?: OpOptions): Promise<boolean> {
+    const k = this.#key(key);
+    return (await this.#run('DEL', options, (r) => r.del(k))) > 0;
+  }
+
+  async *keys(options?: OpOptions): AsyncIterable<string> {
+    const r = await this.#run('SCAN', options, async (c) => c);
+    // Glob-escape the prefix so that a prefix with * or ? lists only our keys.
+    const pattern = Buffer.concat([
+      Buffer.from(this.#prefix.toString('latin1').replace(/[*?[\]\\]/g, '\\$&'), 'latin1'),
+      Buffer.from('*'),
+    ]);
+    const stream = r.scanBufferStream({ match: pattern.toString('latin1'), count: 1000 });
+    try {
+      for await (const batch of stream as AsyncIterable<Buffer[]>) {
+        throwIfAborted(options?.signal);
+        for (const k of batch) {
+          const digest = k.subarray(this.#prefix.length);
+          // Python tarn's labels/usage keys share the keyspace; digests have these lengths only.
+          if (k.subarray(0, this.#prefix.length).equals(this.#prefix) && DIGEST_BYTES.has(digest.length)) {
+            yield digest.toString('hex');
+          }
+        }
+      }
+    } catch (e) {
+      throw remoteError(`redis ${this.target}`, 'SCAN', e, options?.signal);
+    }
+  }
+
+  async touch(key: string, options?: OpOptions): Promise<boolean> {
+    const k = this.#key(key);
+    const ttl = this.#options.ttl;
+    if (ttl) return (await this.#run('EXPIRE', options, (r) => r.expire(k, ttl))) === 1;
+    return this.contains(key, options);
+  }
+
+  async close(): Promise<void> {
+    const client = this.#client;
+    this.#client = undefined;
+    if (client) (await client.catch(() => undefined))?.disconnect();
+  }
+}
+
+const DIGEST_BYTES = new Set([16, 20, 28, 32, 48, 64]);
