@@ -25,6 +25,7 @@ export {
 export { DiskLocation, type DiskOptions } from './location/disk/index.js';
 export { RedisLocation, type RedisLocationOptions } from './location/redis/index.js';
 export { RemoteError } from './location/remote-error.js';
+export { S3Location, type S3LocationOptions } from './location/s3/index.js';
 export { type Spool, type SpoolOptions, SpoolStage } from './location/spool.js';
 export type { CommitResult, Location, OpOptions, Stage, StageOptions, Value } from './location.js';
 export type { WriteSource } from './source.js';
