@@ -23,6 +23,7 @@ export {
   WriteError,
 } from './errors.js';
 export { DiskLocation, type DiskOptions } from './location/disk/index.js';
+export { NginxLocation, type NginxLocationOptions } from './location/nginx/index.js';
 export { RedisLocation, type RedisLocationOptions } from './location/redis/index.js';
 export { RemoteError } from './location/remote-error.js';
 export { S3Location, type S3LocationOptions } from './location/s3/index.js';

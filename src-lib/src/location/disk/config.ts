@@ -61,6 +61,11 @@ export function readLakeConfig(root: string): LakeConfig | undefined {
     if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
     throw new ConfigError(`cannot read ${file}: ${(e as Error).message}`);
   }
+  return parseLakeConfig(text, file);
+}
+
+/** Parses the text of a lake's config.yml (read from disk, or over HTTP/SSH by remote locations). */
+export function parseLakeConfig(text: string, file: string): LakeConfig {
   let raw: unknown;
   try {
     raw = parse(text) ?? {};

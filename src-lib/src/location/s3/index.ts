@@ -1,9 +1,10 @@
-import { PassThrough, type Readable } from 'node:stream';
+import type { Readable } from 'node:stream';
 import type { S3Client, S3ClientConfig } from '@aws-sdk/client-s3';
 import { assertHexKey, type Digest } from '../../digest.js';
 import { InvalidKeyError, throwIfAborted } from '../../errors.js';
 import type { CommitResult, Location, OpOptions, Stage, StageOptions, Value } from '../../location.js';
 import { CHUNK } from '../../util/chunks.js';
+import { lazyStream } from '../../util/lazy-stream.js';
 import { remoteError } from '../remote-error.js';
 import { type Spool, SpoolStage } from '../spool.js';
 
@@ -255,17 +256,4 @@ async function collect(stream: Readable): Promise<Buffer> {
   const parts: Buffer[] = [];
   for await (const c of stream) parts.push(c as Buffer);
   return Buffer.concat(parts);
-}
-
-/** A Readable whose source is opened on first read. */
-function lazyStream(open: () => Promise<Readable>): Readable {
-  const out = new PassThrough({ highWaterMark: CHUNK });
-  open().then(
-    (src) => {
-      src.on('error', (e) => out.destroy(e));
-      src.pipe(out);
-    },
-    (e) => out.destroy(e),
-  );
-  return out;
 }
