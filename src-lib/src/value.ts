@@ -13,13 +13,14 @@ export class FileValue implements Value {
     readonly path: string,
     readonly size: number,
     private readonly fh: FileHandle,
+    private readonly onClose?: () => Promise<void>,
   ) {}
 
   /**
    * Opens a regular file; null when it does not exist. A folder is followed to `<folder>/data`
    * (Python tarn's legacy layout).
    */
-  static async open(path: string): Promise<FileValue | null> {
+  static async open(path: string, onClose?: () => Promise<void>): Promise<FileValue | null> {
     let fh: FileHandle;
     try {
       fh = await open(path, 'r');
@@ -30,7 +31,7 @@ export class FileValue implements Value {
     }
     try {
       const st = await fh.stat();
-      if (st.isFile()) return new FileValue(path, st.size, fh);
+      if (st.isFile()) return new FileValue(path, st.size, fh, onClose);
       await fh.close();
       return st.isDirectory() ? FileValue.open(`${path}/data`) : null;
     } catch (e) {
@@ -66,5 +67,6 @@ export class FileValue implements Value {
 
   async close(): Promise<void> {
     await this.fh.close().catch(() => undefined);
+    await this.onClose?.();
   }
 }

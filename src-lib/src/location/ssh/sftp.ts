@@ -1,0 +1,207 @@
+import { rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join, posix } from 'node:path';
+import type SftpClient from 'ssh2-sftp-client';
+import { throwIfAborted } from '../../errors.js';
+import type { CommitResult, Location, OpOptions, Stage, StageOptions, Value } from '../../location.js';
+import { ownedName } from '../../util/process.js';
+import { FileValue } from '../../value.js';
+import { CONFIG_NAME, type LakeConfig, parseLakeConfig } from '../disk/config.js';
+import { isComponent, keyToParts } from '../disk/layout.js';
+import { remoteError } from '../remote-error.js';
+import { type Spool, SpoolStage } from '../spool.js';
+import { connectConfig, hostKeyCheck, type SshOptions } from './options.js';
+
+const DEFAULT_CONFIG = 'levels:\n- 1\n- -1\n';
+
+/**
+ * A lake on an SSH host, over SFTP: the same layout as a local lake (so Python tarn and `tarn` on
+ * that host read it too), writes to a temp name and then a rename that never replaces a blob, and a
+ * small pool of connections shared by every operation.
+ */
+export class SFTPLocation implements Location {
+  readonly kind = 'sftp';
+  readonly target: string;
+  readonly #host: string;
+  readonly #root: string;
+  readonly #options: SshOptions;
+  readonly #pool: Array<Promise<SftpClient> | undefined>;
+  #next = 0;
+  #lake: Promise<LakeConfig> | undefined;
+
+  constructor(host: string, root: string, options: SshOptions = {}) {
+    this.#host = host;
+    this.#root = posix.resolve('/', root);
+    this.#options = options;
+    this.#pool = new Array(Math.max(1, options.connections ?? 2)).fill(undefined);
+    this.target = `${options.username ? `${options.username}@` : ''}${host}${options.port ? `:${options.port}` : ''}:${this.#root}`;
+  }
+
+  /** A pooled connection (opened on first use, reopened after it failed). */
+  async #client(): Promise<{ client: SftpClient; slot: number }> {
+    const slot = this.#next++ % this.#pool.length;
+    this.#pool[slot] ??= (async () => {
+      const { default: Client } = await import('ssh2-sftp-client');
+      const client = new Client(`tarn-${slot}`);
+      const check = hostKeyCheck(this.#host, this.#options.port ?? 22, this.#options);
+      try {
+        await client.connect(connectConfig(this.#host, this.#options, check.verify));
+      } catch (e) {
+        throw check.reason() ? new Error(check.reason(), { cause: e }) : e;
+      }
+      client.on('error', () => {
+        this.#pool[slot] = undefined;
+      });
+      client.on('end', () => {
+        this.#pool[slot] = undefined;
+      });
+      return client;
+    })().catch((e) => {
+      this.#pool[slot] = undefined;
+      throw e;
+    });
+    return { client: await (this.#pool[slot] as Promise<SftpClient>), slot };
+  }
+
+  async #run<T>(
+    action: string,
+    options: OpOptions | undefined,
+    fn: (c: SftpClient) => Promise<T>,
+  ): Promise<T> {
+    throwIfAborted(options?.signal);
+    try {
+      return await fn((await this.#client()).client);
+    } catch (e) {
+      // A connection that broke removed itself from the pool (its 'end' and 'error' events).
+      throw remoteError(`sftp ${this.target}`, action, e, options?.signal);
+    }
+  }
+
+  /** The lake's config.yml, created (as Python tarn would) when the folder has none. */
+  async #config(options?: OpOptions): Promise<LakeConfig> {
+    this.#lake ??= this.#run('read config.yml', options, async (c) => {
+      const file = `${this.#root}/${CONFIG_NAME}`;
+      let text: string;
+      if (await c.exists(file)) {
+        text = ((await c.get(file)) as Buffer).toString('utf8');
+      } else {
+        await c.mkdir(`${this.#root}/.tmp`, true);
+        const tmp = `${this.#root}/.tmp/${ownedName('config')}`;
+        await c.put(Buffer.from(DEFAULT_CONFIG), tmp);
+        await c.rename(tmp, file).catch(() => c.delete(tmp, true)); // another writer created it first
+        text = ((await c.get(file)) as Buffer).toString('utf8');
+      }
+      return parseLakeConfig(text, `${this.target}/${CONFIG_NAME}`);
+    }).catch((e) => {
+      this.#lake = undefined;
+      throw e;
+    });
+    return this.#lake;
+  }
+
+  async #path(key: string, options?: OpOptions): Promise<string> {
+    keyToParts(key, [1, -1]); // validate before any request
+    return `${this.#root}/${keyToParts(key, (await this.#config(options)).levels).join('/')}`;
+  }
+
+  /**
+   * Downloads the value to a private local temp file (removed on close), as Python tarn does:
+   * fastGet keeps many requests in flight, where a streamed read waits for each 32 KiB.
+   */
+  async read(key: string, options?: OpOptions): Promise<Value | null> {
+    const path = await this.#path(key, options);
+    const local = join(tmpdir(), ownedName('tarn-sftp'));
+    const found = await this.#run('read', options, async (c) => {
+      const kind = await c.exists(path);
+      if (kind === false) return false;
+      await c.fastGet(kind === 'd' ? `${path}/data` : path, local); // 'd': Python tarn's legacy <key>/data
+      return true;
+    });
+    if (!found) return null;
+    return FileValue.open(local, () => rm(local, { force: true }));
+  }
+
+  async stage(options: StageOptions = {}): Promise<Stage | null> {
+    if (options.key !== undefined) await this.#path(options.key, options);
+    return new SpoolStage((key, spool) => this.#publish(key, spool, options));
+  }
+
+  async #publish(key: string, spool: Spool, options: OpOptions): Promise<CommitResult> {
+    const final = await this.#path(key, options);
+    return this.#run('write', options, async (c) => {
+      if (await c.exists(final)) return { status: 'existed' };
+      await this.#ensureDir(c, posix.dirname(final));
+      const tmp = `${this.#root}/.tmp/${ownedName('stage')}`;
+      if (spool.path) await c.fastPut(spool.path, tmp, { mode: 0o444 });
+      else await c.put(spool.memory ?? spool.stream(), tmp, { writeStreamOptions: { mode: 0o444 } });
+      try {
+        // OpenSSH's rename links and unlinks: it fails rather than replace an existing blob.
+        await c.rename(tmp, final);
+        return { status: 'stored' };
+      } catch (e) {
+        await c.delete(tmp, true);
+        if (await c.exists(final)) return { status: 'existed' };
+        throw e;
+      }
+    });
+  }
+
+  /** mkdir -p that tolerates other writers creating the same folders at the same moment. */
+  async #ensureDir(c: SftpClient, dir: string): Promise<void> {
+    const parts = posix.relative(this.#root, dir).split('/').filter(Boolean);
+    let at = this.#root;
+    for (const part of parts) {
+      at = `${at}/${part}`;
+      if ((await c.exists(at)) === 'd') continue;
+      try {
+        await c.mkdir(at);
+      } catch (e) {
+        if ((await c.exists(at)) !== 'd') throw e;
+      }
+    }
+  }
+
+  async contains(key: string, options?: OpOptions): Promise<boolean> {
+    const path = await this.#path(key, options);
+    return this.#run('stat', options, async (c) => (await c.exists(path)) !== false);
+  }
+
+  async delete(key: string, options?: OpOptions): Promise<boolean> {
+    const path = await this.#path(key, options);
+    return this.#run('delete', options, async (c) => {
+      const kind = await c.exists(path);
+      if (kind === false) return false;
+      if (kind === 'd') await c.rmdir(path, true);
+      else await c.delete(path, true);
+      return true;
+    });
+  }
+
+  async touch(key: string, options?: OpOptions): Promise<boolean> {
+    return this.contains(key, options);
+  }
+
+  async *keys(options?: OpOptions): AsyncIterable<string> {
+    const { levels } = await this.#config(options);
+    const walk = async function* (
+      this: SFTPLocation,
+      dir: string,
+      depth: number,
+      prefix: string,
+    ): AsyncGenerator<string> {
+      const entries = await this.#run('list', options, (c) => c.list(dir));
+      for (const entry of entries) {
+        if (!isComponent(entry.name, levels, depth)) continue;
+        if (depth === levels.length - 1) yield prefix + entry.name;
+        else if (entry.type === 'd')
+          yield* walk.call(this, `${dir}/${entry.name}`, depth + 1, prefix + entry.name);
+      }
+    };
+    yield* walk.call(this, this.#root, 0, '');
+  }
+
+  async close(): Promise<void> {
+    const open = this.#pool.splice(0, this.#pool.length, ...new Array(this.#pool.length).fill(undefined));
+    await Promise.all(open.map(async (p) => (await p?.catch(() => undefined))?.end().catch(() => undefined)));
+  }
+}
