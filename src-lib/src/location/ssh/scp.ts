@@ -1,0 +1,312 @@
+import { createWriteStream } from 'node:fs';
+import { rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join, posix } from 'node:path';
+import type { Readable } from 'node:stream';
+import type { Client, ClientChannel } from 'ssh2';
+import { throwIfAborted } from '../../errors.js';
+import type { CommitResult, Location, OpOptions, Stage, StageOptions, Value } from '../../location.js';
+import { ownedName } from '../../util/process.js';
+import { FileValue } from '../../value.js';
+import { type LakeConfig, parseLakeConfig } from '../disk/config.js';
+import { isComponent, keyToParts } from '../disk/layout.js';
+import { remoteError } from '../remote-error.js';
+import { type Spool, SpoolStage } from '../spool.js';
+import { connectConfig, hostKeyCheck, type SshOptions, shq } from './options.js';
+
+const DEFAULT_CONFIG = 'levels:\n- 1\n- -1\n';
+
+/** An scp transfer failed in the protocol itself (the remote scp said no). */
+class ScpRefusal extends Error {}
+
+/**
+ * A lake on an SSH host, moved with the scp protocol over reused SSH connections (for hosts that
+ * offer scp but no SFTP subsystem). Values travel by `scp -t` / `scp -f`; the few other operations
+ * (existence, rename without replacing, delete, listing) are POSIX shell commands over the same
+ * connection. Same layout as a local lake.
+ */
+export class SCPLocation implements Location {
+  readonly kind = 'scp';
+  readonly target: string;
+  readonly #host: string;
+  readonly #root: string;
+  readonly #options: SshOptions;
+  readonly #pool: Array<Promise<Client> | undefined>;
+  #next = 0;
+  #lake: Promise<LakeConfig> | undefined;
+
+  constructor(host: string, root: string, options: SshOptions = {}) {
+    this.#host = host;
+    this.#root = posix.resolve('/', root);
+    this.#options = options;
+    this.#pool = new Array(Math.max(1, options.connections ?? 2)).fill(undefined);
+    this.target = `${options.username ? `${options.username}@` : ''}${host}${options.port ? `:${options.port}` : ''}:${this.#root}`;
+  }
+
+  async #client(): Promise<Client> {
+    const slot = this.#next++ % this.#pool.length;
+    this.#pool[slot] ??= (async () => {
+      const { Client: SshClient } = await import('ssh2');
+      const client = new SshClient();
+      const check = hostKeyCheck(this.#host, this.#options.port ?? 22, this.#options);
+      const config = connectConfig(this.#host, this.#options, check.verify);
+      await new Promise<void>((resolve, reject) => {
+        client.once('ready', () => resolve());
+        client.once('error', (e) => reject(check.reason() ? new Error(check.reason(), { cause: e }) : e));
+        client.connect(config);
+      });
+      const drop = () => {
+        this.#pool[slot] = undefined;
+      };
+      client.on('error', drop);
+      client.on('close', drop);
+      return client;
+    })().catch((e) => {
+      this.#pool[slot] = undefined;
+      throw e;
+    });
+    return this.#pool[slot] as Promise<Client>;
+  }
+
+  async #channel(command: string): Promise<ClientChannel> {
+    const client = await this.#client();
+    return new Promise((resolve, reject) =>
+      client.exec(command, (err, ch) => (err ? reject(err) : resolve(ch))),
+    );
+  }
+
+  /** Runs a shell command on the host; its exit code and output. */
+  async #sh(command: string, options?: OpOptions): Promise<{ code: number; out: string; err: string }> {
+    throwIfAborted(options?.signal);
+    try {
+      const ch = await this.#channel(command);
+      const out: Buffer[] = [];
+      const err: Buffer[] = [];
+      ch.on('data', (d: Buffer) => out.push(d));
+      ch.stderr.on('data', (d: Buffer) => err.push(d));
+      const code = await new Promise<number>((resolve) =>
+        ch.on('close', (c: number | null) => resolve(c ?? -1)),
+      );
+      return { code, out: Buffer.concat(out).toString(), err: Buffer.concat(err).toString() };
+    } catch (e) {
+      throw remoteError(`scp ${this.target}`, command.split(' ')[0] ?? 'exec', e, options?.signal);
+    }
+  }
+
+  async #config(options?: OpOptions): Promise<LakeConfig> {
+    const file = `${this.#root}/config.yml`;
+    this.#lake ??= (async () => {
+      // Create the lake as Python tarn would when it has no config.yml; another writer may win the race.
+      const tmp = `${this.#root}/.tmp/${ownedName('config')}`;
+      const r = await this.#sh(
+        `mkdir -p ${shq(`${this.#root}/.tmp`)} && if [ ! -e ${shq(file)} ]; then printf %s ${shq(DEFAULT_CONFIG)} > ${shq(tmp)} && ` +
+          `{ ln ${shq(tmp)} ${shq(file)} 2>/dev/null; rm -f ${shq(tmp)}; }; fi; cat ${shq(file)}`,
+        options,
+      );
+      if (r.code !== 0) throw remoteError(`scp ${this.target}`, 'read config.yml', new Error(r.err.trim()));
+      return parseLakeConfig(r.out, `${this.target}/config.yml`);
+    })().catch((e) => {
+      this.#lake = undefined;
+      throw e;
+    });
+    return this.#lake;
+  }
+
+  async #path(key: string, options?: OpOptions): Promise<string> {
+    keyToParts(key, [1, -1]); // validate before any request
+    return `${this.#root}/${keyToParts(key, (await this.#config(options)).levels).join('/')}`;
+  }
+
+  /** scp -f: the remote side sends `C<mode> <size> <name>\n`, the bytes, then a zero byte. */
+  async #download(remote: string, local: string, options?: OpOptions): Promise<boolean> {
+    throwIfAborted(options?.signal);
+    let ch: ClientChannel;
+    try {
+      ch = await this.#channel(`scp -f ${shq(remote)}`);
+    } catch (e) {
+      throw remoteError(`scp ${this.target}`, 'scp -f', e, options?.signal);
+    }
+    const out = createWriteStream(local, { mode: 0o600 });
+    try {
+      await receive(ch, out);
+      return true;
+    } catch (e) {
+      if (e instanceof ScpRefusal && /No such file/i.test(e.message)) return false;
+      throw remoteError(`scp ${this.target}`, `scp -f ${remote}`, e, options?.signal);
+    } finally {
+      out.destroy();
+      ch.close();
+    }
+  }
+
+  async read(key: string, options?: OpOptions): Promise<Value | null> {
+    const path = await this.#path(key, options);
+    const local = join(tmpdir(), ownedName('tarn-scp'));
+    // A folder is Python tarn's legacy <key>/data.
+    const r = await this.#sh(
+      `if [ -d ${shq(path)} ]; then echo d; elif [ -f ${shq(path)} ]; then echo f; fi`,
+      options,
+    );
+    const kind = r.out.trim();
+    if (kind !== 'd' && kind !== 'f') return null;
+    if (!(await this.#download(kind === 'd' ? `${path}/data` : path, local, options))) {
+      await rm(local, { force: true });
+      return null;
+    }
+    return FileValue.open(local, () => rm(local, { force: true }));
+  }
+
+  async stage(options: StageOptions = {}): Promise<Stage | null> {
+    if (options.key !== undefined) await this.#path(options.key, options);
+    return new SpoolStage((key, spool) => this.#publish(key, spool, options));
+  }
+
+  async #publish(key: string, spool: Spool, options: OpOptions): Promise<CommitResult> {
+    const final = await this.#path(key, options);
+    if ((await this.#sh(`test -e ${shq(final)}`, options)).code === 0) return { status: 'existed' };
+    const name = ownedName('stage');
+    const tmpDir = `${this.#root}/.tmp`;
+    let ch: ClientChannel;
+    try {
+      ch = await this.#channel(`scp -t ${shq(tmpDir)}`);
+      await send(ch, name, spool.size, spool.stream());
+    } catch (e) {
+      throw remoteError(`scp ${this.target}`, 'scp -t', e, options.signal);
+    }
+    // link(1) refuses to replace an existing blob; exactly one writer sees 'stored'.
+    const tmp = `${tmpDir}/${name}`;
+    const r = await this.#sh(
+      `mkdir -p ${shq(posix.dirname(final))} && if ln ${shq(tmp)} ${shq(final)} 2>/dev/null; then s=stored; ` +
+        `elif [ -e ${shq(final)} ]; then s=existed; else s=failed; fi; rm -f ${shq(tmp)}; echo $s`,
+      options,
+    );
+    const status = r.out.trim();
+    if (status === 'stored' || status === 'existed') return { status };
+    throw remoteError(`scp ${this.target}`, 'publish', new Error(r.err.trim() || 'link failed'));
+  }
+
+  async contains(key: string, options?: OpOptions): Promise<boolean> {
+    return (await this.#sh(`test -e ${shq(await this.#path(key, options))}`, options)).code === 0;
+  }
+
+  async delete(key: string, options?: OpOptions): Promise<boolean> {
+    const p = shq(await this.#path(key, options));
+    return (
+      (await this.#sh(`if [ -e ${p} ]; then rm -rf ${p} && echo 1; else echo 0; fi`, options)).out.trim() ===
+      '1'
+    );
+  }
+
+  async touch(key: string, options?: OpOptions): Promise<boolean> {
+    return this.contains(key, options);
+  }
+
+  async *keys(options?: OpOptions): AsyncIterable<string> {
+    const { levels } = await this.#config(options);
+    const r = await this.#sh(
+      `cd ${shq(this.#root)} && find . -mindepth ${levels.length} -maxdepth ${levels.length}`,
+      options,
+    );
+    for (const line of r.out.split('\n')) {
+      const parts = line.replace(/^\.\//, '').split('/');
+      if (parts.length === levels.length && parts.every((p, i) => isComponent(p, levels, i)))
+        yield parts.join('');
+    }
+  }
+
+  async close(): Promise<void> {
+    const open = this.#pool.splice(0, this.#pool.length, ...new Array(this.#pool.length).fill(undefined));
+    await Promise.all(open.map(async (p) => (await p?.catch(() => undefined))?.end()));
+  }
+}
+
+/** Reads one byte from the channel: 0 is OK, 1 and 2 carry a message (warning, error). */
+async function ack(ch: ClientChannel, buffered: Buffer[]): Promise<void> {
+  const byte = await readBytes(ch, buffered, 1);
+  if (byte[0] === 0) return;
+  const line = await readLine(ch, buffered);
+  throw new ScpRefusal(line.trim());
+}
+
+/** The source side of scp -t: wait, announce, send, end with a zero byte. */
+async function send(ch: ClientChannel, name: string, size: number, data: Readable): Promise<void> {
+  const buffered: Buffer[] = [];
+  ch.on('data', (d: Buffer) => buffered.push(d));
+  await ack(ch, buffered);
+  ch.write(`C0444 ${size} ${name}\n`);
+  await ack(ch, buffered);
+  for await (const chunk of data) {
+    if (!ch.write(chunk as Buffer)) await new Promise((r) => ch.once('drain', r));
+  }
+  ch.write(Buffer.from([0]));
+  await ack(ch, buffered);
+  ch.end();
+}
+
+/** The sink side of scp -f. */
+async function receive(ch: ClientChannel, out: NodeJS.WritableStream): Promise<void> {
+  const buffered: Buffer[] = [];
+  ch.on('data', (d: Buffer) => buffered.push(d));
+  ch.write(Buffer.from([0]));
+  const header = await readLine(ch, buffered);
+  if (header[0] === '\x01' || header[0] === '\x02') throw new ScpRefusal(header.slice(1).trim());
+  const m = /^C[0-7]{4} (\d+) /.exec(header);
+  if (!m) throw new Error(`unexpected scp header ${JSON.stringify(header)}`);
+  let left = Number(m[1]);
+  ch.write(Buffer.from([0]));
+  while (left > 0) {
+    const chunk = await readBytes(ch, buffered, Math.min(left, 1 << 20), true);
+    if (!out.write(chunk)) await new Promise((r) => out.once('drain', r));
+    left -= chunk.length;
+  }
+  await ack(ch, buffered);
+  ch.write(Buffer.from([0]));
+  await new Promise<void>((resolve, reject) => {
+    out.end(() => resolve());
+    out.once('error', reject);
+  });
+}
+
+/** Takes `n` bytes (or, with `upTo`, at most `n` available bytes) from the buffered channel data. */
+async function readBytes(ch: ClientChannel, buffered: Buffer[], n: number, upTo = false): Promise<Buffer> {
+  for (;;) {
+    const have = buffered.reduce((a, b) => a + b.length, 0);
+    if (have >= n || (upTo && have > 0)) {
+      const all = Buffer.concat(buffered);
+      const take = Math.min(n, all.length);
+      buffered.length = 0;
+      if (all.length > take) buffered.push(all.subarray(take));
+      return all.subarray(0, take);
+    }
+    await waitForData(ch);
+  }
+}
+
+async function readLine(ch: ClientChannel, buffered: Buffer[]): Promise<string> {
+  for (;;) {
+    const all = Buffer.concat(buffered);
+    const nl = all.indexOf(10);
+    if (nl >= 0) {
+      buffered.length = 0;
+      if (all.length > nl + 1) buffered.push(all.subarray(nl + 1));
+      return all.subarray(0, nl + 1).toString();
+    }
+    await waitForData(ch);
+  }
+}
+
+function waitForData(ch: ClientChannel): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const done = () => {
+      ch.off('data', done);
+      ch.off('close', closed);
+      resolve();
+    };
+    const closed = () => {
+      ch.off('data', done);
+      reject(new Error('the scp channel closed early'));
+    };
+    ch.once('data', done);
+    ch.once('close', closed);
+  });
+}

@@ -1,0 +1,61 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { HashKeyStorage, RemoteError, SCPLocation } from '@tarnjs/tarn';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { available } from '../../../bed/index.js';
+import { type Sshd, startSshd } from '../../../bed/services.js';
+import { sha256 } from '../../../helpers/data.js';
+import { conformance } from '../conformance.js';
+
+if (available('sshd')) {
+  conformance('scp', async () => {
+    const sshd = await startSshd();
+    const location = new SCPLocation('127.0.0.1', `${sshd.root}/lake`, {
+      port: sshd.port,
+      username: sshd.username,
+      privateKeyPath: sshd.privateKeyPath,
+      knownHostsPath: sshd.knownHostsPath,
+    });
+    return { location, teardown: () => sshd.stop() };
+  });
+}
+
+describe.runIf(available('sshd'))('SCP location', () => {
+  let sshd: Sshd;
+  beforeAll(async () => {
+    sshd = await startSshd();
+  });
+  afterAll(() => sshd?.stop());
+
+  it('writes a plain lake on the host, read back over one reused connection', async () => {
+    const root = `${sshd.root}/plain`;
+    const location = new SCPLocation('127.0.0.1', root, {
+      port: sshd.port,
+      privateKeyPath: sshd.privateKeyPath,
+      hostKeyFingerprint: sshd.hostKeyFingerprint,
+      connections: 1,
+    });
+    const storage = new HashKeyStorage(location);
+    const keys = [];
+    for (let i = 0; i < 5; i++) keys.push(await storage.write(Buffer.from(`scp value ${i}`)));
+    for (const [i, key] of keys.entries()) {
+      expect(readFileSync(join(root, key.slice(0, 2), key.slice(2)), 'utf8')).toBe(`scp value ${i}`);
+      expect(await storage.read(key, (v) => v.text())).toBe(`scp value ${i}`);
+    }
+    // Every operation above went through one SSH connection: sshd logged a single accepted login.
+    const logins = readFileSync(sshd.log, 'utf8').match(/Accepted publickey/g) ?? [];
+    expect(logins).toHaveLength(1);
+    await storage.close();
+  });
+
+  it('refuses a host key it cannot verify', async () => {
+    const location = new SCPLocation('127.0.0.1', sshd.root, {
+      port: sshd.port,
+      privateKeyPath: sshd.privateKeyPath,
+      knownHostsPath: '/dev/null',
+    });
+    const err = await location.contains(sha256('x')).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(RemoteError);
+    expect((err as Error).message).toMatch(/not in \/dev\/null/);
+  });
+});
