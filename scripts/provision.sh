@@ -22,7 +22,7 @@ fi
 declare -A DEBIAN=(
   [redis-server]=redis-server [redis-cli]=redis-tools
   [sshd]=openssh-server [ssh]=openssh-client [scp]=openssh-client [sftp]=openssh-client [ssh-keygen]=openssh-client
-  [nginx]=nginx-light [curl]=curl [openssl]=openssl
+  [nginx]=nginx-light [curl]=curl [openssl]=openssl [pkill]=procps
 )
 missing=()
 for program in "${!DEBIAN[@]}"; do

@@ -87,6 +87,7 @@ export async function dockerSshd(): Promise<Sshd> {
   await c.exec(['chown', 'tarn', '/config/remote']);
   return {
     ...asService('sshd', c, dir),
+    crash: async () => void (await c.stop({ timeout: 0 })),
     host: '127.0.0.1',
     port,
     username: 'tarn',

@@ -1,4 +1,4 @@
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { chmodSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir, userInfo } from 'node:os';
 import { join } from 'node:path';
@@ -17,6 +17,8 @@ export interface Sshd extends Service {
   readonly root: string;
   /** ssh/scp/sftp options that reach this server with the client key and pinned host key. */
   readonly clientOptions: string[];
+  /** The host going away: the listener and every open session die at once (stop() spares sessions). */
+  crash(): Promise<void>;
 }
 
 /**
@@ -72,8 +74,15 @@ export async function startSshd(dir = mkdtempSync(join(tmpdir(), 'bed-sshd-'))):
     dir,
     ready: () => probe(port, undefined, /^SSH-2\.0-/),
   });
+  const crash = async () => {
+    const pid = readFileSync(join(dir, 'sshd.pid'), 'utf8').trim();
+    // Per-connection processes are the listener's children; killing them drops every session.
+    spawnSync('pkill', ['-KILL', '-P', pid]);
+    await service.stop();
+  };
   return {
     ...service,
+    crash,
     host: '127.0.0.1',
     port,
     username: me.username,

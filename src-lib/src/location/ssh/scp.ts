@@ -236,7 +236,7 @@ async function send(ch: ClientChannel, name: string, size: number, data: Readabl
   ch.write(`C0444 ${size} ${name}\n`);
   await ack(ch, buffered);
   for await (const chunk of data) {
-    if (!ch.write(chunk as Buffer)) await new Promise((r) => ch.once('drain', r));
+    if (!ch.write(chunk as Buffer)) await drained(ch);
   }
   ch.write(Buffer.from([0]));
   await ack(ch, buffered);
@@ -293,6 +293,24 @@ async function readLine(ch: ClientChannel, buffered: Buffer[]): Promise<string> 
     }
     await waitForData(ch);
   }
+}
+
+/** Waits for the channel to take more bytes; a channel that closes instead (the host went away) fails. */
+function drained(ch: ClientChannel): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const done = (e?: Error) => {
+      ch.off('drain', ok);
+      ch.off('close', closed);
+      ch.off('error', done);
+      if (e) reject(e);
+      else resolve();
+    };
+    const ok = () => done();
+    const closed = () => done(new Error('the scp channel closed during the transfer'));
+    ch.once('drain', ok);
+    ch.once('close', closed);
+    ch.once('error', done);
+  });
 }
 
 function waitForData(ch: ClientChannel): Promise<void> {

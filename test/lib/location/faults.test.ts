@@ -1,0 +1,177 @@
+import { existsSync, readdirSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import {
+  DiskLocation,
+  HashKeyStorage,
+  NginxLocation,
+  RedisLocation,
+  RemoteError,
+  S3Location,
+  SCPLocation,
+  SFTPLocation,
+} from '@tarnjs/tarn';
+import { describe, expect, it } from 'vitest';
+import { available } from '../../bed/index.js';
+import { startNginx, startRedis, startS3, startSshd } from '../../bed/services.js';
+import { pseudoRandom, sha256 } from '../../helpers/data.js';
+import { tempDir } from '../../helpers/tmp.js';
+import { createBucket } from './s3/helpers.js';
+
+const BIG = 160 << 20;
+
+/**
+ * Starts `work`, stops the server as soon as `uploading()` sees the upload under way on the server's
+ * side, and returns what `work` ended with. Fails if the upload was never seen.
+ */
+async function stopDuring<T>(
+  work: () => Promise<T>,
+  uploading: () => boolean,
+  stop: () => Promise<void>,
+): Promise<T | unknown> {
+  let settled = false;
+  const running = work()
+    .catch((e: unknown) => e)
+    .finally(() => {
+      settled = true;
+    });
+  while (!settled && !uploading()) await new Promise((r) => setTimeout(r, 10));
+  expect(settled, 'the upload finished before it could be interrupted').toBe(false);
+  await stop();
+  return running;
+}
+
+/** Whether a folder holds a non-empty file whose name starts with `prefix` (anywhere below it). */
+function partialUnder(dir: string, prefix: string): boolean {
+  try {
+    return readdirSync(dir, { recursive: true, withFileTypes: true }).some(
+      (e) => e.isFile() && e.name.startsWith(prefix) && statSync(join(e.parentPath, e.name)).size > 0,
+    );
+  } catch {
+    return false;
+  }
+}
+
+describe('a server that goes away', () => {
+  it.runIf(available('redis'))(
+    'redis: a clear error naming the server, and nothing half-stored',
+    async () => {
+      const redis = await startRedis();
+      const location = new RedisLocation({ url: redis.url, connectTimeoutMs: 500, commandTimeoutMs: 1000 });
+      const storage = new HashKeyStorage(location);
+      const key = await storage.write(Buffer.from('before'));
+      await redis.stop();
+      const read = await storage.read(key).catch((e: unknown) => e);
+      expect(read).toBeInstanceOf(RemoteError);
+      expect((read as Error).message).toContain(redis.url);
+      await expect(storage.write(Buffer.from('after'))).rejects.toBeInstanceOf(RemoteError);
+      await location.close();
+    },
+  );
+
+  it.runIf(available('s3'))(
+    's3: stopped mid-upload and mid-download, it fails loudly and leaves no object',
+    async () => {
+      const s3 = await startS3();
+      await createBucket(s3, 'faults');
+      const opts = {
+        bucket: 'faults',
+        endpoint: s3.endpoint,
+        credentials: { accessKeyId: s3.accessKeyId, secretAccessKey: s3.secretAccessKey },
+        connectTimeoutMs: 1000,
+        requestTimeoutMs: 5000,
+      };
+      const storage = new HashKeyStorage(new S3Location(opts));
+      const small = await storage.write(pseudoRandom('s3 fault read', 24 << 20));
+      // mid-read
+      const location = new S3Location(opts);
+      const value = await location.read(small);
+      const stream = value?.stream();
+      let got = 0;
+      const reading = (async () => {
+        for await (const c of stream ?? []) {
+          got += (c as Buffer).length;
+          await new Promise((r) => setTimeout(r, 5));
+        }
+      })().catch((e: unknown) => e);
+      await new Promise((r) => setTimeout(r, 200));
+      // mid-upload, on a second connection: MinIO keeps the parts of a multipart upload under .minio.sys/multipart
+      const data = pseudoRandom('s3 fault write', BIG);
+      const multipart = join(s3.log, '..', 'data', '.minio.sys', 'multipart');
+      const err = await stopDuring(
+        () => storage.write(data),
+        () => partialUnder(multipart, 'part.'),
+        () => s3.stop(),
+      );
+      expect(await reading).toBeInstanceOf(Error);
+      expect(got).toBeLessThan(24 << 20);
+      expect(err).toBeInstanceOf(RemoteError);
+      expect((err as Error).message).toContain(s3.endpoint);
+      // MinIO keeps finished objects as folders named after them: the big one never appeared.
+      const key = sha256(data);
+      expect(existsSync(join(s3.log, '..', 'data', 'faults', `${key.slice(0, 4)}`, key.slice(4)))).toBe(
+        false,
+      );
+      await location.close();
+    },
+    120_000,
+  );
+
+  for (const [name, Kind] of [
+    ['sftp', SFTPLocation],
+    ['scp', SCPLocation],
+  ] as const) {
+    it.runIf(available('sshd'))(
+      `${name}: a host crash mid-upload fails loudly and leaves no blob`,
+      async () => {
+        const sshd = await startSshd();
+        const root = `${sshd.root}/lake`;
+        const storage = new HashKeyStorage(
+          new Kind('127.0.0.1', root, {
+            port: sshd.port,
+            privateKeyPath: sshd.privateKeyPath,
+            hostKeyFingerprint: sshd.hostKeyFingerprint,
+          }),
+        );
+        await storage.write(Buffer.from('lake exists'));
+        const data = pseudoRandom(`${name} crash`, BIG);
+        // The upload lands in <root>/.tmp/stage-… on the host until it is published.
+        const err = await stopDuring(
+          () => storage.write(data),
+          () => partialUnder(join(root, '.tmp'), 'stage-'),
+          () => sshd.crash(),
+        );
+        expect(err).toBeInstanceOf(RemoteError);
+        expect((err as Error).message).toContain(`127.0.0.1:${sshd.port}`);
+        const key = sha256(data);
+        // Only the temp file under .tmp (swept later, like a local lake's) may remain.
+        expect(existsSync(join(root, key.slice(0, 2), key.slice(2)))).toBe(false);
+        await storage.close();
+      },
+      120_000,
+    );
+  }
+
+  it.runIf(available('nginx'))(
+    'nginx: stopped mid-read, the stream fails instead of ending short',
+    async () => {
+      const root = `${tempDir()}/lake`;
+      const SIZE = 32 << 20;
+    const key = await new HashKeyStorage(new DiskLocation(root)).write(pseudoRandom('nginx crash', SIZE));
+      const nginx = await startNginx(root);
+      const location = new NginxLocation({ url: nginx.url, retries: 0 });
+      const value = await location.read(key);
+      let got = 0;
+      const reading = (async () => {
+        for await (const c of value?.stream() ?? []) {
+          got += (c as Buffer).length;
+          await new Promise((r) => setTimeout(r, 2));
+        }
+      })().catch((e: unknown) => e);
+      await new Promise((r) => setTimeout(r, 300));
+      await nginx.stop();
+      expect(await reading).toBeInstanceOf(Error);
+      expect(got).toBeLessThan(BIG);
+      await location.close();
+    },
+  );
+});
