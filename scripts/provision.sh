@@ -22,7 +22,7 @@ fi
 declare -A DEBIAN=(
   [redis-server]=redis-server [redis-cli]=redis-tools
   [sshd]=openssh-server [ssh]=openssh-client [scp]=openssh-client [sftp]=openssh-client [ssh-keygen]=openssh-client
-  [nginx]=nginx-light [curl]=curl [openssl]=openssl [pkill]=procps
+  [nginx]=nginx-light [curl]=curl [openssl]=openssl [pgrep]=procps
 )
 missing=()
 for program in "${!DEBIAN[@]}"; do
@@ -38,6 +38,12 @@ if [ ${#missing[@]} -gt 0 ]; then
   $sudo apt-get update -qq
   # shellcheck disable=SC2086
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends $packages >/dev/null
+fi
+
+# As root, the bed's sshd logs in as this user (login shell /bin/sh, so no ~/.bashrc runs remotely).
+if [ "$(id -u)" = 0 ] && ! getent passwd tarnbed >/dev/null; then
+  # '*': no password, but not locked (sshd refuses locked accounts, even with keys).
+  useradd --system --shell /bin/sh --home-dir /nonexistent --no-create-home --password '*' tarnbed
 fi
 
 # The Go programs of the test bed (etcd, kube-apiserver, kube-controller-manager, helm, MinIO),

@@ -29,7 +29,7 @@ export { RemoteError } from './location/remote-error.js';
 export { S3Location, type S3LocationOptions } from './location/s3/index.js';
 export { type Spool, type SpoolOptions, SpoolStage } from './location/spool.js';
 export { fingerprintOf, type SshOptions } from './location/ssh/options.js';
-export { SCPLocation } from './location/ssh/scp.js';
+export { SCPLocation, type SCPOptions } from './location/ssh/scp.js';
 export { SFTPLocation } from './location/ssh/sftp.js';
 export type { CommitResult, Location, OpOptions, Stage, StageOptions, Value } from './location.js';
 export type { WriteSource } from './source.js';

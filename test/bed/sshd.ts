@@ -1,5 +1,5 @@
 import { execFileSync, spawnSync } from 'node:child_process';
-import { chmodSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir, userInfo } from 'node:os';
 import { join } from 'node:path';
 import { binary, freePort, probe, type Service, startService } from './index.js';
@@ -25,6 +25,31 @@ export interface Sshd extends Service {
  * Debian's OpenSSH sshd in the foreground on a loopback port, with a throwaway host key, a client
  * key pair, public-key auth only, and the SFTP subsystem; `scp` works through it too.
  */
+/** The bed's login user when run as root (created once by scripts/provision.sh, or here). */
+function bedUser(): { name: string; uid: number; gid: number } {
+  const name = 'tarnbed';
+  const lookup = () => spawnSync('getent', ['passwd', name], { encoding: 'utf8' }).stdout.trim();
+  let line = lookup();
+  if (!line) {
+    // Two test files may race to create it; useradd's failure then is harmless.
+    spawnSync('useradd', [
+      '--system',
+      '--shell',
+      '/bin/sh',
+      '--home-dir',
+      '/nonexistent',
+      '--no-create-home',
+      '--password',
+      '*',
+      name,
+    ]);
+    line = lookup();
+  }
+  if (!line) throw new Error(`cannot create the test bed's ssh user ${name} (useradd failed)`);
+  const [, , uid, gid] = line.split(':');
+  return { name, uid: Number(uid), gid: Number(gid) };
+}
+
 export async function startSshd(dir = mkdtempSync(join(tmpdir(), 'bed-sshd-'))): Promise<Sshd> {
   const port = await freePort();
   const keygen = binary('ssh-keygen');
@@ -41,10 +66,17 @@ export async function startSshd(dir = mkdtempSync(join(tmpdir(), 'bed-sshd-'))):
   const fingerprint = execFileSync(keygen, ['-l', '-E', 'sha256', '-f', `${hostKey}.pub`])
     .toString()
     .split(' ')[1] as string;
+  const me = userInfo();
+  // As root, the bed logs in as its own user whose login shell is /bin/sh: commands then run
+  // without the machine's ~/.bashrc (whose slow or locking init, like pyenv's rehash, would stall
+  // every command, and which a killed session must not be able to wedge).
+  const user = me.uid === 0 ? bedUser() : { name: me.username, uid: me.uid, gid: me.gid };
   const root = join(dir, 'remote');
   mkdirSync(root);
-  const me = userInfo();
-  // sshd insists on its privilege-separation folder when started as root.
+  chmodSync(dir, 0o755);
+  chownSync(root, user.uid, user.gid);
+  // sshd reads authorized_keys as the user logging in.
+  chownSync(authorized, user.uid, user.gid);
   if (me.uid === 0) mkdirSync('/run/sshd', { recursive: true, mode: 0o755 });
   const config = join(dir, 'sshd_config');
   writeFileSync(
@@ -60,8 +92,7 @@ export async function startSshd(dir = mkdtempSync(join(tmpdir(), 'bed-sshd-'))):
       'KbdInteractiveAuthentication no',
       'UsePAM no',
       'StrictModes no',
-      `AllowUsers ${me.username}`,
-      me.uid === 0 ? 'PermitRootLogin prohibit-password' : '',
+      `AllowUsers ${user.name}`,
       'Subsystem sftp internal-sftp',
       'LogLevel VERBOSE',
       '',
@@ -75,9 +106,15 @@ export async function startSshd(dir = mkdtempSync(join(tmpdir(), 'bed-sshd-'))):
     ready: () => probe(port, undefined, /^SSH-2\.0-/),
   });
   const crash = async () => {
-    const pid = readFileSync(join(dir, 'sshd.pid'), 'utf8').trim();
-    // Per-connection processes are the listener's children; killing them drops every session.
-    spawnSync('pkill', ['-KILL', '-P', pid]);
+    // Every session lives in a tree of processes below the listener (privileged child, user child,
+    // subsystem): all of them die at once, as on a host that goes away.
+    const tree = (pid: string): string[] => {
+      const children = spawnSync('pgrep', ['-P', pid]).stdout.toString().split('\n').filter(Boolean);
+      return [pid, ...children.flatMap(tree)];
+    };
+    const listener = readFileSync(join(dir, 'sshd.pid'), 'utf8').trim();
+    const sessions = tree(listener).slice(1);
+    if (sessions.length > 0) spawnSync('kill', ['-KILL', ...sessions]);
     await service.stop();
   };
   return {
@@ -85,7 +122,7 @@ export async function startSshd(dir = mkdtempSync(join(tmpdir(), 'bed-sshd-'))):
     crash,
     host: '127.0.0.1',
     port,
-    username: me.username,
+    username: user.name,
     privateKeyPath: userKey,
     knownHostsPath: knownHosts,
     hostKeyFingerprint: fingerprint,

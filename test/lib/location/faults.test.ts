@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import {
@@ -8,6 +9,7 @@ import {
   RemoteError,
   S3Location,
   SCPLocation,
+  type SCPOptions,
   SFTPLocation,
 } from '@tarnjs/tarn';
 import { describe, expect, it } from 'vitest';
@@ -95,7 +97,7 @@ describe('a server that goes away', () => {
       })().catch((e: unknown) => e);
       await new Promise((r) => setTimeout(r, 200));
       // mid-upload, on a second connection: MinIO keeps the parts of a multipart upload under .minio.sys/multipart
-      const data = pseudoRandom('s3 fault write', BIG);
+      const data = randomBytes(BIG);
       const multipart = join(s3.log, '..', 'data', '.minio.sys', 'multipart');
       const err = await stopDuring(
         () => storage.write(data),
@@ -125,15 +127,17 @@ describe('a server that goes away', () => {
       async () => {
         const sshd = await startSshd();
         const root = `${sshd.root}/lake`;
-        const storage = new HashKeyStorage(
-          new Kind('127.0.0.1', root, {
-            port: sshd.port,
-            privateKeyPath: sshd.privateKeyPath,
-            hostKeyFingerprint: sshd.hostKeyFingerprint,
-          }),
-        );
+        // A short transfer timeout: the test ends quickly even if the crash is never reported.
+        const opts: SCPOptions = {
+          port: sshd.port,
+          username: sshd.username,
+          privateKeyPath: sshd.privateKeyPath,
+          hostKeyFingerprint: sshd.hostKeyFingerprint,
+          transferTimeoutMs: 3000,
+        };
+        const storage = new HashKeyStorage(new Kind('127.0.0.1', root, opts));
         await storage.write(Buffer.from('lake exists'));
-        const data = pseudoRandom(`${name} crash`, BIG);
+        const data = randomBytes(BIG);
         // The upload lands in <root>/.tmp/stage-… on the host until it is published.
         const err = await stopDuring(
           () => storage.write(data),
@@ -155,8 +159,8 @@ describe('a server that goes away', () => {
     'nginx: stopped mid-read, the stream fails instead of ending short',
     async () => {
       const root = `${tempDir()}/lake`;
-      const SIZE = 32 << 20;
-    const key = await new HashKeyStorage(new DiskLocation(root)).write(pseudoRandom('nginx crash', SIZE));
+      const SIZE = BIG;
+      const key = await new HashKeyStorage(new DiskLocation(root)).write(randomBytes(SIZE));
       const nginx = await startNginx(root);
       const location = new NginxLocation({ url: nginx.url, retries: 0 });
       const value = await location.read(key);

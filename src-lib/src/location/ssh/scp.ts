@@ -25,17 +25,33 @@ class ScpRefusal extends Error {}
  * (existence, rename without replacing, delete, listing) are POSIX shell commands over the same
  * connection. Same layout as a local lake.
  */
+export interface SCPOptions extends SshOptions {
+  /** Any step of a transfer or command that makes no progress for this long fails (default 30 s). */
+  transferTimeoutMs?: number;
+}
+
+/** Rejects when `promise` has not settled within `ms`: a host that vanished silently cannot hang us. */
+function bounded<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`no progress for ${ms} ms while ${what}`)), ms);
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}
+
 export class SCPLocation implements Location {
   readonly kind = 'scp';
   readonly target: string;
   readonly #host: string;
   readonly #root: string;
-  readonly #options: SshOptions;
+  readonly #options: SCPOptions;
+  readonly #wait: number;
   readonly #pool: Array<Promise<Client> | undefined>;
   #next = 0;
   #lake: Promise<LakeConfig> | undefined;
 
-  constructor(host: string, root: string, options: SshOptions = {}) {
+  constructor(host: string, root: string, options: SCPOptions = {}) {
+    this.#wait = options.transferTimeoutMs ?? 30_000;
     this.#host = host;
     this.#root = posix.resolve('/', root);
     this.#options = options;
@@ -128,7 +144,7 @@ export class SCPLocation implements Location {
     }
     const out = createWriteStream(local, { mode: 0o600 });
     try {
-      await receive(ch, out);
+      await receive(ch, out, this.#wait);
       return true;
     } catch (e) {
       if (e instanceof ScpRefusal && /No such file/i.test(e.message)) return false;
@@ -166,11 +182,12 @@ export class SCPLocation implements Location {
     if ((await this.#sh(`test -e ${shq(final)}`, options)).code === 0) return { status: 'existed' };
     const name = ownedName('stage');
     const tmpDir = `${this.#root}/.tmp`;
-    let ch: ClientChannel;
+    let ch: ClientChannel | undefined;
     try {
       ch = await this.#channel(`scp -t ${shq(tmpDir)}`);
-      await send(ch, name, spool.size, spool.stream());
+      await send(ch, name, spool.size, spool.stream(), this.#wait);
     } catch (e) {
+      ch?.close();
       throw remoteError(`scp ${this.target}`, 'scp -t', e, options.signal);
     }
     // link(1) refuses to replace an existing blob; exactly one writer sees 'stored'.
@@ -221,45 +238,51 @@ export class SCPLocation implements Location {
 }
 
 /** Reads one byte from the channel: 0 is OK, 1 and 2 carry a message (warning, error). */
-async function ack(ch: ClientChannel, buffered: Buffer[]): Promise<void> {
-  const byte = await readBytes(ch, buffered, 1);
+async function ack(ch: ClientChannel, buffered: Buffer[], ms: number): Promise<void> {
+  const byte = await readBytes(ch, buffered, 1, ms);
   if (byte[0] === 0) return;
-  const line = await readLine(ch, buffered);
+  const line = await readLine(ch, buffered, ms);
   throw new ScpRefusal(line.trim());
 }
 
 /** The source side of scp -t: wait, announce, send, end with a zero byte. */
-async function send(ch: ClientChannel, name: string, size: number, data: Readable): Promise<void> {
+async function send(
+  ch: ClientChannel,
+  name: string,
+  size: number,
+  data: Readable,
+  ms: number,
+): Promise<void> {
   const buffered: Buffer[] = [];
   ch.on('data', (d: Buffer) => buffered.push(d));
-  await ack(ch, buffered);
+  await ack(ch, buffered, ms);
   ch.write(`C0444 ${size} ${name}\n`);
-  await ack(ch, buffered);
+  await ack(ch, buffered, ms);
   for await (const chunk of data) {
-    if (!ch.write(chunk as Buffer)) await drained(ch);
+    if (!ch.write(chunk as Buffer)) await bounded(drained(ch), ms, 'sending');
   }
   ch.write(Buffer.from([0]));
-  await ack(ch, buffered);
+  await ack(ch, buffered, ms);
   ch.end();
 }
 
 /** The sink side of scp -f. */
-async function receive(ch: ClientChannel, out: NodeJS.WritableStream): Promise<void> {
+async function receive(ch: ClientChannel, out: NodeJS.WritableStream, ms: number): Promise<void> {
   const buffered: Buffer[] = [];
   ch.on('data', (d: Buffer) => buffered.push(d));
   ch.write(Buffer.from([0]));
-  const header = await readLine(ch, buffered);
+  const header = await readLine(ch, buffered, ms);
   if (header[0] === '\x01' || header[0] === '\x02') throw new ScpRefusal(header.slice(1).trim());
   const m = /^C[0-7]{4} (\d+) /.exec(header);
   if (!m) throw new Error(`unexpected scp header ${JSON.stringify(header)}`);
   let left = Number(m[1]);
   ch.write(Buffer.from([0]));
   while (left > 0) {
-    const chunk = await readBytes(ch, buffered, Math.min(left, 1 << 20), true);
+    const chunk = await readBytes(ch, buffered, Math.min(left, 1 << 20), ms, true);
     if (!out.write(chunk)) await new Promise((r) => out.once('drain', r));
     left -= chunk.length;
   }
-  await ack(ch, buffered);
+  await ack(ch, buffered, ms);
   ch.write(Buffer.from([0]));
   await new Promise<void>((resolve, reject) => {
     out.end(() => resolve());
@@ -268,7 +291,13 @@ async function receive(ch: ClientChannel, out: NodeJS.WritableStream): Promise<v
 }
 
 /** Takes `n` bytes (or, with `upTo`, at most `n` available bytes) from the buffered channel data. */
-async function readBytes(ch: ClientChannel, buffered: Buffer[], n: number, upTo = false): Promise<Buffer> {
+async function readBytes(
+  ch: ClientChannel,
+  buffered: Buffer[],
+  n: number,
+  ms: number,
+  upTo = false,
+): Promise<Buffer> {
   for (;;) {
     const have = buffered.reduce((a, b) => a + b.length, 0);
     if (have >= n || (upTo && have > 0)) {
@@ -278,11 +307,11 @@ async function readBytes(ch: ClientChannel, buffered: Buffer[], n: number, upTo 
       if (all.length > take) buffered.push(all.subarray(take));
       return all.subarray(0, take);
     }
-    await waitForData(ch);
+    await bounded(waitForData(ch), ms, 'waiting for scp');
   }
 }
 
-async function readLine(ch: ClientChannel, buffered: Buffer[]): Promise<string> {
+async function readLine(ch: ClientChannel, buffered: Buffer[], ms: number): Promise<string> {
   for (;;) {
     const all = Buffer.concat(buffered);
     const nl = all.indexOf(10);
@@ -291,7 +320,7 @@ async function readLine(ch: ClientChannel, buffered: Buffer[]): Promise<string> 
       if (all.length > nl + 1) buffered.push(all.subarray(nl + 1));
       return all.subarray(0, nl + 1).toString();
     }
-    await waitForData(ch);
+    await bounded(waitForData(ch), ms, 'waiting for scp');
   }
 }
 

@@ -31,6 +31,7 @@ describe.runIf(available('sshd'))('SCP location', () => {
     const root = `${sshd.root}/plain`;
     const location = new SCPLocation('127.0.0.1', root, {
       port: sshd.port,
+      username: sshd.username,
       privateKeyPath: sshd.privateKeyPath,
       hostKeyFingerprint: sshd.hostKeyFingerprint,
       connections: 1,
@@ -51,6 +52,7 @@ describe.runIf(available('sshd'))('SCP location', () => {
   it('refuses a host key it cannot verify', async () => {
     const location = new SCPLocation('127.0.0.1', sshd.root, {
       port: sshd.port,
+      username: sshd.username,
       privateKeyPath: sshd.privateKeyPath,
       knownHostsPath: '/dev/null',
     });
