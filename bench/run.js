@@ -1,6 +1,7 @@
 // `npm run bench`: every benchmark, each beside baselines measured in the same run.
 // Environment: BENCH_LARGE_MIB (default 1024), BENCH_SMALL_COUNT (10000), BENCH_ROUNDS (3),
-// BENCH_CASES (comma-separated names, default all: large/tmp, small/tmp, small/shm).
+// BENCH_CASES (comma-separated names, default all: large/tmp, small/tmp, small/shm, remote),
+// BENCH_REMOTE_COUNT (1 KiB values per remote location, default 500).
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { diskLarge } from './cases/disk-large.js';
 import { diskSmall } from './cases/disk-small.js';
@@ -18,6 +19,8 @@ const cases = {
   'large/tmp': () => diskLarge({ base: '/tmp', mib, rounds }),
   'small/tmp': () => diskSmall({ base: '/tmp', count, rounds }),
   'small/shm': () => diskSmall({ base: '/dev/shm', count, rounds }),
+  // On the test bed's servers (npm run provision); TypeScript, run through tsx.
+  remote: async () => (await import('./cases/remote.ts')).remote(),
 };
 const wanted = process.env.BENCH_CASES?.split(',') ?? Object.keys(cases);
 for (const name of wanted) {

@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import {
+  AbortError,
   DiskLocation,
   HashKeyStorage,
   NginxLocation,
@@ -178,4 +179,42 @@ describe('a server that goes away', () => {
       await location.close();
     },
   );
+});
+
+describe('an aborted transfer', () => {
+  for (const [name, Kind] of [
+    ['sftp', SFTPLocation],
+    ['scp', SCPLocation],
+  ] as const) {
+    it.runIf(available('sshd'))(
+      `${name}: stops mid-upload with AbortError and stores nothing`,
+      async () => {
+        const sshd = await startSshd();
+        const root = `${sshd.root}/lake`;
+        const storage = new HashKeyStorage(
+          new Kind('127.0.0.1', root, {
+            port: sshd.port,
+            username: sshd.username,
+            privateKeyPath: sshd.privateKeyPath,
+            hostKeyFingerprint: sshd.hostKeyFingerprint,
+          }),
+        );
+        await storage.write(Buffer.from('lake exists'));
+        const data = randomBytes(BIG);
+        const controller = new AbortController();
+        const err = await stopDuring(
+          () => storage.write(data, { signal: controller.signal }),
+          () => partialUnder(join(root, '.tmp'), 'stage-'),
+          async () => controller.abort(new Error('user cancelled')),
+        );
+        expect(err).toBeInstanceOf(AbortError);
+        expect(existsSync(join(root, sha256(data).slice(0, 2), sha256(data).slice(2)))).toBe(false);
+        // The location stays usable after the abort.
+        expect(await storage.write(Buffer.from('after abort'))).toBe(sha256('after abort'));
+        await storage.close();
+        await sshd.stop();
+      },
+      60_000,
+    );
+  }
 });

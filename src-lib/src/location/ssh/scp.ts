@@ -143,6 +143,8 @@ export class SCPLocation implements Location {
       throw remoteError(`scp ${this.target}`, 'scp -f', e, options?.signal);
     }
     const out = createWriteStream(local, { mode: 0o600 });
+    const abort = () => ch.emit('close');
+    options?.signal?.addEventListener('abort', abort, { once: true });
     try {
       await receive(ch, out, this.#wait);
       return true;
@@ -150,6 +152,7 @@ export class SCPLocation implements Location {
       if (e instanceof ScpRefusal && /No such file/i.test(e.message)) return false;
       throw remoteError(`scp ${this.target}`, `scp -f ${remote}`, e, options?.signal);
     } finally {
+      options?.signal?.removeEventListener('abort', abort);
       out.destroy();
       ch.close();
     }
@@ -183,12 +186,16 @@ export class SCPLocation implements Location {
     const name = ownedName('stage');
     const tmpDir = `${this.#root}/.tmp`;
     let ch: ClientChannel | undefined;
+    const abort = () => ch?.emit('close'); // every wait on the channel then fails
+    options.signal?.addEventListener('abort', abort, { once: true });
     try {
       ch = await this.#channel(`scp -t ${shq(tmpDir)}`);
       await send(ch, name, spool.size, spool.stream(), this.#wait);
     } catch (e) {
       ch?.close();
       throw remoteError(`scp ${this.target}`, 'scp -t', e, options.signal);
+    } finally {
+      options.signal?.removeEventListener('abort', abort);
     }
     // link(1) refuses to replace an existing blob; exactly one writer sees 'stored'.
     const tmp = `${tmpDir}/${name}`;

@@ -68,12 +68,26 @@ export class SFTPLocation implements Location {
     options: OpOptions | undefined,
     fn: (c: SftpClient) => Promise<T>,
   ): Promise<T> {
-    throwIfAborted(options?.signal);
+    const signal = options?.signal;
+    throwIfAborted(signal);
+    let onAbort: (() => void) | undefined;
     try {
-      return await fn((await this.#client()).client);
+      const { client, slot } = await this.#client();
+      if (signal) {
+        // SFTP transfers have no cancel: an abort drops the connection under them (the pool reconnects).
+        onAbort = () => {
+          this.#pool[slot] = undefined;
+          // end() would wait for the transfer; destroying the SSH connection fails it at once.
+          (client as unknown as { client?: { destroy(): void } }).client?.destroy();
+        };
+        signal.addEventListener('abort', onAbort, { once: true });
+      }
+      return await fn(client);
     } catch (e) {
       // A connection that broke removed itself from the pool (its 'end' and 'error' events).
-      throw remoteError(`sftp ${this.target}`, action, e, options?.signal);
+      throw remoteError(`sftp ${this.target}`, action, e, signal);
+    } finally {
+      if (onAbort) signal?.removeEventListener('abort', onAbort);
     }
   }
 
