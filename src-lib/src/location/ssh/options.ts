@@ -118,3 +118,11 @@ export function connectConfig(
 
 /** Quotes a path for a POSIX shell. */
 export const shq = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
+
+/** The config.yml of a new lake on a host: Python tarn's default layout, as `tarn init` writes it. */
+export const DEFAULT_LAKE_CONFIG = 'levels:\n- 1\n- -1\n';
+
+/** `user@host:port:/root`, for messages. */
+export function sshTarget(host: string, root: string, options: SshOptions): string {
+  return `${options.username ? `${options.username}@` : ''}${host}${options.port ? `:${options.port}` : ''}:${root}`;
+}

@@ -12,9 +12,14 @@ import { type LakeConfig, parseLakeConfig } from '../disk/config.js';
 import { isComponent, keyToParts } from '../disk/layout.js';
 import { remoteError } from '../remote-error.js';
 import { type Spool, SpoolStage } from '../spool.js';
-import { connectConfig, hostKeyCheck, type SshOptions, shq } from './options.js';
-
-const DEFAULT_CONFIG = 'levels:\n- 1\n- -1\n';
+import {
+  connectConfig,
+  DEFAULT_LAKE_CONFIG,
+  hostKeyCheck,
+  type SshOptions,
+  shq,
+  sshTarget,
+} from './options.js';
 
 /** An scp transfer failed in the protocol itself (the remote scp said no). */
 class ScpRefusal extends Error {}
@@ -56,7 +61,7 @@ export class SCPLocation implements Location {
     this.#root = posix.resolve('/', root);
     this.#options = options;
     this.#pool = new Array(Math.max(1, options.connections ?? 2)).fill(undefined);
-    this.target = `${options.username ? `${options.username}@` : ''}${host}${options.port ? `:${options.port}` : ''}:${this.#root}`;
+    this.target = sshTarget(host, this.#root, options);
   }
 
   async #client(): Promise<Client> {
@@ -115,7 +120,7 @@ export class SCPLocation implements Location {
       // Create the lake as Python tarn would when it has no config.yml; another writer may win the race.
       const tmp = `${this.#root}/.tmp/${ownedName('config')}`;
       const r = await this.#sh(
-        `mkdir -p ${shq(`${this.#root}/.tmp`)} && if [ ! -e ${shq(file)} ]; then printf %s ${shq(DEFAULT_CONFIG)} > ${shq(tmp)} && ` +
+        `mkdir -p ${shq(`${this.#root}/.tmp`)} && if [ ! -e ${shq(file)} ]; then printf %s ${shq(DEFAULT_LAKE_CONFIG)} > ${shq(tmp)} && ` +
           `{ ln ${shq(tmp)} ${shq(file)} 2>/dev/null; rm -f ${shq(tmp)}; }; fi; cat ${shq(file)}`,
         options,
       );

@@ -10,9 +10,7 @@ import { CONFIG_NAME, type LakeConfig, parseLakeConfig } from '../disk/config.js
 import { isComponent, keyToParts } from '../disk/layout.js';
 import { remoteError } from '../remote-error.js';
 import { type Spool, SpoolStage } from '../spool.js';
-import { connectConfig, hostKeyCheck, type SshOptions } from './options.js';
-
-const DEFAULT_CONFIG = 'levels:\n- 1\n- -1\n';
+import { connectConfig, DEFAULT_LAKE_CONFIG, hostKeyCheck, type SshOptions, sshTarget } from './options.js';
 
 /**
  * A lake on an SSH host, over SFTP: the same layout as a local lake (so Python tarn and `tarn` on
@@ -34,7 +32,7 @@ export class SFTPLocation implements Location {
     this.#root = posix.resolve('/', root);
     this.#options = options;
     this.#pool = new Array(Math.max(1, options.connections ?? 2)).fill(undefined);
-    this.target = `${options.username ? `${options.username}@` : ''}${host}${options.port ? `:${options.port}` : ''}:${this.#root}`;
+    this.target = sshTarget(host, this.#root, options);
   }
 
   /** A pooled connection (opened on first use, reopened after it failed). */
@@ -101,7 +99,7 @@ export class SFTPLocation implements Location {
       } else {
         await c.mkdir(`${this.#root}/.tmp`, true);
         const tmp = `${this.#root}/.tmp/${ownedName('config')}`;
-        await c.put(Buffer.from(DEFAULT_CONFIG), tmp);
+        await c.put(Buffer.from(DEFAULT_LAKE_CONFIG), tmp);
         await c.rename(tmp, file).catch(() => c.delete(tmp, true)); // another writer created it first
         text = ((await c.get(file)) as Buffer).toString('utf8');
       }
