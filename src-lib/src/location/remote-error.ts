@@ -1,4 +1,4 @@
-import { AbortError, ReadError, TarnError, WriteError } from '../errors.js';
+import { AbortError, TarnError } from '../errors.js';
 
 /** A remote location's server was unreachable, refused our credentials, or failed; names the server. */
 export class RemoteError extends TarnError {
@@ -15,7 +15,6 @@ export class RemoteError extends TarnError {
 /** Wraps a remote failure unless it is already one of ours (InvalidKeyError, AbortError, ...). */
 export function remoteError(target: string, action: string, e: unknown, signal?: AbortSignal): Error {
   if (signal?.aborted) return new AbortError(signal.reason);
-  if (e instanceof TarnError && !(e instanceof ReadError) && !(e instanceof WriteError)) return e;
   if (e instanceof TarnError) return e;
   return new RemoteError(target, action, e);
 }
