@@ -22,6 +22,8 @@ export {
   TarnError,
   WriteError,
 } from './errors.js';
+export { Fanout } from './location/combinators/fanout.js';
+export { Small, type SmallOptions } from './location/combinators/small.js';
 export { DiskLocation, type DiskOptions } from './location/disk/index.js';
 export { NginxLocation, type NginxLocationOptions } from './location/nginx/index.js';
 export { RedisLocation, type RedisLocationOptions } from './location/redis/index.js';

@@ -1,0 +1,170 @@
+import { assertHexKey } from '../../digest.js';
+import { WriteError } from '../../errors.js';
+import type { CommitResult, Location, OpOptions, Stage, StageOptions, Value } from '../../location.js';
+
+/**
+ * Several locations as one, e.g. disks used one after the other: reads find the key in whichever
+ * member has it; a write goes to the first member that accepts it, and when a member refuses
+ * (full, over a limit), even midway, the bytes it took are handed to the next one. A key stored by
+ * any member is not written again elsewhere.
+ */
+export class Fanout implements Location {
+  readonly kind = 'fanout';
+  readonly target: string;
+  readonly members: readonly Location[];
+
+  constructor(...members: Location[]) {
+    if (members.length === 0) throw new WriteError('a Fanout needs at least one location');
+    this.members = members;
+    this.target = `[${members.map((m) => `${m.kind} ${m.target}`).join(', ')}]`;
+  }
+
+  async read(key: string, options?: OpOptions): Promise<Value | null> {
+    assertHexKey(key);
+    for (const m of this.members) {
+      const value = await m.read(key, options);
+      if (value) return value;
+    }
+    return null;
+  }
+
+  async contains(key: string, options?: OpOptions): Promise<boolean> {
+    assertHexKey(key);
+    for (const m of this.members) if (await m.contains(key, options)) return true;
+    return false;
+  }
+
+  /** Deletes the key from every member (a key can sit in two after a member was added). */
+  async delete(key: string, options?: OpOptions): Promise<boolean> {
+    assertHexKey(key);
+    let any = false;
+    for (const m of this.members) any = (await m.delete(key, options)) || any;
+    return any;
+  }
+
+  async touch(key: string, options?: OpOptions): Promise<boolean> {
+    assertHexKey(key);
+    let any = false;
+    for (const m of this.members) any = (await m.touch(key, options)) || any;
+    return any;
+  }
+
+  /** Every key once, even when two members hold it (kept in a Set: about 100 bytes per key). */
+  async *keys(options?: OpOptions): AsyncIterable<string> {
+    const seen = new Set<string>();
+    for (const m of this.members) {
+      for await (const k of m.keys(options)) {
+        if (!seen.has(k)) {
+          seen.add(k);
+          yield k;
+        }
+      }
+    }
+  }
+
+  async quarantine(key: string, options?: OpOptions): Promise<string | undefined> {
+    let where: string | undefined;
+    for (const m of this.members) {
+      if (!(await m.contains(key, options))) continue;
+      if (m.quarantine) where = (await m.quarantine(key, options)) ?? where;
+      else await m.delete(key, options);
+    }
+    return where;
+  }
+
+  async stage(options: StageOptions = {}): Promise<Stage | null> {
+    if (options.key !== undefined) {
+      assertHexKey(options.key);
+      if (await this.contains(options.key, options)) return existedStage();
+    }
+    const stage = new FanoutStage(this, options);
+    return (await stage.open(0, [])) ? stage : null;
+  }
+
+  async close(): Promise<void> {
+    await Promise.all(this.members.map((m) => m.close()));
+  }
+}
+
+/** A stage that already knows the answer: the key is stored; pushed bytes are dropped. */
+function existedStage(): Stage {
+  return {
+    push: async () => true,
+    commit: async () => ({ status: 'existed' }),
+    // biome-ignore lint/correctness/useYield: nothing was kept, so nothing to hand back
+    reclaim: async function* () {},
+    abort: async () => undefined,
+  };
+}
+
+class FanoutStage implements Stage {
+  #index = -1;
+  #current: Stage | null = null;
+  /** After every member refused: the bytes, handed back by the last one. */
+  #leftover: AsyncIterable<Uint8Array> | Iterable<Uint8Array> | undefined;
+
+  constructor(
+    private readonly fanout: Fanout,
+    private readonly options: StageOptions,
+  ) {}
+
+  /** Moves to the first member from `from` that takes `replay`; false when none does. */
+  async open(from: number, replay: AsyncIterable<Uint8Array> | Uint8Array[]): Promise<boolean> {
+    let bytes = replay;
+    for (let i = from; i < this.fanout.members.length; i++) {
+      const member = this.fanout.members[i] as Location;
+      const stage = await member.stage(this.options);
+      if (!stage) continue;
+      let accepted = true;
+      for await (const chunk of bytes) {
+        if (!(await stage.push(chunk))) {
+          accepted = false;
+          break;
+        }
+      }
+      if (accepted) {
+        this.#index = i;
+        this.#current = stage;
+        return true;
+      }
+      bytes = stage.reclaim();
+    }
+    this.#current = null;
+    this.#leftover = bytes;
+    return false;
+  }
+
+  async push(chunk: Uint8Array): Promise<boolean> {
+    if (!this.#current) return false;
+    if (await this.#current.push(chunk)) return true;
+    return this.open(this.#index + 1, this.#current.reclaim());
+  }
+
+  async commit(key: string): Promise<CommitResult> {
+    for (;;) {
+      if (!this.#current) return { status: 'refused', reason: 'every member of the fanout refused' };
+      // Stored by another member already: this copy is not needed.
+      const others = this.fanout.members.filter((_, i) => i !== this.#index);
+      for (const m of others) {
+        if (await m.contains(key)) {
+          await this.#current.abort();
+          return { status: 'existed' };
+        }
+      }
+      const result = await this.#current.commit(key);
+      if (result.status !== 'refused') return result;
+      if (!(await this.open(this.#index + 1, this.#current.reclaim()))) {
+        return { status: 'refused', reason: 'every member of the fanout refused' };
+      }
+    }
+  }
+
+  async *reclaim(): AsyncIterable<Uint8Array> {
+    if (this.#leftover) yield* this.#leftover;
+  }
+
+  async abort(): Promise<void> {
+    await this.#current?.abort();
+    this.#current = null;
+  }
+}

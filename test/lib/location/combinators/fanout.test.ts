@@ -1,0 +1,90 @@
+import { readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { DiskLocation, Fanout, HashKeyStorage, RedisLocation, RefusedError, Small } from '@tarnjs/tarn';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { available } from '../../../bed/index.js';
+import { type Redis, startRedis } from '../../../bed/services.js';
+import { pseudoRandom, sha256 } from '../../../helpers/data.js';
+import { freshPath, tempDir } from '../../../helpers/tmp.js';
+import { conformance } from '../conformance.js';
+
+const base = tempDir();
+async function* chunks(buf: Buffer, size = 1 << 20) {
+  for (let i = 0; i < buf.length; i += size) yield buf.subarray(i, i + size);
+}
+const blobs = (root: string) =>
+  readdirSync(root)
+    .filter((d) => /^[0-9a-f]{2}$/.test(d))
+    .flatMap((d) => readdirSync(join(root, d)));
+
+conformance('fanout of two disks', async () => ({
+  location: new Fanout(
+    new DiskLocation(freshPath(base), { maxSize: '10M' }),
+    new DiskLocation(freshPath(base)),
+  ),
+}));
+
+describe('Fanout', () => {
+  it('writes to the next disk when the first is full, even midway through a stream', async () => {
+    const [a, b] = [freshPath(base, 'hdd1'), freshPath(base, 'hdd2')];
+    const storage = new HashKeyStorage(
+      new Fanout(new DiskLocation(a, { maxSize: 3 << 20 }), new DiskLocation(b)),
+    );
+    const first = await storage.write(pseudoRandom('fits', 2 << 20));
+    const data = pseudoRandom('overflows', 5 << 20);
+    // A stream: the first disk learns the size only as it fills up, refuses midway, and hands the bytes on.
+    const second = await storage.write(chunks(data));
+    expect(second).toBe(sha256(data));
+    expect(blobs(a)).toEqual([first.slice(2)]);
+    expect(blobs(b)).toEqual([second.slice(2)]);
+    expect((await storage.read(second, (v) => v.bytes(), { verify: true })).equals(data)).toBe(true);
+    expect(readdirSync(join(a, '.tmp'))).toEqual([]);
+  });
+
+  it('never stores a second copy of a key another member holds', async () => {
+    const [a, b] = [freshPath(base), freshPath(base)];
+    const key = await new HashKeyStorage(b).write(Buffer.from('already in b'));
+    const storage = new HashKeyStorage(new Fanout(new DiskLocation(a), new DiskLocation(b)));
+    expect(await storage.write(Buffer.from('already in b'))).toBe(key);
+    expect(await storage.write(chunks(Buffer.from('already in b')))).toBe(key);
+    expect(blobs(a)).toEqual([]);
+  });
+
+  it('refuses when every member is full, handing the whole stream back', async () => {
+    const storage = new HashKeyStorage(
+      new Fanout(
+        new DiskLocation(freshPath(base), { maxSize: 1 << 20 }),
+        new DiskLocation(freshPath(base), { maxSize: 2 << 20 }),
+      ),
+    );
+    const data = pseudoRandom('too big for all', 5 << 20);
+    const err = (await storage.write(chunks(data)).catch((e: unknown) => e)) as RefusedError;
+    expect(err).toBeInstanceOf(RefusedError);
+    const back: Uint8Array[] = [];
+    for await (const c of err.source() ?? []) back.push(c);
+    expect(Buffer.concat(back).equals(data)).toBe(true);
+  });
+});
+
+describe.runIf(available('redis'))('Small', () => {
+  let redis: Redis;
+  beforeAll(async () => {
+    redis = await startRedis();
+  });
+  afterAll(() => redis?.stop());
+
+  it('lets small values into Redis and sends larger ones on to the disk', async () => {
+    const disk = freshPath(base);
+    const small = new Small(new RedisLocation({ url: redis.url, prefix: 'small:' }), { maxSize: 100 * 1024 });
+    const storage = new HashKeyStorage(new Fanout(small, new DiskLocation(disk)));
+    const tiny = await storage.write(Buffer.from('tiny'));
+    const big = pseudoRandom('bigger than small', 300 * 1024);
+    const bigKey = await storage.write(chunks(big, 64 * 1024));
+    expect(await small.contains(tiny)).toBe(true);
+    expect(await small.contains(bigKey)).toBe(false);
+    expect(blobs(disk)).toEqual([bigKey.slice(2)]);
+    expect(await storage.read(tiny, (v) => v.text())).toBe('tiny');
+    await expect(small.stage({ size: 200 * 1024 })).resolves.toBeNull();
+    await storage.close();
+  });
+});
