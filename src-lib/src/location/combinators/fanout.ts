@@ -91,7 +91,7 @@ function existedStage(): Stage {
   return {
     push: async () => true,
     commit: async () => ({ status: 'existed' }),
-    // biome-ignore lint/correctness/useYield: nothing was kept, so nothing to hand back
+    // Nothing was kept, so nothing to hand back.
     reclaim: async function* () {},
     abort: async () => undefined,
   };
