@@ -1,4 +1,4 @@
-import { open, stat } from 'node:fs/promises';
+import { open } from 'node:fs/promises';
 import { Readable } from 'node:stream';
 import { SourceError } from './errors.js';
 import { coalesce, readChunks } from './util/chunks.js';
@@ -89,12 +89,4 @@ async function openFile(path: string, signal?: AbortSignal): Promise<OpenedSourc
     await fh.close();
     throw e;
   }
-}
-
-/** True when `path` is an existing regular file (used by the CLI to tell a path from a key). */
-export async function isFile(path: string): Promise<boolean> {
-  return stat(path).then(
-    (s) => s.isFile(),
-    () => false,
-  );
 }

@@ -7,8 +7,6 @@ import { join } from 'node:path';
 export interface Service {
   readonly name: string;
   readonly log: string;
-  /** Milliseconds from spawn until the server answered. */
-  readonly startedInMs?: number;
   stop(): Promise<void>;
 }
 
@@ -91,7 +89,7 @@ export async function startService(options: StartOptions): Promise<Service> {
     if (exited) throw new ServiceError(name, command, log, exited);
     if (await options.ready().catch(() => false)) {
       if (process.env.TARN_BED_TIMINGS) console.log(`bed: ${name} ready in ${Date.now() - began} ms`);
-      return { name, log, startedInMs: Date.now() - began, stop };
+      return { name, log, stop };
     }
     if (Date.now() > deadline) {
       await stop();

@@ -7,7 +7,7 @@ import type { Location, OpOptions, Stage, StageOptions, Value } from '../../loca
 import { parseSize } from '../../util/size.js';
 import { FileValue } from '../../value.js';
 import { type LakeConfig, readLakeConfig, writeLakeConfig } from './config.js';
-import { isComponent, keyToParts } from './layout.js';
+import { keyToParts, walkLake } from './layout.js';
 import { Ledger, type Usage } from './ledger.js';
 import { DiskStage, type StageContext } from './stage.js';
 import { sweepTemp } from './temp.js';
@@ -165,28 +165,24 @@ export class DiskLocation implements Location {
   }
 
   async *keys(options?: OpOptions): AsyncIterable<string> {
-    const { levels } = this.config;
-    const walk = async function* (dir: string, depth: number, prefix: string): AsyncGenerator<string> {
-      let entries: Awaited<ReturnType<typeof opendir>>;
-      try {
-        entries = await opendir(dir);
-      } catch (e) {
-        if ((e as NodeJS.ErrnoException).code === 'ENOENT') return;
-        throw e;
-      }
-      for await (const entry of entries) {
-        throwIfAborted(options?.signal);
-        if (!isComponent(entry.name, levels, depth)) continue;
-        const key = prefix + entry.name;
-        if (depth === levels.length - 1) {
-          // a file, or Python tarn's legacy <key>/data folder
-          if (entry.isFile() || entry.isDirectory()) yield key;
-        } else if (entry.isDirectory()) {
-          yield* walk(join(dir, entry.name), depth + 1, key);
+    const root = this.root;
+    yield* walkLake(
+      this.config.levels,
+      async function* (folder) {
+        let entries: Awaited<ReturnType<typeof opendir>>;
+        try {
+          entries = await opendir(join(root, folder));
+        } catch (e) {
+          if ((e as NodeJS.ErrnoException).code === 'ENOENT') return;
+          throw e;
         }
-      }
-    };
-    yield* walk(this.root, 0, '');
+        for await (const e of entries) {
+          // A blob is a file, or Python tarn's legacy <key>/data folder.
+          yield { name: e.name, dir: e.isDirectory(), blob: e.isFile() || e.isDirectory() };
+        }
+      },
+      options?.signal,
+    );
   }
 
   async touch(key: string, options?: OpOptions): Promise<boolean> {

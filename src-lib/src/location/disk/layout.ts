@@ -1,5 +1,5 @@
 import { assertHexKey } from '../../digest.js';
-import { ConfigError, InvalidKeyError } from '../../errors.js';
+import { ConfigError, InvalidKeyError, throwIfAborted } from '../../errors.js';
 
 /**
  * A lake's `levels`: how many key bytes name each folder level, -1 meaning "the rest".
@@ -56,4 +56,35 @@ export function isComponent(name: string, levels: Levels, depth: number): boolea
   const level = levels[depth];
   if (level === undefined || !HEX.test(name)) return false;
   return level === -1 ? name.length % 2 === 0 : name.length === level * 2;
+}
+
+/** One folder entry as a location lists it: `blob` says it can hold a value at the last level. */
+export interface LakeEntry {
+  name: string;
+  dir: boolean;
+  blob: boolean;
+}
+
+/**
+ * Every key of a lake laid out by `levels`, walking folder by folder with the location's own
+ * listing (a local readdir, an autoindex page, an SFTP readdir). Names that cannot be key parts
+ * (config.yml, tools/, .tmp/, foreign files) are passed over. `folder` is a path relative to the root.
+ */
+export async function* walkLake(
+  levels: Levels,
+  list: (folder: string) => AsyncIterable<LakeEntry> | Iterable<LakeEntry> | Promise<Iterable<LakeEntry>>,
+  signal?: AbortSignal,
+): AsyncGenerator<string> {
+  const walk = async function* (folder: string, depth: number, prefix: string): AsyncGenerator<string> {
+    for await (const entry of await list(folder)) {
+      throwIfAborted(signal);
+      if (!isComponent(entry.name, levels, depth)) continue;
+      if (depth === levels.length - 1) {
+        if (entry.blob) yield prefix + entry.name;
+      } else if (entry.dir) {
+        yield* walk(folder ? `${folder}/${entry.name}` : entry.name, depth + 1, prefix + entry.name);
+      }
+    }
+  };
+  yield* walk('', 0, '');
 }

@@ -5,7 +5,7 @@ import type { Location, OpOptions, Stage, Value } from '../../location.js';
 import { lazyStream } from '../../util/lazy-stream.js';
 import { sleep } from '../../util/process.js';
 import { CONFIG_NAME, type LakeConfig, parseLakeConfig } from '../disk/config.js';
-import { isComponent, keyToParts } from '../disk/layout.js';
+import { keyToParts, type LakeEntry, walkLake } from '../disk/layout.js';
 import { RemoteError, remoteError } from '../remote-error.js';
 
 export interface NginxLocationOptions {
@@ -166,23 +166,11 @@ export class NginxLocation implements Location {
 
   async *keys(options?: OpOptions): AsyncIterable<string> {
     const { levels } = await this.#lake(options);
-    const walk = async function* (
-      this: NginxLocation,
-      dir: string,
-      depth: number,
-      prefix: string,
-    ): AsyncGenerator<string> {
-      for (const entry of await this.#list(dir, options)) {
-        if (!isComponent(entry.name, levels, depth)) continue;
-        if (depth === levels.length - 1) yield prefix + entry.name;
-        else if (entry.dir) yield* walk.call(this, `${dir}${entry.name}/`, depth + 1, prefix + entry.name);
-      }
-    };
-    yield* walk.call(this, '', 0, '');
+    yield* walkLake(levels, (folder) => this.#list(folder ? `${folder}/` : '', options), options?.signal);
   }
 
   /** One autoindex page, JSON (`autoindex_format json`) or nginx's HTML. */
-  async #list(dir: string, options?: OpOptions): Promise<Array<{ name: string; dir: boolean }>> {
+  async #list(dir: string, options?: OpOptions): Promise<LakeEntry[]> {
     const res = await this.#request('GET', dir, options);
     const text = await res.body.text();
     if (res.statusCode === 404) return [];
@@ -192,13 +180,14 @@ export class NginxLocation implements Location {
       return (JSON.parse(text) as Array<{ name: string; type: string }>).map((e) => ({
         name: e.name,
         dir: e.type === 'directory',
+        blob: true,
       }));
     }
-    const out: Array<{ name: string; dir: boolean }> = [];
+    const out: LakeEntry[] = [];
     for (const m of text.matchAll(/<a href="([^"?#]+)">/g)) {
       const href = decodeURIComponent(m[1] as string);
       if (href === '../' || (href.includes('/') && !href.endsWith('/'))) continue;
-      out.push({ name: href.replace(/\/$/, ''), dir: href.endsWith('/') });
+      out.push({ name: href.replace(/\/$/, ''), dir: href.endsWith('/'), blob: true });
     }
     return out;
   }

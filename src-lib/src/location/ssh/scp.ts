@@ -20,6 +20,7 @@ import {
   shq,
   sshTarget,
 } from './options.js';
+import { ConnectionPool } from './pool.js';
 
 /** An scp transfer failed in the protocol itself (the remote scp said no). */
 class ScpRefusal extends Error {}
@@ -51,8 +52,7 @@ export class SCPLocation implements Location {
   readonly #root: string;
   readonly #options: SCPOptions;
   readonly #wait: number;
-  readonly #pool: Array<Promise<Client> | undefined>;
-  #next = 0;
+  readonly #pool: ConnectionPool<Client>;
   #lake: Promise<LakeConfig> | undefined;
 
   constructor(host: string, root: string, options: SCPOptions = {}) {
@@ -60,40 +60,45 @@ export class SCPLocation implements Location {
     this.#host = host;
     this.#root = posix.resolve('/', root);
     this.#options = options;
-    this.#pool = new Array(Math.max(1, options.connections ?? 2)).fill(undefined);
+    this.#pool = new ConnectionPool(
+      options.connections ?? 2,
+      (drop) => this.#connect(drop),
+      (c) => c.end(),
+    );
     this.target = sshTarget(host, this.#root, options);
   }
 
-  async #client(): Promise<Client> {
-    const slot = this.#next++ % this.#pool.length;
-    this.#pool[slot] ??= (async () => {
-      const { Client: SshClient } = await import('ssh2');
-      const client = new SshClient();
-      const check = hostKeyCheck(this.#host, this.#options.port ?? 22, this.#options);
-      const config = connectConfig(this.#host, this.#options, check.verify);
-      await new Promise<void>((resolve, reject) => {
-        client.once('ready', () => resolve());
-        client.once('error', (e) => reject(check.reason() ? new Error(check.reason(), { cause: e }) : e));
-        client.connect(config);
-      });
-      const drop = () => {
-        this.#pool[slot] = undefined;
-      };
-      client.on('error', drop);
-      client.on('close', drop);
-      return client;
-    })().catch((e) => {
-      this.#pool[slot] = undefined;
-      throw e;
+  async #connect(drop: () => void): Promise<Client> {
+    const { Client: SshClient } = await import('ssh2');
+    const client = new SshClient();
+    const check = hostKeyCheck(this.#host, this.#options.port ?? 22, this.#options);
+    const config = connectConfig(this.#host, this.#options, check.verify);
+    await new Promise<void>((resolve, reject) => {
+      client.once('ready', () => resolve());
+      client.once('error', (e) => reject(check.reason() ? new Error(check.reason(), { cause: e }) : e));
+      client.connect(config);
     });
-    return this.#pool[slot] as Promise<Client>;
+    client.on('error', drop);
+    client.on('close', drop);
+    return client;
   }
 
+  /** A command channel; like every step of a transfer, starting it is bounded by transferTimeoutMs. */
   async #channel(command: string): Promise<ClientChannel> {
-    const client = await this.#client();
-    return new Promise((resolve, reject) =>
-      client.exec(command, (err, ch) => (err ? reject(err) : resolve(ch))),
+    const { client } = await this.#pool.get();
+    const ch = await bounded(
+      new Promise<ClientChannel>((resolve, reject) =>
+        client.exec(command, (err, c) => (err ? reject(err) : resolve(c))),
+      ),
+      this.#wait,
+      `starting ${command.split(' ')[0]}`,
     );
+    // When the connection dies its channels may not say so themselves: close them, so every wait
+    // on them fails at once instead of at the timeout.
+    const gone = () => ch.emit('close');
+    client.once('close', gone);
+    ch.once('close', () => client.off('close', gone));
+    return ch;
   }
 
   /** Runs a shell command on the host; its exit code and output. */
@@ -105,8 +110,10 @@ export class SCPLocation implements Location {
       const err: Buffer[] = [];
       ch.on('data', (d: Buffer) => out.push(d));
       ch.stderr.on('data', (d: Buffer) => err.push(d));
-      const code = await new Promise<number>((resolve) =>
-        ch.on('close', (c: number | null) => resolve(c ?? -1)),
+      const code = await bounded(
+        new Promise<number>((resolve) => ch.on('close', (c: number | null) => resolve(c ?? -1))),
+        this.#wait,
+        `running ${command.split(' ')[0]}`,
       );
       return { code, out: Buffer.concat(out).toString(), err: Buffer.concat(err).toString() };
     } catch (e) {
@@ -244,8 +251,7 @@ export class SCPLocation implements Location {
   }
 
   async close(): Promise<void> {
-    const open = this.#pool.splice(0, this.#pool.length, ...new Array(this.#pool.length).fill(undefined));
-    await Promise.all(open.map(async (p) => (await p?.catch(() => undefined))?.end()));
+    await this.#pool.close();
   }
 }
 

@@ -7,10 +7,11 @@ import type { CommitResult, Location, OpOptions, Stage, StageOptions, Value } fr
 import { ownedName } from '../../util/process.js';
 import { FileValue } from '../../value.js';
 import { CONFIG_NAME, type LakeConfig, parseLakeConfig } from '../disk/config.js';
-import { isComponent, keyToParts } from '../disk/layout.js';
+import { keyToParts, walkLake } from '../disk/layout.js';
 import { remoteError } from '../remote-error.js';
 import { type Spool, SpoolStage } from '../spool.js';
 import { connectConfig, DEFAULT_LAKE_CONFIG, hostKeyCheck, type SshOptions, sshTarget } from './options.js';
+import { ConnectionPool } from './pool.js';
 
 /**
  * A lake on an SSH host, over SFTP: the same layout as a local lake (so Python tarn and `tarn` on
@@ -23,42 +24,33 @@ export class SFTPLocation implements Location {
   readonly #host: string;
   readonly #root: string;
   readonly #options: SshOptions;
-  readonly #pool: Array<Promise<SftpClient> | undefined>;
-  #next = 0;
+  readonly #pool: ConnectionPool<SftpClient>;
   #lake: Promise<LakeConfig> | undefined;
 
   constructor(host: string, root: string, options: SshOptions = {}) {
     this.#host = host;
     this.#root = posix.resolve('/', root);
     this.#options = options;
-    this.#pool = new Array(Math.max(1, options.connections ?? 2)).fill(undefined);
+    this.#pool = new ConnectionPool(
+      options.connections ?? 2,
+      (drop) => this.#connect(drop),
+      (c) => c.end(),
+    );
     this.target = sshTarget(host, this.#root, options);
   }
 
-  /** A pooled connection (opened on first use, reopened after it failed). */
-  async #client(): Promise<{ client: SftpClient; slot: number }> {
-    const slot = this.#next++ % this.#pool.length;
-    this.#pool[slot] ??= (async () => {
-      const { default: Client } = await import('ssh2-sftp-client');
-      const client = new Client(`tarn-${slot}`);
-      const check = hostKeyCheck(this.#host, this.#options.port ?? 22, this.#options);
-      try {
-        await client.connect(connectConfig(this.#host, this.#options, check.verify));
-      } catch (e) {
-        throw check.reason() ? new Error(check.reason(), { cause: e }) : e;
-      }
-      client.on('error', () => {
-        this.#pool[slot] = undefined;
-      });
-      client.on('end', () => {
-        this.#pool[slot] = undefined;
-      });
-      return client;
-    })().catch((e) => {
-      this.#pool[slot] = undefined;
-      throw e;
-    });
-    return { client: await (this.#pool[slot] as Promise<SftpClient>), slot };
+  async #connect(drop: () => void): Promise<SftpClient> {
+    const { default: Client } = await import('ssh2-sftp-client');
+    const client = new Client('tarn');
+    const check = hostKeyCheck(this.#host, this.#options.port ?? 22, this.#options);
+    try {
+      await client.connect(connectConfig(this.#host, this.#options, check.verify));
+    } catch (e) {
+      throw check.reason() ? new Error(check.reason(), { cause: e }) : e;
+    }
+    client.on('error', drop);
+    client.on('end', drop);
+    return client;
   }
 
   async #run<T>(
@@ -70,11 +62,11 @@ export class SFTPLocation implements Location {
     throwIfAborted(signal);
     let onAbort: (() => void) | undefined;
     try {
-      const { client, slot } = await this.#client();
+      const { client, drop } = await this.#pool.get();
       if (signal) {
         // SFTP transfers have no cancel: an abort drops the connection under them (the pool reconnects).
         onAbort = () => {
-          this.#pool[slot] = undefined;
+          drop();
           // end() would wait for the transfer; destroying the SSH connection fails it at once.
           (client as unknown as { client?: { destroy(): void } }).client?.destroy();
         };
@@ -195,25 +187,18 @@ export class SFTPLocation implements Location {
 
   async *keys(options?: OpOptions): AsyncIterable<string> {
     const { levels } = await this.#config(options);
-    const walk = async function* (
-      this: SFTPLocation,
-      dir: string,
-      depth: number,
-      prefix: string,
-    ): AsyncGenerator<string> {
-      const entries = await this.#run('list', options, (c) => c.list(dir));
-      for (const entry of entries) {
-        if (!isComponent(entry.name, levels, depth)) continue;
-        if (depth === levels.length - 1) yield prefix + entry.name;
-        else if (entry.type === 'd')
-          yield* walk.call(this, `${dir}/${entry.name}`, depth + 1, prefix + entry.name);
-      }
-    };
-    yield* walk.call(this, this.#root, 0, '');
+    const list = async (folder: string) =>
+      (await this.#run('list', options, (c) => c.list(folder ? `${this.#root}/${folder}` : this.#root))).map(
+        (e) => ({
+          name: e.name,
+          dir: e.type === 'd',
+          blob: true,
+        }),
+      );
+    yield* walkLake(levels, list, options?.signal);
   }
 
   async close(): Promise<void> {
-    const open = this.#pool.splice(0, this.#pool.length, ...new Array(this.#pool.length).fill(undefined));
-    await Promise.all(open.map(async (p) => (await p?.catch(() => undefined))?.end().catch(() => undefined)));
+    await this.#pool.close();
   }
 }
