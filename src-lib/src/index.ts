@@ -1,9 +1,30 @@
-export { buildLocation, fromConfig, fromConfigFile, loadConfigFile, parseConfig } from './config/load.js';
 export {
+  type BuildOptions,
+  buildLocation,
+  fromConfig,
+  fromConfigFile,
+  loadConfigFile,
+  parseConfig,
+} from './config/load.js';
+export {
+  configJsonSchema,
   type DiskConfig,
   diskConfig,
+  type FanoutConfig,
+  type LevelConfig,
+  type LevelsConfig,
   type LocationConfig,
+  type LocationNode,
   locationConfig,
+  locationNode,
+  type NginxConfig,
+  type RedisConfig,
+  type RefConfig,
+  type S3Config,
+  type ScpConfig,
+  type Secret,
+  type SftpConfig,
+  type SmallConfig,
   type StorageConfig,
   storageConfig,
 } from './config/schema.js';
@@ -23,17 +44,26 @@ export {
   WriteError,
 } from './errors.js';
 export { Fanout } from './location/combinators/fanout.js';
+export {
+  Level,
+  type LevelFault,
+  type LevelOptions,
+  Levels,
+  type LevelsOptions,
+  type LevelsStats,
+} from './location/combinators/levels.js';
 export { Small, type SmallOptions } from './location/combinators/small.js';
-export { DiskLocation, type DiskOptions } from './location/disk/index.js';
-export { NginxLocation, type NginxLocationOptions } from './location/nginx/index.js';
+export { DiskLocation as Disk, DiskLocation, type DiskOptions } from './location/disk/index.js';
+export { type LocationLike, toLocation } from './location/like.js';
+export { NginxLocation as Nginx, NginxLocation, type NginxLocationOptions } from './location/nginx/index.js';
 export { RedisLocation, type RedisLocationOptions } from './location/redis/index.js';
 export { RemoteError } from './location/remote-error.js';
-export { S3Location, type S3LocationOptions } from './location/s3/index.js';
+export { S3Location as S3, S3Location, type S3LocationOptions } from './location/s3/index.js';
 export { type Spool, type SpoolOptions, SpoolStage } from './location/spool.js';
 export { fingerprintOf, type SshOptions } from './location/ssh/options.js';
-export { SCPLocation, type SCPOptions } from './location/ssh/scp.js';
-export { SFTPLocation } from './location/ssh/sftp.js';
-export type { CommitResult, Location, OpOptions, Stage, StageOptions, Value } from './location.js';
+export { SCPLocation as SCP, SCPLocation, type SCPOptions } from './location/ssh/scp.js';
+export { SFTPLocation as SFTP, SFTPLocation } from './location/ssh/sftp.js';
+export type { CommitResult, Location, OpOptions, ReadOpOptions, Stage, StageOptions, Value } from './location.js';
 export type { WriteSource } from './source.js';
 export {
   HashKeyStorage,

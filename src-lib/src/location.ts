@@ -19,7 +19,7 @@ export interface Location {
   readonly target: string;
 
   /** The value, or null when this location does not have the key. */
-  read(key: string, options?: OpOptions): Promise<Value | null>;
+  read(key: string, options?: ReadOpOptions): Promise<Value | null>;
 
   /**
    * Begin writing a value whose key may not be known yet (it is being hashed as the bytes flow).
@@ -45,6 +45,14 @@ export interface Location {
 
 export interface OpOptions {
   signal?: AbortSignal;
+}
+
+export interface ReadOpOptions extends OpOptions {
+  /**
+   * The digest the caller checks keys with. Lets a combinator verify bytes it copies between
+   * locations (Levels' copy-on-read) before they are published under the key.
+   */
+  digest?: Digest;
 }
 
 export interface StageOptions extends OpOptions {
@@ -90,5 +98,10 @@ export interface Value {
   stream(options?: OpOptions): Readable;
   /** The whole value in one piece, when the location can do that better than draining `stream()`. */
   bytes?(options?: OpOptions): Promise<Buffer>;
+  /**
+   * Take exactly this copy out of service after it was found corrupt (a combinator knows which of
+   * its members served it). Absent: the caller quarantines the key in the whole location.
+   */
+  quarantine?(): Promise<string | undefined>;
   close(): Promise<void>;
 }

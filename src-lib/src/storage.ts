@@ -12,9 +12,13 @@ import {
   throwIfAborted,
 } from './errors.js';
 import { DiskLocation } from './location/disk/index.js';
-import type { Location, OpOptions, Stage } from './location.js';
+import { type LocationLike, toLocation } from './location/like.js';
+import type { Location, OpOptions, Stage, Value } from './location.js';
 import { type OpenedSource, openSource, type WriteSource } from './source.js';
 import { KEEP_VERIFIED, StoredValue } from './stored-value.js';
+
+/** How many corrupt copies one read gets past before it gives up (one per level is plenty). */
+const MAX_COPIES = 8;
 
 export interface StorageOptions {
   /** A fixed-length node:crypto digest: sha256 (default), sha512, blake2b512, ... */
@@ -54,10 +58,15 @@ export class HashKeyStorage {
   readonly location: Location;
   readonly digest: Digest;
 
-  /** `location` is a Location, or a folder path for a disk lake (created when missing). */
-  constructor(location: Location | string, options: StorageOptions = {}) {
+  /**
+   * `location` is a Location, a folder path for a disk lake (created when missing), or an array of
+   * those (a Fanout), as in the original tarn.
+   */
+  constructor(location: LocationLike, options: StorageOptions = {}) {
     this.location =
-      typeof location === 'string' ? new DiskLocation(location, { algorithm: options.algorithm }) : location;
+      typeof location === 'string'
+        ? new DiskLocation(location, { algorithm: options.algorithm })
+        : toLocation(location);
     const recorded = (this.location as { digest?: Digest }).digest;
     if (options.algorithm !== undefined) {
       this.digest = digest(options.algorithm);
@@ -204,27 +213,38 @@ export class HashKeyStorage {
   /** Like `read`, but a missing key gives null. */
   async readOrNull(key: string, options: ReadOptions = {}): Promise<StoredValue | null> {
     const k = normalizeKey(key, this.digest);
-    const raw = await this.location.read(k, { signal: options.signal });
-    if (!raw) return null;
-    const value = new StoredValue(k, raw, this.digest, options.verify ?? false, (actual) =>
-      this.#corrupt(k, actual),
-    );
-    // Small local values are checked now and kept in memory: one read serves both the check and bytes().
-    // Larger ones are hashed as they stream (one pass); their path waits for verify().
-    if (options.verify && raw.path !== undefined && (raw.size ?? Number.POSITIVE_INFINITY) <= KEEP_VERIFIED) {
+    // A corrupt copy found now is taken out of service; a tree may still hold a good copy (a lower
+    // level, another member), so look again, as long as each look finds a different copy.
+    let corruption: StorageCorruption | undefined;
+    for (let attempt = 0; attempt < MAX_COPIES; attempt++) {
+      const raw = await this.location.read(k, { signal: options.signal, digest: this.digest });
+      if (!raw) {
+        if (corruption) throw corruption;
+        return null;
+      }
+      const value = new StoredValue(k, raw, this.digest, options.verify ?? false, (actual) =>
+        this.#corrupt(k, actual, raw),
+      );
+      // Small local values are checked now and kept in memory: one read serves both the check and bytes().
+      // Larger ones are hashed as they stream (one pass); their path waits for verify().
+      if (!options.verify || raw.path === undefined || (raw.size ?? Number.POSITIVE_INFINITY) > KEEP_VERIFIED)
+        return value;
       try {
         await value.verify({ signal: options.signal });
+        return value;
       } catch (e) {
         await value.close();
-        throw e;
+        if (!(e instanceof StorageCorruption)) throw e;
+        corruption = e;
       }
     }
-    return value;
+    throw corruption;
   }
 
-  async #corrupt(key: string, actual: string | undefined): Promise<StorageCorruption> {
+  async #corrupt(key: string, actual: string | undefined, raw?: Value): Promise<StorageCorruption> {
     let to: string | undefined;
-    if (this.location.quarantine) to = await this.location.quarantine(key);
+    if (raw?.quarantine) to = await raw.quarantine();
+    else if (this.location.quarantine) to = await this.location.quarantine(key);
     else await this.location.delete(key);
     return new StorageCorruption(key, actual, `${this.location.kind} ${this.location.target}`, to);
   }
@@ -274,7 +294,7 @@ export class HashKeyStorage {
   ): Promise<VerifyReport> {
     const report: VerifyReport = { checked: 0, bytes: 0, corrupt: [] };
     for await (const key of this.keys(options)) {
-      const raw = await this.location.read(key, options);
+      const raw = await this.location.read(key, { ...options, digest: this.digest });
       if (!raw) continue; // deleted while we walked
       const h = this.digest.create();
       try {
@@ -287,7 +307,7 @@ export class HashKeyStorage {
       }
       const actual = h.digest('hex');
       if (actual !== key) {
-        const err = await this.#corrupt(key, actual);
+        const err = await this.#corrupt(key, actual, raw);
         report.corrupt.push({ key, actual, quarantinedTo: err.quarantinedTo });
       }
       report.checked++;

@@ -20,7 +20,7 @@ if (!start) {
   process.exit(2);
 }
 const service = await start();
-const { stop: _stop, ...info } = service;
+const { stop: _stop, pause: _pause, resume: _resume, ...info } = service;
 console.log(JSON.stringify(info, null, 2));
 console.log(`${name} is up; its log: ${service.log}. Ctrl-C stops it.`);
 const shutdown = async () => {

@@ -28,6 +28,8 @@ function asService(name: string, container: StartedTestContainer, dir: string) {
     log: `docker logs ${container.getId()}`,
     dir,
     stop: async () => void (await container.stop()),
+    pause: () => void execFileSync('docker', ['pause', container.getId()]),
+    resume: () => void execFileSync('docker', ['unpause', container.getId()]),
   };
 }
 
@@ -118,6 +120,8 @@ export async function dockerKube(): Promise<Kube> {
     name: 'kube',
     log: 'kind export logs',
     stop: async () => void execFileSync('bash', [script, 'down']),
+    pause: () => void execFileSync('docker', ['pause', 'tarn-bed-control-plane']),
+    resume: () => void execFileSync('docker', ['unpause', 'tarn-bed-control-plane']),
     server,
     kubeconfigPath,
     token: '',

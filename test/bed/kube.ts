@@ -166,6 +166,12 @@ export async function startKube(dir = mkdtempSync(join(tmpdir(), 'bed-kube-'))):
       name: 'kube',
       log: join(dir, 'kube-apiserver.log'),
       stop,
+      pause: () => {
+        for (const s of started) s.pause();
+      },
+      resume: () => {
+        for (const s of started) s.resume();
+      },
       server,
       kubeconfigPath,
       token,

@@ -8,6 +8,10 @@ export interface Service {
   readonly name: string;
   readonly log: string;
   stop(): Promise<void>;
+  /** Freezes the server (SIGSTOP): it keeps its connections but answers nothing, like a hung host. */
+  pause(): void;
+  /** Lets a paused server go on (SIGCONT). */
+  resume(): void;
 }
 
 export class ServiceError extends Error {
@@ -31,6 +35,7 @@ const quote = (s: string) => (/^[\w./:=@,+-]+$/.test(s) ? s : `'${s.replace(/'/g
 // SIGKILL of the test runner: nothing is left behind.
 const TETHER = `
 "$@" & svc=$!
+echo $svc > "$TETHER_PIDFILE"
 trap 'kill -TERM $svc 2>/dev/null; wait $svc; exit 0' TERM INT
 while kill -0 "$TETHER_PARENT" 2>/dev/null && kill -0 $svc 2>/dev/null; do sleep 0.5; done
 if ! kill -0 $svc 2>/dev/null; then wait $svc; exit $?; fi
@@ -58,10 +63,11 @@ export interface StartOptions {
 export async function startService(options: StartOptions): Promise<Service> {
   const { name, command, dir } = options;
   const log = join(dir, `${name}.log`);
+  const pidFile = join(dir, `${name}.pid`);
   const fd = openSync(log, 'a');
   const child = spawn('bash', ['-c', TETHER, 'tether', ...command], {
     cwd: dir,
-    env: { ...process.env, ...options.env, TETHER_PARENT: String(process.pid) },
+    env: { ...process.env, ...options.env, TETHER_PARENT: String(process.pid), TETHER_PIDFILE: pidFile },
     stdio: ['ignore', fd, fd],
   });
   closeSync(fd);
@@ -78,8 +84,20 @@ export async function startService(options: StartOptions): Promise<Service> {
       resolve();
     });
   });
+  const signalServer = (sig: NodeJS.Signals) => {
+    const pid = Number(readFileSync(pidFile, 'utf8'));
+    if (pid > 0) process.kill(pid, sig);
+  };
+  const pause = () => signalServer('SIGSTOP');
+  const resume = () => signalServer('SIGCONT');
   const stop = async () => {
     if (exited) return;
+    // A paused server would not act on TERM until it runs again.
+    try {
+      resume();
+    } catch {
+      // already gone
+    }
     child.kill('SIGTERM');
     await exitedPromise;
   };
@@ -89,7 +107,7 @@ export async function startService(options: StartOptions): Promise<Service> {
     if (exited) throw new ServiceError(name, command, log, exited);
     if (await options.ready().catch(() => false)) {
       if (process.env.TARN_BED_TIMINGS) console.log(`bed: ${name} ready in ${Date.now() - began} ms`);
-      return { name, log, stop };
+      return { name, log, stop, pause, resume };
     }
     if (Date.now() > deadline) {
       await stop();

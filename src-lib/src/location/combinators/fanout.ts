@@ -1,6 +1,15 @@
 import { assertHexKey } from '../../digest.js';
 import { WriteError } from '../../errors.js';
-import type { CommitResult, Location, OpOptions, Stage, StageOptions, Value } from '../../location.js';
+import type {
+  CommitResult,
+  Location,
+  OpOptions,
+  ReadOpOptions,
+  Stage,
+  StageOptions,
+  Value,
+} from '../../location.js';
+import { type LocationLike, servedBy, toLocation } from '../like.js';
 
 /**
  * Several locations as one, e.g. disks used one after the other: reads find the key in whichever
@@ -13,17 +22,19 @@ export class Fanout implements Location {
   readonly target: string;
   readonly members: readonly Location[];
 
-  constructor(...members: Location[]) {
+  /** Members are locations, folder paths (disk lakes) or arrays (nested fanouts), as in the original. */
+  constructor(...members: LocationLike[]) {
     if (members.length === 0) throw new WriteError('a Fanout needs at least one location');
-    this.members = members;
-    this.target = `[${members.map((m) => `${m.kind} ${m.target}`).join(', ')}]`;
+    this.members = members.map(toLocation);
+    this.target = `[${this.members.map((m) => `${m.kind} ${m.target}`).join(', ')}]`;
   }
 
-  async read(key: string, options?: OpOptions): Promise<Value | null> {
+  async read(key: string, options?: ReadOpOptions): Promise<Value | null> {
     assertHexKey(key);
     for (const m of this.members) {
       const value = await m.read(key, options);
-      if (value) return value;
+      // Wrapped, so that a corrupt copy is taken out of the member that served it, not all of them.
+      if (value) return servedBy(value, m, key);
     }
     return null;
   }
@@ -77,8 +88,7 @@ export class Fanout implements Location {
       assertHexKey(options.key);
       if (await this.contains(options.key, options)) return existedStage();
     }
-    const stage = new FanoutStage(this, options);
-    return (await stage.open(0, [])) ? stage : null;
+    return firstAccepting(this.members, options);
   }
 
   async close(): Promise<void> {
@@ -86,8 +96,20 @@ export class Fanout implements Location {
   }
 }
 
+/**
+ * A stage on the first of `members` that accepts the value; when one refuses, even midway, the bytes
+ * it took move on to the next. Null when every member refuses up front.
+ */
+export async function firstAccepting(
+  members: readonly Location[],
+  options: StageOptions,
+): Promise<Stage | null> {
+  const stage = new FanoutStage(members, options);
+  return (await stage.open(0, [])) ? stage : null;
+}
+
 /** A stage that already knows the answer: the key is stored; pushed bytes are dropped. */
-function existedStage(): Stage {
+export function existedStage(): Stage {
   return {
     push: async () => true,
     commit: async () => ({ status: 'existed' }),
@@ -104,15 +126,15 @@ class FanoutStage implements Stage {
   #leftover: AsyncIterable<Uint8Array> | Iterable<Uint8Array> | undefined;
 
   constructor(
-    private readonly fanout: Fanout,
+    private readonly members: readonly Location[],
     private readonly options: StageOptions,
   ) {}
 
   /** Moves to the first member from `from` that takes `replay`; false when none does. */
   async open(from: number, replay: AsyncIterable<Uint8Array> | Uint8Array[]): Promise<boolean> {
     let bytes = replay;
-    for (let i = from; i < this.fanout.members.length; i++) {
-      const member = this.fanout.members[i] as Location;
+    for (let i = from; i < this.members.length; i++) {
+      const member = this.members[i] as Location;
       const stage = await member.stage(this.options);
       if (!stage) continue;
       let accepted = true;
@@ -142,9 +164,9 @@ class FanoutStage implements Stage {
 
   async commit(key: string): Promise<CommitResult> {
     for (;;) {
-      if (!this.#current) return { status: 'refused', reason: 'every member of the fanout refused' };
+      if (!this.#current) return { status: 'refused', reason: 'every location refused' };
       // Stored by another member already: this copy is not needed.
-      const others = this.fanout.members.filter((_, i) => i !== this.#index);
+      const others = this.members.filter((_, i) => i !== this.#index);
       for (const m of others) {
         if (await m.contains(key)) {
           await this.#current.abort();
@@ -154,7 +176,7 @@ class FanoutStage implements Stage {
       const result = await this.#current.commit(key);
       if (result.status !== 'refused') return result;
       if (!(await this.open(this.#index + 1, this.#current.reclaim()))) {
-        return { status: 'refused', reason: 'every member of the fanout refused' };
+        return { status: 'refused', reason: 'every location refused' };
       }
     }
   }

@@ -1,5 +1,7 @@
 import { assertHexKey } from '../../digest.js';
-import type { Location, OpOptions, Stage, StageOptions, Value } from '../../location.js';
+import { ConfigError } from '../../errors.js';
+import type { Location, OpOptions, ReadOpOptions, Stage, StageOptions, Value } from '../../location.js';
+import { type LocationLike, toLocation } from '../like.js';
 import { SpoolStage } from '../spool.js';
 
 export interface SmallOptions {
@@ -15,11 +17,16 @@ export interface SmallOptions {
 export class Small implements Location {
   readonly kind = 'small';
   readonly target: string;
-  constructor(
-    readonly inner: Location,
-    readonly options: SmallOptions,
-  ) {
-    this.target = `${inner.kind} ${inner.target} (≤ ${options.maxSize} bytes)`;
+  readonly inner: Location;
+  readonly options: SmallOptions;
+
+  /** `options` may be just the byte limit: `new Small(redis, 100 * 1024)`. */
+  constructor(inner: LocationLike, options: SmallOptions | number) {
+    this.inner = toLocation(inner);
+    this.options = typeof options === 'number' ? { maxSize: options } : options;
+    if (!Number.isSafeInteger(this.options.maxSize) || this.options.maxSize < 0)
+      throw new ConfigError(`Small needs a byte count, not ${this.options.maxSize}`, ['maxSize']);
+    this.target = `${this.inner.kind} ${this.inner.target} (≤ ${this.options.maxSize} bytes)`;
   }
 
   async stage(options: StageOptions = {}): Promise<Stage | null> {
@@ -42,7 +49,7 @@ export class Small implements Location {
     );
   }
 
-  read(key: string, options?: OpOptions): Promise<Value | null> {
+  read(key: string, options?: ReadOpOptions): Promise<Value | null> {
     return this.inner.read(key, options);
   }
   contains(key: string, options?: OpOptions): Promise<boolean> {

@@ -37,7 +37,7 @@ export class RedisLocation implements Location {
   constructor(urlOrOptions: string | RedisLocationOptions = {}) {
     const options = typeof urlOrOptions === 'string' ? { url: urlOrOptions } : urlOrOptions;
     this.#options = options;
-    this.#url = options.url ?? 'redis://127.0.0.1:6379';
+    this.#url = redisUrl(options.url ?? 'redis://127.0.0.1:6379');
     this.target = this.#url.replace(/\/\/[^@/]*@/, '//');
     this.#prefix = Buffer.from(options.prefix ?? '');
     this.#max = options.maxValueSize ?? 64 << 20;
@@ -160,3 +160,8 @@ export class RedisLocation implements Location {
 }
 
 const DIGEST_BYTES = new Set([16, 20, 28, 32, 48, 64]);
+
+/** A bare `host` or `host:port` (as the original tarn takes it) becomes a redis:// URL. */
+function redisUrl(url: string): string {
+  return /^[a-z][a-z0-9+.-]*:\/\//i.test(url) || url.startsWith('/') ? url : `redis://${url}`;
+}

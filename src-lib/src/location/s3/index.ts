@@ -1,7 +1,7 @@
 import type { Readable } from 'node:stream';
 import type { S3Client, S3ClientConfig } from '@aws-sdk/client-s3';
 import { assertHexKey, type Digest } from '../../digest.js';
-import { InvalidKeyError, throwIfAborted } from '../../errors.js';
+import { ConfigError, InvalidKeyError, throwIfAborted } from '../../errors.js';
 import type { CommitResult, Location, OpOptions, Stage, StageOptions, Value } from '../../location.js';
 import { CHUNK } from '../../util/chunks.js';
 import { lazyStream } from '../../util/lazy-stream.js';
@@ -53,7 +53,27 @@ export class S3Location implements Location {
   readonly #partSize: number;
   #client: Promise<S3Client> | undefined;
 
-  constructor(options: S3LocationOptions) {
+  /**
+   * `new S3Location({ bucket, endpoint, ... })`, or as in the original tarn,
+   * `new S3Location(endpointUrl, bucket)` (a null endpoint means AWS itself).
+   */
+  constructor(options: S3LocationOptions);
+  constructor(
+    endpoint: string | null,
+    bucket: string,
+    options?: Omit<S3LocationOptions, 'bucket' | 'endpoint'>,
+  );
+  constructor(
+    first: S3LocationOptions | string | null,
+    bucket?: string,
+    rest: Omit<S3LocationOptions, 'bucket' | 'endpoint'> = {},
+  ) {
+    const options: S3LocationOptions =
+      first !== null && typeof first === 'object'
+        ? first
+        : { ...rest, bucket: bucket as string, ...(first === null ? {} : { endpoint: first }) };
+    if (typeof options.bucket !== 'string' || options.bucket === '')
+      throw new ConfigError('an S3 location needs a bucket', ['bucket']);
     this.#options = options;
     this.#prefix = options.prefix ?? '';
     this.#partSize = Math.max(options.partSize ?? 16 * CHUNK, 5 * CHUNK);

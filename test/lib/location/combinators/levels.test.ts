@@ -1,0 +1,292 @@
+import { chmodSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import {
+  DiskLocation,
+  Fanout,
+  HashKeyStorage,
+  Level,
+  type LevelFault,
+  Levels,
+  type OpOptions,
+  RedisLocation,
+  Small,
+  StorageCorruption,
+} from '@tarnjs/tarn';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { available } from '../../../bed/index.js';
+import { type Redis, startRedis } from '../../../bed/services.js';
+import { pseudoRandom, sha256 } from '../../../helpers/data.js';
+import { freshPath, tempDir } from '../../../helpers/tmp.js';
+import { conformance } from '../conformance.js';
+
+const base = tempDir();
+async function* chunks(buf: Buffer, size = 1 << 20) {
+  for (let i = 0; i < buf.length; i += size) yield buf.subarray(i, i + size);
+}
+const blobs = (root: string) =>
+  readdirSync(root)
+    .filter((d) => /^[0-9a-f]{2}$/.test(d))
+    .flatMap((d) => readdirSync(join(root, d)).map((f) => d + f))
+    .sort();
+const blobPath = (root: string, key: string) => join(root, key.slice(0, 2), key.slice(2));
+function corrupt(root: string, key: string, bytes: string): void {
+  const path = blobPath(root, key);
+  chmodSync(path, 0o644);
+  writeFileSync(path, bytes);
+  chmodSync(path, 0o444);
+}
+
+/** A real location whose touches are counted, to see what the hierarchy tells lower levels. */
+class Touches extends DiskLocation {
+  touched: string[] = [];
+  override async touch(key: string, options?: OpOptions): Promise<boolean> {
+    this.touched.push(key);
+    return super.touch(key, options);
+  }
+}
+
+conformance('levels of two disks', async () => ({
+  location: new Levels(new DiskLocation(freshPath(base)), new DiskLocation(freshPath(base))),
+}));
+
+describe('Levels', () => {
+  it('copies a lower hit into the level above (copy-on-read) and serves the copy', async () => {
+    const [fresh, old] = [freshPath(base, 'new-hdd'), freshPath(base, 'old-hdd')];
+    const data = pseudoRandom('migrated', 3 << 20);
+    const key = await new HashKeyStorage(old).write(data);
+    // As in the original README: lazily replicate an old storage to a new location.
+    const storage = new HashKeyStorage(new Levels(fresh, old));
+    expect(blobs(fresh)).toEqual([]);
+    const path = await storage.read(key, (v) => v.path);
+    expect(path).toBe(blobPath(fresh, key));
+    // The copy in the upper level has the key's bytes (checked byte for byte and by digest).
+    const copied = readFileSync(blobPath(fresh, key));
+    expect(copied.equals(data)).toBe(true);
+    expect(sha256(copied)).toBe(key);
+    expect(blobs(fresh)).toEqual([key]);
+    expect(readdirSync(join(fresh, '.tmp'))).toEqual([]);
+    const levels = storage.location as Levels;
+    expect(levels.stats.copies).toEqual({ '0 disk': 1 });
+    // Now the upper level answers by itself.
+    expect((await storage.read(key, (v) => v.bytes())).equals(data)).toBe(true);
+    expect(levels.stats.hits).toEqual({ '0 disk': 1, '1 disk': 1 });
+  });
+
+  it('writes only to write levels; reads fill every replicate level above the hit', async () => {
+    const [ssd, hdd, nfs] = [freshPath(base, 'ssd'), freshPath(base, 'hdd'), freshPath(base, 'nfs')];
+    // The lab setup of the original README.
+    const storage = new HashKeyStorage(
+      new Levels(new Level(ssd, { write: false }), new Level(hdd, { write: false }), nfs),
+    );
+    const key = await storage.write(Buffer.from('written to nfs only'));
+    expect([blobs(ssd), blobs(hdd), blobs(nfs)]).toEqual([[], [], [key]]);
+    expect(await storage.read(key, (v) => v.text())).toBe('written to nfs only');
+    expect([blobs(ssd), blobs(hdd), blobs(nfs)]).toEqual([[key], [key], [key]]);
+  });
+
+  it("with copies: 'first', only the top-most accepting level gets the copy, as in Python tarn", async () => {
+    const [ssd, hdd, nfs] = [freshPath(base), freshPath(base), freshPath(base)];
+    const key = await new HashKeyStorage(nfs).write(Buffer.from('one copy'));
+    const storage = new HashKeyStorage(new Levels(ssd, hdd, nfs, { copies: 'first' }));
+    await storage.read(key, (v) => v.text());
+    expect([blobs(ssd), blobs(hdd)]).toEqual([[key], []]);
+  });
+
+  it('skips a level that refuses the copy and still fills the one below it', async () => {
+    const [ssd, hdd, nfs] = [freshPath(base), freshPath(base), freshPath(base)];
+    const data = pseudoRandom('too large for the top', 2 << 20);
+    const key = await new HashKeyStorage(nfs).write(data);
+    const storage = new HashKeyStorage(
+      new Levels(new Small(new DiskLocation(ssd), { maxSize: 1 << 20 }), hdd, nfs),
+    );
+    expect((await storage.read(key, (v) => v.bytes())).equals(data)).toBe(true);
+    expect([blobs(ssd), blobs(hdd)]).toEqual([[], [key]]);
+  });
+
+  it('tells lower touch levels about a read served above them', async () => {
+    const [top, bottom] = [freshPath(base), freshPath(base)];
+    const lower = new Touches(bottom);
+    const storage = new HashKeyStorage(new Levels(top, new Level(lower, { touch: true })));
+    const key = await storage.write(Buffer.from('used often'));
+    await storage.read(key, (v) => v.text());
+    await new HashKeyStorage(top).write(Buffer.from('only on top'));
+    await storage.read(sha256(Buffer.from('only on top')), (v) => v.text());
+    expect(lower.touched).toEqual([key, sha256(Buffer.from('only on top'))]);
+    expect(await storage.touch(key)).toBe(true);
+  });
+
+  it('a write goes to the first write level that accepts, even after a midway refusal', async () => {
+    const [a, b] = [freshPath(base), freshPath(base)];
+    const storage = new HashKeyStorage(new Levels(new DiskLocation(a, { maxSize: 1 << 20 }), b));
+    const data = pseudoRandom('overflows the top', 3 << 20);
+    const key = await storage.write(chunks(data));
+    expect([blobs(a), blobs(b)]).toEqual([[], [key]]);
+    // A key a write level holds is not written again.
+    expect(await storage.write(data)).toBe(key);
+    expect(blobs(a)).toEqual([]);
+  });
+
+  it('a delete removes the key from every level, caches included', async () => {
+    const [ssd, nfs] = [freshPath(base), freshPath(base)];
+    const storage = new HashKeyStorage(new Levels(new Level(ssd, { write: false }), nfs));
+    const key = await storage.write(Buffer.from('to be deleted'));
+    await storage.read(key, (v) => v.text());
+    expect(blobs(ssd)).toEqual([key]);
+    expect(await storage.delete(key)).toBe(true);
+    expect([blobs(ssd), blobs(nfs)]).toEqual([[], []]);
+    expect(await storage.contains(key)).toBe(false);
+    expect(await storage.readOrNull(key)).toBeNull();
+  });
+
+  it('lists every key once, whichever levels hold it', async () => {
+    const [top, bottom] = [freshPath(base), freshPath(base)];
+    const storage = new HashKeyStorage(new Levels(top, bottom));
+    const both = await new HashKeyStorage(bottom).write(Buffer.from('both'));
+    await storage.read(both, (v) => v.text());
+    const onlyBottom = await new HashKeyStorage(bottom).write(Buffer.from('bottom'));
+    const listed: string[] = [];
+    for await (const k of storage.keys()) listed.push(k);
+    expect(listed.sort()).toEqual([both, onlyBottom].sort());
+  });
+
+  it('a corrupt copy in an upper level is removed there and served again from below', async () => {
+    const [top, bottom] = [freshPath(base), freshPath(base)];
+    const data = Buffer.from('the good bytes');
+    const key = await new HashKeyStorage(bottom).write(data);
+    const faults: LevelFault[] = [];
+    const storage = new HashKeyStorage(new Levels(top, bottom, { onFault: (f) => faults.push(f) }));
+    await storage.read(key, (v) => v.text());
+    corrupt(top, key, 'rotten bytes!!');
+    // A verified read notices, quarantines the top copy only, and serves (and re-copies) the lower one.
+    expect((await storage.read(key, (v) => v.bytes(), { verify: true })).equals(data)).toBe(true);
+    expect(readFileSync(blobPath(top, key)).equals(data)).toBe(true);
+    expect(readFileSync(blobPath(bottom, key)).equals(data)).toBe(true);
+    expect(readdirSync(join(top, 'tools', 'quarantine')).length).toBe(1);
+  });
+
+  it('a corrupt lower copy is never copied up; the next level down serves', async () => {
+    const [a, b, c] = [freshPath(base), freshPath(base), freshPath(base)];
+    const data = Buffer.from('kept in two places');
+    const key = await new HashKeyStorage(b).write(data);
+    await new HashKeyStorage(c).write(data);
+    corrupt(b, key, 'bit rot in b!!!!!!');
+    const faults: LevelFault[] = [];
+    const storage = new HashKeyStorage(new Levels(a, b, c, { onFault: (f) => faults.push(f) }));
+    expect((await storage.read(key, (v) => v.bytes())).equals(data)).toBe(true);
+    expect(readFileSync(blobPath(a, key)).equals(data)).toBe(true);
+    expect(blobs(b)).toEqual([key]); // b got its copy back from c: the rotten one is in quarantine
+    expect(readFileSync(blobPath(b, key)).equals(data)).toBe(true);
+    expect(faults.map((f) => [f.level, f.op])).toEqual([['1 disk', 'corrupt']]);
+  });
+
+  it('a corrupt value with no good copy anywhere fails with StorageCorruption, not a wrong value', async () => {
+    const [top, bottom] = [freshPath(base), freshPath(base)];
+    const key = await new HashKeyStorage(bottom).write(Buffer.from('only copy'));
+    corrupt(bottom, key, 'only copy but bad');
+    const storage = new HashKeyStorage(new Levels(top, new Level(bottom, { replicate: false })));
+    await expect(storage.read(key, (v) => v.bytes(), { verify: true })).rejects.toBeInstanceOf(
+      StorageCorruption,
+    );
+    expect(blobs(top)).toEqual([]);
+  });
+
+  it('nests: Levels inside a Fanout inside Levels, with plain paths and arrays', async () => {
+    const [ssd, hdd1, hdd2, hdd3, old, nfs] = ['ssd', 'hdd1', 'hdd2', 'hdd3', 'old', 'nfs'].map((n) =>
+      freshPath(base, n),
+    ) as [string, string, string, string, string, string];
+    const key = await new HashKeyStorage(old).write(Buffer.from('deep down'));
+    const hdd3Lake = new DiskLocation(hdd3);
+    const storage = new HashKeyStorage(
+      new Levels(
+        new Level(ssd, { write: false }),
+        // A plain array is a Fanout, as in the original.
+        [new DiskLocation(hdd1, { maxSize: 1 }), hdd2, new Levels(hdd3Lake, old)],
+        nfs,
+      ),
+    );
+    expect(await storage.read(key, (v) => v.text())).toBe('deep down');
+    // The nested Levels copied into hdd3, and the outer one into the SSD above the fanout.
+    expect([blobs(ssd), blobs(hdd1), blobs(hdd2), blobs(hdd3)]).toEqual([[key], [], [], [key]]);
+    // A write skips the SSD (write: false) and the full first disk of the fanout.
+    const written = await storage.write(Buffer.from('new value'));
+    expect([blobs(ssd), blobs(hdd1), blobs(hdd2)]).toEqual([[key], [], [written]]);
+    expect(blobs(nfs)).toEqual([]);
+    expect(storage.location).toBeInstanceOf(Levels);
+    expect((storage.location as Levels).levels[1]?.location).toBeInstanceOf(Fanout);
+  });
+});
+
+describe.runIf(available('redis'))('Levels with Redis', () => {
+  let redis: Redis;
+  beforeAll(async () => {
+    redis = await startRedis();
+  }, 60_000);
+  afterAll(() => redis?.stop());
+
+  const small = (prefix: string, options: { commandTimeoutMs?: number } = {}) =>
+    new Small(new RedisLocation({ url: redis.url, prefix, ...options }), { maxSize: 100 * 1024 });
+
+  conformance('levels of Small(Redis) over a disk', async () => ({
+    location: new Levels(small('conf:'), new DiskLocation(freshPath(base))),
+  }));
+
+  it('copies small values into Redis on read and leaves large ones on disk', async () => {
+    const disk = freshPath(base);
+    const top = small('cor:');
+    const storage = new HashKeyStorage(new Levels(top, disk));
+    const tinyData = Buffer.from('small and hot');
+    const bigData = pseudoRandom('large', 300 * 1024);
+    const [tiny, big] = [
+      await new HashKeyStorage(disk).write(tinyData),
+      await new HashKeyStorage(disk).write(bigData),
+    ];
+    expect(await storage.read(tiny, (v) => v.text())).toBe('small and hot');
+    expect((await storage.read(big, (v) => v.bytes())).equals(bigData)).toBe(true);
+    expect(await top.contains(tiny)).toBe(true);
+    expect(await top.contains(big)).toBe(false);
+    // The bytes in Redis are the value's, under its key.
+    const fromRedis = await new HashKeyStorage(top).read(tiny, (v) => v.bytes(), { verify: true });
+    expect(fromRedis.equals(tinyData)).toBe(true);
+    await storage.close();
+  });
+
+  it('skips a Redis level that hangs, after its timeout, and reports it', async () => {
+    const disk = freshPath(base);
+    const faults: LevelFault[] = [];
+    const storage = new HashKeyStorage(
+      new Levels(new Level(small('hang:'), { timeoutMs: 300 }), disk, { onFault: (f) => faults.push(f) }),
+    );
+    const key = await storage.write(Buffer.from('x'.repeat(50)));
+    const other = await new HashKeyStorage(disk).write(Buffer.from('on disk only'));
+    redis.pause();
+    try {
+      const began = Date.now();
+      expect(await storage.read(other, (v) => v.text())).toBe('on disk only');
+      expect(Date.now() - began).toBeLessThan(20_000);
+      expect(faults.length).toBeGreaterThan(0);
+      expect(faults[0]).toMatchObject({ level: '0 small', op: 'read' });
+      expect((storage.location as Levels).stats.faults['0 small']).toBe(faults.length);
+    } finally {
+      redis.resume();
+    }
+    // Back up: the level serves again.
+    expect(await storage.read(key, (v) => v.text())).toBe('x'.repeat(50));
+    await storage.close();
+  });
+
+  it('skips a stopped Redis level on read and serves from the disk below', async () => {
+    const mine = await startRedis();
+    const disk = freshPath(base);
+    const faults: LevelFault[] = [];
+    const top = new Small(new RedisLocation({ url: mine.url, connectTimeoutMs: 500 }), 100 * 1024);
+    const storage = new HashKeyStorage(new Levels(top, disk, { onFault: (f) => faults.push(f) }));
+    const key = await new HashKeyStorage(disk).write(Buffer.from('survives a cache outage'));
+    expect(await storage.read(key, (v) => v.text())).toBe('survives a cache outage');
+    await mine.stop();
+    const other = await new HashKeyStorage(disk).write(Buffer.from('read while redis is down'));
+    expect(await storage.read(other, (v) => v.text())).toBe('read while redis is down');
+    expect(await storage.contains(other)).toBe(true);
+    expect(faults.some((f) => f.level === '0 small' && f.op === 'read')).toBe(true);
+    await storage.close();
+  });
+});
