@@ -1,9 +1,7 @@
 import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { DiskLocation, Fanout, HashKeyStorage, RedisLocation, RefusedError, Small } from '@tarnjs/tarn';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { available } from '../../../bed/index.js';
-import { type Redis, startRedis } from '../../../bed/services.js';
+import { DiskLocation, Fanout, HashKeyStorage, RefusedError } from '@tarnjs/tarn';
+import { describe, expect, it } from 'vitest';
 import { pseudoRandom, sha256 } from '../../../helpers/data.js';
 import { freshPath, tempDir } from '../../../helpers/tmp.js';
 import { conformance } from '../conformance.js';
@@ -63,28 +61,5 @@ describe('Fanout', () => {
     const back: Uint8Array[] = [];
     for await (const c of err.source() ?? []) back.push(c);
     expect(Buffer.concat(back).equals(data)).toBe(true);
-  });
-});
-
-describe.runIf(available('redis'))('Small', () => {
-  let redis: Redis;
-  beforeAll(async () => {
-    redis = await startRedis();
-  });
-  afterAll(() => redis?.stop());
-
-  it('lets small values into Redis and sends larger ones on to the disk', async () => {
-    const disk = freshPath(base);
-    const small = new Small(new RedisLocation({ url: redis.url, prefix: 'small:' }), { maxSize: 100 * 1024 });
-    const storage = new HashKeyStorage(new Fanout(small, new DiskLocation(disk)));
-    const tiny = await storage.write(Buffer.from('tiny'));
-    const big = pseudoRandom('bigger than small', 300 * 1024);
-    const bigKey = await storage.write(chunks(big, 64 * 1024));
-    expect(await small.contains(tiny)).toBe(true);
-    expect(await small.contains(bigKey)).toBe(false);
-    expect(blobs(disk)).toEqual([bigKey.slice(2)]);
-    expect(await storage.read(tiny, (v) => v.text())).toBe('tiny');
-    await expect(small.stage({ size: 200 * 1024 })).resolves.toBeNull();
-    await storage.close();
   });
 });

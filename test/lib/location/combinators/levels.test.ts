@@ -190,6 +190,48 @@ describe('Levels', () => {
     expect(blobs(top)).toEqual([]);
   });
 
+  it('concurrent readers of one key get the same bytes, and the upper level gets one copy', async () => {
+    const [top, bottom] = [freshPath(base), freshPath(base)];
+    const data = pseudoRandom('popular', 8 << 20);
+    const key = await new HashKeyStorage(bottom).write(data);
+    const storage = new HashKeyStorage(new Levels(top, bottom));
+    const reads = await Promise.all(
+      Array.from({ length: 6 }, () => storage.read(key, (v) => v.bytes(), { verify: true })),
+    );
+    for (const bytes of reads) expect(bytes.equals(data)).toBe(true);
+    expect(blobs(top)).toEqual([key]);
+    expect(readdirSync(join(top, '.tmp'))).toEqual([]);
+  });
+
+  it('an aborted copy-on-read leaves nothing in the upper level', async () => {
+    const [top, bottom] = [freshPath(base), freshPath(base)];
+    const data = pseudoRandom('interrupted', 32 << 20);
+    const key = await new HashKeyStorage(bottom).write(data);
+    const controller = new AbortController();
+    // The real lower lake, whose stream pulls the plug after its first chunk.
+    const lower = new DiskLocation(bottom);
+    const read = lower.read.bind(lower);
+    lower.read = async (k, options) => {
+      const value = await read(k, options);
+      if (!value) return value;
+      return {
+        ...value,
+        size: value.size,
+        stream: (o) => value.stream(o).once('data', () => controller.abort(new Error('stop'))),
+        close: () => value.close(),
+      };
+    };
+    const storage = new HashKeyStorage(new Levels(top, lower));
+    await expect(storage.read(key, (v) => v.bytes(), { signal: controller.signal })).rejects.toMatchObject({
+      code: 'TARN_ABORTED',
+    });
+    expect(blobs(top)).toEqual([]);
+    expect(readdirSync(join(top, '.tmp'))).toEqual([]);
+    // Nothing was lost below, and a later read copies it whole.
+    expect((await storage.read(key, (v) => v.bytes())).equals(data)).toBe(true);
+    expect(sha256(readFileSync(blobPath(top, key)))).toBe(key);
+  });
+
   it('nests: Levels inside a Fanout inside Levels, with plain paths and arrays', async () => {
     const [ssd, hdd1, hdd2, hdd3, old, nfs] = ['ssd', 'hdd1', 'hdd2', 'hdd3', 'old', 'nfs'].map((n) =>
       freshPath(base, n),
