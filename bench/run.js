@@ -1,7 +1,9 @@
 // `npm run bench`: every benchmark, each beside baselines measured in the same run.
 // Environment: BENCH_LARGE_MIB (default 1024), BENCH_SMALL_COUNT (10000), BENCH_ROUNDS (3),
-// BENCH_CASES (comma-separated names, default all: large/tmp, small/tmp, small/shm, remote),
-// BENCH_REMOTE_COUNT (1 KiB values per remote location, default 500).
+// BENCH_CASES (comma-separated names, default all: large/tmp, small/tmp, small/shm, remote,
+// levels/small, levels/large), BENCH_REMOTE_COUNT (1 KiB values per remote location, default 500),
+// BENCH_LEVELS_COUNT (1–16 KiB values for levels/small, default 10000),
+// BENCH_LARGE_LEVELS_MIB (file size for levels/large, default 1024).
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { diskLarge } from './cases/disk-large.js';
 import { diskSmall } from './cases/disk-small.js';
@@ -21,6 +23,17 @@ const cases = {
   'small/shm': () => diskSmall({ base: '/dev/shm', count, rounds }),
   // On the test bed's servers (npm run provision); TypeScript, run through tsx.
   remote: async () => (await import('./cases/remote.ts')).remote(),
+  // Copy-on-read: Levels(Small(Redis), disk) for small values (Redis from the test bed), Levels(disk, disk) for a large file.
+  'levels/small': async () =>
+    (await import('./cases/levels.ts')).levelsSmall({
+      count: Number(process.env.BENCH_LEVELS_COUNT ?? 10_000),
+      rounds,
+    }),
+  'levels/large': async () =>
+    (await import('./cases/levels.ts')).levelsLarge({
+      mib: Number(process.env.BENCH_LARGE_LEVELS_MIB ?? 1024),
+      rounds,
+    }),
 };
 const wanted = process.env.BENCH_CASES?.split(',') ?? Object.keys(cases);
 for (const name of wanted) {
