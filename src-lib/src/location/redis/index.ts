@@ -1,6 +1,8 @@
+import { randomBytes } from 'node:crypto';
 import type { RedisOptions as ClientOptions, Redis as RedisClient } from 'ioredis';
 import { assertHexKey } from '../../digest.js';
 import { throwIfAborted } from '../../errors.js';
+import type { Lease } from '../../lease.js';
 import type { Location, OpOptions, Stage, StageOptions, Value } from '../../location.js';
 import { remoteError } from '../remote-error.js';
 import { memoryValue, SpoolStage } from '../spool.js';
@@ -56,8 +58,18 @@ export class RedisLocation implements Location {
         retryStrategy: (times) => Math.min(times * 200, 2000),
         ...this.#options.client,
       });
-      client.on('error', () => undefined); // reported by the failing command instead
-      await client.connect();
+      // Reported by the failing command instead; the last one explains a failed connect.
+      let last: Error | undefined;
+      client.on('error', (e: Error) => {
+        last = e;
+      });
+      try {
+        await client.connect();
+      } catch (e) {
+        // Otherwise the client keeps reconnecting in the background, and keeps the process alive.
+        client.disconnect();
+        throw last ?? e;
+      }
       return client;
     })().catch((e) => {
       this.#client = undefined;
@@ -152,12 +164,37 @@ export class RedisLocation implements Location {
     return this.contains(key, options);
   }
 
+  /**
+   * A lease as a key with an expiry (`SET NX PX`), shared by every client of this server: the
+   * cluster-wide lock of single-flight memoisation. Renew and release act only while the key still
+   * holds our token, so an expired lease taken over by another holder is left alone.
+   */
+  async lease(name: string, ttlMs: number, options?: OpOptions): Promise<Lease | null> {
+    assertHexKey(name);
+    const k = Buffer.concat([this.#prefix, Buffer.from(`lease:${name}`)]);
+    const token = randomBytes(12).toString('hex');
+    const ok = await this.#run('SET NX', options, (r) => r.set(k, token, 'PX', ttlMs, 'NX'));
+    if (ok !== 'OK') return null;
+    return {
+      renew: async () =>
+        (await this.#run('PEXPIRE', undefined, (r) => r.eval(RENEW, 1, k, token, String(ttlMs)))) === 1,
+      release: async () => {
+        await this.#run('DEL', undefined, (r) => r.eval(RELEASE, 1, k, token)).catch(() => undefined);
+      },
+    };
+  }
+
   async close(): Promise<void> {
     const client = this.#client;
     this.#client = undefined;
     if (client) (await client.catch(() => undefined))?.disconnect();
   }
 }
+
+const RENEW =
+  "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) else return 0 end";
+const RELEASE =
+  "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) else return 0 end";
 
 const DIGEST_BYTES = new Set([16, 20, 28, 32, 48, 64]);
 

@@ -41,7 +41,9 @@ export class SFTPLocation implements Location {
 
   async #connect(drop: () => void): Promise<SftpClient> {
     const { default: Client } = await import('ssh2-sftp-client');
-    const client = new Client('tarn');
+    // Quiet callbacks: the library's defaults print connection events to stdout.
+    const quiet = () => undefined;
+    const client = new Client('tarn', { error: quiet, end: quiet, close: quiet });
     const check = hostKeyCheck(this.#host, this.#options.port ?? 22, this.#options);
     try {
       await client.connect(connectConfig(this.#host, this.#options, check.verify));
