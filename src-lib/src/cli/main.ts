@@ -10,6 +10,7 @@ import { DiskLocation } from '../location/disk/index.js';
 import { HashKeyStorage } from '../storage.js';
 import type { StoredValue } from '../stored-value.js';
 import { formatSize } from '../util/size.js';
+import { describeStorage, formatDescription } from './describe.js';
 import { EXIT, exitCodeOf, UsageError } from './exit-codes.js';
 import { Progress } from './progress.js';
 
@@ -24,6 +25,7 @@ commands:
   rm <key>              delete a value (exit 3 if it was not stored)
   ls                    list every key
   verify                re-hash every value, quarantine corrupt ones, sweep stale temp files
+  describe              print the location tree and whether each location answers (exit 1 if one does not)
 
 The storage is --storage, else $TARN_STORAGE, else ./.tarn: a lake folder, or a config file.
 Exit codes: 0 ok, 1 error, 2 usage, 3 not found, 4 corrupt, 5 refused (full), 6 config, 7 key mismatch.`;
@@ -173,6 +175,13 @@ export async function main(argv: string[], io: Io): Promise<number> {
           report,
         );
         return report.corrupt.length > 0 ? EXIT.corrupt : EXIT.ok;
+      }
+      case 'describe': {
+        if (args.length > 0)
+          throw new UsageError('describe takes no arguments; name the storage with --storage');
+        const d = await describeStorage(spec);
+        out(formatDescription(d), d);
+        return d.reachable ? EXIT.ok : EXIT.error;
       }
       default:
         throw new UsageError(`unknown command ${JSON.stringify(command)}`);

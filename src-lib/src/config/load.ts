@@ -1,16 +1,44 @@
+import { readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import { parse } from 'yaml';
 import { ConfigError } from '../errors.js';
+import { Fanout } from '../location/combinators/fanout.js';
+import { Level, Levels } from '../location/combinators/levels.js';
+import { Small } from '../location/combinators/small.js';
 import { DiskLocation } from '../location/disk/index.js';
+import { NginxLocation } from '../location/nginx/index.js';
+import { RedisLocation } from '../location/redis/index.js';
+import { S3Location } from '../location/s3/index.js';
+import type { SshOptions } from '../location/ssh/options.js';
+import { SCPLocation } from '../location/ssh/scp.js';
+import { SFTPLocation } from '../location/ssh/sftp.js';
 import type { Location } from '../location.js';
 import { HashKeyStorage } from '../storage.js';
+import { parseSize } from '../util/size.js';
 import { configErrorFrom } from '../util/zod.js';
-import { type LocationConfig, type StorageConfig, storageConfig } from './schema.js';
+import {
+  type DiskConfig,
+  type LevelConfig,
+  type LocationConfig,
+  type LocationNode,
+  type NginxConfig,
+  type RedisConfig,
+  type S3Config,
+  type ScpConfig,
+  type Secret,
+  type SftpConfig,
+  type StorageConfig,
+  storageConfig,
+} from './schema.js';
+
+type Path = ReadonlyArray<string | number>;
+type LeafConfig = DiskConfig | RedisConfig | S3Config | SftpConfig | ScpConfig | NginxConfig;
 
 /** Validates a parsed config; the ConfigError names the path of the first bad field. */
 export function parseConfig(raw: unknown, where = 'config'): StorageConfig {
-  const parsed = storageConfig.safeParse(raw);
+  // reportInput lets configErrorFrom tell which branch of a union the input was meant for.
+  const parsed = storageConfig.safeParse(raw, { reportInput: true });
   if (!parsed.success) throw configErrorFrom(parsed.error, where);
   return parsed.data;
 }
@@ -33,27 +61,228 @@ export async function loadConfigFile(file: string): Promise<StorageConfig> {
 }
 
 export interface BuildOptions {
-  /** Folder that relative paths in the config are relative to. */
+  /** Folder that relative paths in the config (disk roots, secret files, SSH key files) are relative to. */
   base?: string;
   /** Override `create` for disk lakes (the CLI's read commands never create a lake). */
   create?: boolean;
+  /** Named locations that `{ ref: name }` nodes point to (the config's top-level `locations`). */
+  locations?: Readonly<Record<string, LocationNode>>;
+  /** Where `{ env: VAR }` secrets are looked up (default process.env). */
+  env?: Readonly<Record<string, string | undefined>>;
+  /**
+   * Called when a leaf location cannot be built (e.g. a missing lake with create: false); its
+   * result stands in for the leaf. Without it the error is thrown. `tarn describe` uses this to
+   * report every broken leaf instead of stopping at the first.
+   */
+  onLeafError?: (error: unknown, config: LocationConfig, path: Path) => Location;
 }
 
-export function buildLocation(config: LocationConfig, options: BuildOptions = {}): Location {
-  switch (config.kind) {
-    case 'disk':
-      return new DiskLocation(resolve(options.base ?? '.', config.root), {
-        levels: config.levels,
-        maxSize: config.maxSize,
-        minFreeSpace: config.minFreeSpace,
-        fsync: config.fsync,
-        create: options.create ?? config.create,
-      });
+/**
+ * Builds the location tree of a config node. Nothing connects here: remote locations connect on
+ * their first operation. Named locations are built once, so a `ref` used twice is one instance.
+ * Errors (unknown or cyclic refs, missing secrets) are ConfigErrors naming the path of the field.
+ */
+export function buildLocation(
+  config: LocationNode,
+  options: BuildOptions = {},
+  path: Path = ['location'],
+): Location {
+  return new Builder(options).build(config, path);
+}
+
+class Builder {
+  readonly #named = new Map<string, Location>();
+  readonly #building = new Set<string>();
+  readonly #base: string;
+
+  constructor(readonly options: BuildOptions) {
+    this.#base = options.base ?? '.';
+  }
+
+  build(node: LocationNode, path: Path): Location {
+    // The short forms of the original tarn: a path is a disk lake, a list is a fanout.
+    if (typeof node === 'string') return this.build({ kind: 'disk', root: node }, path);
+    if (Array.isArray(node)) return new Fanout(...node.map((m, i) => this.build(m, [...path, i])));
+    const c = node;
+    switch (c.kind) {
+      case undefined:
+      case 'ref':
+        return this.#ref(c.ref, path);
+      case 'fanout':
+        return new Fanout(...c.members.map((m, i) => this.build(m, [...path, 'members', i])));
+      case 'small':
+        return new Small(this.build(c.location, [...path, 'location']), {
+          maxSize: parseSize(c.maxSize, [...path, 'maxSize']),
+        });
+      case 'levels':
+        return new Levels(
+          ...c.levels.map((l, i) => this.#level(l, [...path, 'levels', i])),
+          c.copies === undefined ? {} : { copies: c.copies },
+        );
+      default:
+        return this.#leaf(c, path);
+    }
+  }
+
+  #level(entry: LevelConfig | LocationNode, path: Path): Level {
+    // A level object is the only kind-less object with a location (a ref has neither).
+    if (typeof entry === 'string' || Array.isArray(entry) || 'kind' in entry || !('location' in entry))
+      return new Level(this.build(entry, path));
+    const { location, ...flags } = entry;
+    return new Level(this.build(location, [...path, 'location']), flags);
+  }
+
+  #ref(name: string, path: Path): Location {
+    const built = this.#named.get(name);
+    if (built) return built;
+    const target = this.options.locations?.[name];
+    if (target === undefined) {
+      const known = Object.keys(this.options.locations ?? {});
+      throw new ConfigError(
+        `no location named ${JSON.stringify(name)} in locations${known.length ? ` (there are ${known.join(', ')})` : ''}`,
+        [...path, 'ref'],
+      );
+    }
+    if (this.#building.has(name))
+      throw new ConfigError(`location ${JSON.stringify(name)} refers to itself (a cycle of refs)`, [
+        ...path,
+        'ref',
+      ]);
+    this.#building.add(name);
+    try {
+      const location = this.build(target, ['locations', name]);
+      this.#named.set(name, location);
+      return location;
+    } finally {
+      this.#building.delete(name);
+    }
+  }
+
+  #leaf(c: LeafConfig, path: Path) {
+    try {
+      return this.#buildLeaf(c, path);
+    } catch (e) {
+      if (e instanceof SecretError) throw e;
+      if (this.options.onLeafError) return this.options.onLeafError(e, c, path);
+      // A location's own ConfigError names a field of its options: prefix it with where the node is.
+      if (e instanceof ConfigError) {
+        const own = e.path.length > 0 ? e.message.slice(e.path.join('.').length + 2) : e.message;
+        throw new ConfigError(own, [...path, ...e.path], { cause: e });
+      }
+      throw e;
+    }
+  }
+
+  #buildLeaf(c: LeafConfig, path: Path): Location {
+    switch (c.kind) {
+      case 'disk':
+        return new DiskLocation(resolve(this.#base, c.root), {
+          levels: c.levels,
+          maxSize: c.maxSize,
+          minFreeSpace: c.minFreeSpace,
+          fsync: c.fsync,
+          create: this.options.create ?? c.create,
+          staleTempAfterMs: c.staleTempAfterMs,
+        });
+      case 'redis': {
+        const password = c.password && this.#secret(c.password, [...path, 'password']);
+        return new RedisLocation({
+          url: c.url,
+          prefix: c.prefix,
+          ttl: c.ttl,
+          maxValueSize: c.maxValueSize === undefined ? undefined : parseSize(c.maxValueSize),
+          connectTimeoutMs: c.connectTimeoutMs,
+          commandTimeoutMs: c.commandTimeoutMs,
+          // ioredis takes these when the URL has none; keeping them out of the URL keeps them out of messages.
+          client: password || c.username ? { password, username: c.username } : undefined,
+        });
+      }
+      case 's3': {
+        const cred = c.credentials;
+        const at = [...path, 'credentials'];
+        return new S3Location({
+          bucket: c.bucket,
+          prefix: c.prefix,
+          endpoint: c.endpoint,
+          region: c.region,
+          forcePathStyle: c.forcePathStyle,
+          credentials: cred && {
+            accessKeyId: this.#secret(cred.accessKeyId, [...at, 'accessKeyId']),
+            secretAccessKey: this.#secret(cred.secretAccessKey, [...at, 'secretAccessKey']),
+            sessionToken: cred.sessionToken && this.#secret(cred.sessionToken, [...at, 'sessionToken']),
+          },
+          partSize: c.partSize === undefined ? undefined : parseSize(c.partSize),
+          connectTimeoutMs: c.connectTimeoutMs,
+          requestTimeoutMs: c.requestTimeoutMs,
+        });
+      }
+      case 'sftp':
+        return new SFTPLocation(c.host, c.root, this.#ssh(c, path));
+      case 'scp':
+        return new SCPLocation(c.host, c.root, {
+          ...this.#ssh(c, path),
+          transferTimeoutMs: c.transferTimeoutMs,
+        });
+      case 'nginx': {
+        const headers = c.headers
+          ? Object.fromEntries(
+              Object.entries(c.headers).map(([k, v]) => [k, this.#secret(v, [...path, 'headers', k])]),
+            )
+          : undefined;
+        return new NginxLocation({
+          url: c.url,
+          headers,
+          connectTimeoutMs: c.connectTimeoutMs,
+          requestTimeoutMs: c.requestTimeoutMs,
+          retries: c.retries,
+        });
+      }
+    }
+  }
+
+  #ssh(c: Omit<SftpConfig, 'kind'>, path: Path): SshOptions {
+    return {
+      port: c.port,
+      username: c.username,
+      privateKeyPath: c.privateKeyPath && resolve(this.#base, c.privateKeyPath),
+      privateKey: c.privateKey && this.#secret(c.privateKey, [...path, 'privateKey']),
+      passphrase: c.passphrase && this.#secret(c.passphrase, [...path, 'passphrase']),
+      agent: c.agent,
+      knownHostsPath: c.knownHostsPath && resolve(this.#base, c.knownHostsPath),
+      hostKeyFingerprint: c.hostKeyFingerprint,
+      readyTimeoutMs: c.readyTimeoutMs,
+      connections: c.connections,
+    };
+  }
+
+  /** Reads a secret now, so a missing one fails at startup, naming the field, not at the first request. */
+  #secret(s: Secret, path: Path): string {
+    if ('env' in s) {
+      const value = (this.options.env ?? process.env)[s.env];
+      if (value === undefined || value === '')
+        throw new SecretError(`the environment variable ${s.env} is not set`, [...path, 'env']);
+      return value;
+    }
+    const file = resolve(this.#base, s.file);
+    try {
+      return readFileSync(file, 'utf8').replace(/\r?\n$/, '');
+    } catch (e) {
+      throw new SecretError(`cannot read the secret file ${file}: ${(e as Error).message}`, [
+        ...path,
+        'file',
+      ]);
+    }
   }
 }
 
+/** A missing secret is a config error even for `tarn describe`: it is no reachability problem. */
+class SecretError extends ConfigError {}
+
+/** Builds the storage a config describes (synchronously: secrets files are small and read once). */
 export function fromConfig(config: StorageConfig, options: BuildOptions = {}): HashKeyStorage {
-  return new HashKeyStorage(buildLocation(config.location, options), { algorithm: config.algorithm });
+  return new HashKeyStorage(buildLocation(config.location, { locations: config.locations, ...options }), {
+    algorithm: config.algorithm,
+  });
 }
 
 export async function fromConfigFile(file: string, options: BuildOptions = {}): Promise<HashKeyStorage> {

@@ -1,35 +1,400 @@
 import { z } from 'zod';
+import { parseSize } from '../util/size.js';
 
 /**
- * The declarative description of a storage: the digest, and a tree of locations.
- * Today the tree has one kind of node, a disk lake; remote locations and combinators join
- * it as further members of the `kind` union, so every config written now stays valid.
+ * The declarative description of a storage: the digest, and a tree of locations. One schema for
+ * config files, the CLI, the sidecar and (through its JSON Schema) the Kubernetes CRD.
+ *
+ * A location node is a folder path (a disk lake), a list (a fanout of its elements), an object with
+ * a `kind`, or `{ ref: <name> }` naming an entry of the top-level `locations`. Every object is
+ * strict, so a misspelt field is an error rather than a silently ignored option. Secrets (passwords,
+ * keys) are never inline: they are `{ env: VAR }` or `{ file: /path }` and are read at build time.
  */
-const size = z.union([z.number().int().nonnegative(), z.string().regex(/^\s*\d+(\.\d+)?\s*[a-zA-Z]*\s*$/)]);
+
+const NOT_A_SIZE = 'not a size; use bytes or a number with a unit (10G, 512MiB)';
+
+/** Bytes, as an integer or a humanfriendly size string (`100K`, `10MiB`, `500G`). */
+export const size = z
+  .union([z.number().int().nonnegative(), z.string().regex(/^\s*\d+(\.\d+)?\s*[a-zA-Z]*\s*$/)], {
+    error: (issue) => (issue.input === undefined ? 'required' : NOT_A_SIZE),
+  })
+  .refine((v) => sizeOk(v), { message: NOT_A_SIZE })
+  .describe('Bytes: an integer, or a number with a unit (100K, 10M, 500G decimal; 10MiB binary)');
+
+function sizeOk(v: unknown): boolean {
+  try {
+    parseSize(v);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+const ms = (what: string) => z.number().int().positive().describe(`${what}, in milliseconds`);
+
+export const secret = z
+  .union(
+    [
+      z
+        .object({ env: z.string().min(1).describe('Name of the environment variable holding the secret') })
+        .strict(),
+      z
+        .object({
+          file: z
+            .string()
+            .min(1)
+            .describe('File holding the secret (a trailing newline is dropped); relative to the config file'),
+        })
+        .strict(),
+    ],
+    {
+      error: (issue) =>
+        issue.input === undefined
+          ? 'required'
+          : 'a secret is never inline: give { env: VAR } or { file: /path }',
+    },
+  )
+  .meta({
+    id: 'Secret',
+    description: 'A secret, read at build time from an environment variable or a file; never inline',
+  });
 
 export const diskConfig = z
   .object({
     kind: z.literal('disk'),
     root: z.string().min(1).describe('Folder of the lake; relative paths are relative to the config file'),
-    levels: z.array(z.number().int()).optional(),
+    levels: z
+      .array(z.number().int())
+      .optional()
+      .describe('Folder layout of a new lake (default [1, -1]); must match an existing lake'),
     maxSize: size.optional().describe('Byte cap of a new lake (config.yml max_size), e.g. 500G'),
     minFreeSpace: size
       .optional()
       .describe('Free space to leave on the filesystem (config.yml free_disk_size)'),
-    fsync: z.boolean().optional(),
-    create: z.boolean().optional(),
+    fsync: z.boolean().optional().describe('fsync each blob before it becomes visible (survives power loss)'),
+    create: z.boolean().optional().describe('Create the lake when missing (default true)'),
+    staleTempAfterMs: ms('Temp files untouched this long are swept').optional(),
   })
-  .strict();
+  .strict()
+  .meta({ id: 'Disk', description: 'A lake folder, laid out as Python tarn lays it out' });
 
-export const locationConfig = z.discriminatedUnion('kind', [diskConfig]);
+export const redisConfig = z
+  .object({
+    kind: z.literal('redis'),
+    url: z
+      .string()
+      .min(1)
+      .optional()
+      .describe(
+        'redis://host:port/db or rediss:// (TLS); a bare host works too. Default redis://127.0.0.1:6379',
+      ),
+    username: z.string().min(1).optional().describe('ACL user name'),
+    password: secret.optional().describe('Password (never inline, and not in the URL)'),
+    prefix: z.string().optional().describe('Prefix of our keys, so one Redis can hold several stores'),
+    ttl: z
+      .number()
+      .int()
+      .positive()
+      .optional()
+      .describe('Expire values this many seconds after their last read or write'),
+    maxValueSize: size.optional().describe('Refuse values larger than this (default 64MiB)'),
+    connectTimeoutMs: ms('Connection timeout (default 5000)').optional(),
+    commandTimeoutMs: ms('Per-command timeout (default 5000)').optional(),
+  })
+  .strict()
+  .meta({ id: 'Redis', description: 'Values in Redis, named as Python tarn names them' });
+
+export const s3Config = z
+  .object({
+    kind: z.literal('s3'),
+    bucket: z.string().min(1).describe('Bucket name'),
+    prefix: z.string().optional().describe('Object key prefix, e.g. lake/'),
+    endpoint: z.string().min(1).optional().describe('A non-AWS server (MinIO, Ceph, R2, ...)'),
+    region: z.string().min(1).optional().describe('Default: $AWS_REGION, else us-east-1'),
+    forcePathStyle: z.boolean().optional().describe('Path-style URLs; default true with an endpoint'),
+    credentials: z
+      .object({
+        accessKeyId: secret,
+        secretAccessKey: secret,
+        sessionToken: secret.optional(),
+      })
+      .strict()
+      .optional()
+      .describe('Explicit credentials; leave out to use the standard AWS chain (env, files, roles)'),
+    partSize: size.optional().describe('Values up to this size go up in one PutObject (default 16MiB)'),
+    connectTimeoutMs: ms('Connection timeout (default 5000)').optional(),
+    requestTimeoutMs: ms('Per-request timeout (default 60000)').optional(),
+  })
+  .strict()
+  .meta({
+    id: 'S3',
+    description: 'Values as objects of an S3 bucket, laid out as Python tarn lays them out',
+  });
+
+const sshFields = {
+  host: z.string().min(1).describe('SSH host name or address'),
+  root: z.string().min(1).describe('Folder of the lake on the host'),
+  port: z.number().int().min(1).max(65535).optional().describe('Default 22'),
+  username: z.string().min(1).optional().describe('Default: the local user name'),
+  privateKeyPath: z
+    .string()
+    .min(1)
+    .optional()
+    .describe('Private key file (OpenSSH format); relative to the config file'),
+  privateKey: secret.optional().describe('Private key contents'),
+  passphrase: secret.optional().describe('Passphrase of the private key'),
+  agent: z.string().min(1).optional().describe('ssh-agent socket (default $SSH_AUTH_SOCK when no key)'),
+  knownHostsPath: z
+    .string()
+    .min(1)
+    .optional()
+    .describe('known_hosts file (default ~/.ssh/known_hosts); relative to the config file'),
+  hostKeyFingerprint: z
+    .string()
+    .regex(/^SHA256:/)
+    .optional()
+    .describe('Pin the host key instead: SHA256:... as ssh-keygen -l prints it'),
+  readyTimeoutMs: ms('Connection (handshake) timeout (default 10000)').optional(),
+  connections: z.number().int().positive().optional().describe('Connections kept open (default 2)'),
+};
+
+export const sftpConfig = z
+  .object({ kind: z.literal('sftp'), ...sshFields })
+  .strict()
+  .meta({ id: 'SFTP', description: 'A lake on an SSH host, over SFTP' });
+
+export const scpConfig = z
+  .object({
+    kind: z.literal('scp'),
+    ...sshFields,
+    transferTimeoutMs: ms(
+      'A transfer step that makes no progress this long fails (default 30000)',
+    ).optional(),
+  })
+  .strict()
+  .meta({ id: 'SCP', description: 'A lake on an SSH host without SFTP, over the scp protocol' });
+
+export const nginxConfig = z
+  .object({
+    kind: z.literal('nginx'),
+    url: z.url().describe('Base URL of a lake folder served by nginx with autoindex on'),
+    headers: z
+      .record(z.string(), secret)
+      .optional()
+      .describe('Extra request headers (e.g. authorization), each from a secret'),
+    connectTimeoutMs: ms('Connection timeout (default 5000)').optional(),
+    requestTimeoutMs: ms('Per-request timeout (default 30000)').optional(),
+    retries: z
+      .number()
+      .int()
+      .nonnegative()
+      .optional()
+      .describe('Retries after a 5xx or a dropped connection'),
+  })
+  .strict()
+  .meta({ id: 'Nginx', description: 'A read-only lake served over HTTP by nginx' });
+
+export const refConfig = z
+  .object({
+    // Optional so `{ ref: name }` is enough; the discriminated union routes a kind-less object here.
+    kind: z.literal('ref').optional(),
+    ref: z.string().min(1).describe('Name of an entry of the top-level locations'),
+  })
+  .strict()
+  .meta({
+    id: 'Ref',
+    description: 'The location named in the top-level locations; the same name is the same instance',
+  });
+
+// The combinators nest nodes, so their types are written out (zod cannot infer a recursive type).
+export interface FanoutConfig {
+  kind: 'fanout';
+  members: LocationNode[];
+}
+export interface SmallConfig {
+  kind: 'small';
+  maxSize: number | string;
+  location: LocationNode;
+}
+export interface LevelConfig {
+  location: LocationNode;
+  write?: boolean | undefined;
+  replicate?: boolean | undefined;
+  touch?: boolean | undefined;
+  name?: string | undefined;
+  timeoutMs?: number | undefined;
+}
+export interface LevelsConfig {
+  kind: 'levels';
+  levels: Array<LevelConfig | LocationNode>;
+  copies?: 'all' | 'first' | undefined;
+}
+
+export type DiskConfig = z.infer<typeof diskConfig>;
+export type RedisConfig = z.infer<typeof redisConfig>;
+export type S3Config = z.infer<typeof s3Config>;
+export type SftpConfig = z.infer<typeof sftpConfig>;
+export type ScpConfig = z.infer<typeof scpConfig>;
+export type NginxConfig = z.infer<typeof nginxConfig>;
+export type RefConfig = z.infer<typeof refConfig>;
+export type Secret = z.infer<typeof secret>;
+
+export type LocationConfig =
+  | DiskConfig
+  | RedisConfig
+  | S3Config
+  | SftpConfig
+  | ScpConfig
+  | NginxConfig
+  | FanoutConfig
+  | LevelsConfig
+  | SmallConfig
+  | RefConfig;
+
+/** A folder path (disk lake), a list (fanout), or a location object. */
+export type LocationNode = string | LocationNode[] | LocationConfig;
+
+const node = z.lazy((): z.ZodType<LocationNode> => locationNode);
+
+export const fanoutConfig = z
+  .object({
+    kind: z.literal('fanout'),
+    members: z
+      .array(node)
+      .min(1)
+      .describe('Locations used one after the other: writes go to the first that accepts'),
+  })
+  .strict()
+  .meta({ id: 'Fanout', description: 'Several locations as one; a plain list is the short form' });
+
+export const smallConfig = z
+  .object({
+    kind: z.literal('small'),
+    maxSize: size.describe('Largest value let through, in bytes or with a unit (100K, 10MiB)'),
+    location: node.describe('The location that gets the small values'),
+  })
+  .strict()
+  .meta({ id: 'Small', description: 'Lets only small values into a location (e.g. Redis above a disk)' });
+
+export const levelConfig = z
+  .object({
+    location: node,
+    write: z.boolean().optional().describe('Writes may go here (default true)'),
+    replicate: z.boolean().optional().describe('A hit in a lower level is copied here (default true)'),
+    touch: z.boolean().optional().describe('Record uses of keys served from above (default false)'),
+    name: z.string().min(1).optional().describe('For messages, tarn describe and fault counters'),
+    timeoutMs: ms('Give up on lookups in this level after this long and go to the next').optional(),
+  })
+  .strict()
+  .meta({ id: 'Level', description: 'A level with options; a bare location is a level with the defaults' });
+
+export const levelsConfig = z
+  .object({
+    kind: z.literal('levels'),
+    levels: z
+      .array(z.union([levelConfig, node]))
+      .min(1)
+      .describe('Levels from the top (fastest) down'),
+    copies: z
+      .enum(['all', 'first'])
+      .optional()
+      .describe(
+        'Copy-on-read into every replicate level above a hit (all, default) or only the top-most that accepts (first, as Python tarn)',
+      ),
+  })
+  .strict()
+  .meta({ id: 'Levels', description: 'A cache hierarchy with copy-on-read' });
+
+const KINDS = ['disk', 'redis', 's3', 'sftp', 'scp', 'nginx', 'fanout', 'levels', 'small', 'ref'];
+
+const locationObject = z.discriminatedUnion(
+  'kind',
+  [
+    diskConfig,
+    redisConfig,
+    s3Config,
+    sftpConfig,
+    scpConfig,
+    nginxConfig,
+    fanoutConfig,
+    levelsConfig,
+    smallConfig,
+    refConfig,
+  ],
+  {
+    error: (issue) =>
+      issue.code === 'invalid_union'
+        ? `unknown kind ${JSON.stringify((issue.input as { kind?: unknown })?.kind)}; one of ${KINDS.join(', ')} (or { ref: name })`
+        : undefined,
+  },
+);
+
+export const locationNode: z.ZodType<LocationNode> = z
+  .union(
+    [
+      z.string().min(1).describe('Short form: a disk lake at this folder'),
+      z
+        .array(node)
+        .min(1)
+        .meta({ id: 'LocationList', description: 'Short form: a fanout of these locations' }),
+      locationObject,
+    ],
+    { error: 'a location is a folder path, a list of locations, or an object with kind (or ref)' },
+  )
+  .meta({
+    id: 'Location',
+    description: 'A location: a folder path, a list (fanout), an object with kind, or { ref: name }',
+  });
+
+/** @deprecated use locationNode; kept so configs and code written for the disk-only schema still work. */
+export const locationConfig = locationNode;
 
 export const storageConfig = z
   .object({
-    algorithm: z.string().optional(),
-    location: locationConfig,
+    algorithm: z.string().min(1).optional().describe('Digest of keys (default sha256)'),
+    location: locationNode.describe('The location tree'),
+    locations: z
+      .record(z.string().min(1), locationNode)
+      .optional()
+      .describe('Named locations, used with { ref: name } anywhere in the tree'),
+    memo: z
+      .object({
+        index: locationNode.describe(
+          'Where smartCache maps call keys to value keys (e.g. a Redis shared by pods)',
+        ),
+      })
+      .strict()
+      .optional()
+      .describe(
+        'Memoisation (smartCache) with this storage; a disk lake keeps its index in tools/memo by default',
+      ),
   })
-  .strict();
+  .strict()
+  .meta({
+    id: 'TarnConfig',
+    title: 'tarn storage config',
+    description: 'A tarn storage: the digest and a tree of locations',
+  });
 
-export type DiskConfig = z.infer<typeof diskConfig>;
-export type LocationConfig = z.infer<typeof locationConfig>;
 export type StorageConfig = z.infer<typeof storageConfig>;
+
+/** The JSON Schema (draft 2020-12) of a config file; the build writes it to dist/tarn-config.schema.json. */
+export function configJsonSchema(): Record<string, unknown> {
+  const schema = z.toJSONSchema(storageConfig, { target: 'draft-2020-12', io: 'input' }) as {
+    $defs?: Record<string, Record<string, unknown>>;
+  };
+  // z.lazy leaves defs that only point at another def; point their users at the target instead.
+  const defs = schema.$defs ?? {};
+  const alias = new Map<string, string>();
+  for (const [name, def] of Object.entries(defs)) {
+    const keys = Object.keys(def);
+    if (keys.length === 1 && typeof def.$ref === 'string') alias.set(`#/$defs/${name}`, def.$ref);
+  }
+  for (const name of alias.keys()) delete defs[name.slice('#/$defs/'.length)];
+  const text = JSON.stringify(schema).replace(/"\$ref":"([^"]+)"/g, (m, ref: string) => {
+    let target = ref;
+    while (alias.has(target)) target = alias.get(target) as string;
+    return target === ref ? m : `"$ref":${JSON.stringify(target)}`;
+  });
+  return JSON.parse(text) as Record<string, unknown>;
+}

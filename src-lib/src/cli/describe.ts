@@ -1,0 +1,231 @@
+import { stat } from 'node:fs/promises';
+import { dirname, resolve } from 'node:path';
+import { buildLocation, loadConfigFile } from '../config/load.js';
+import type { LocationConfig } from '../config/schema.js';
+import { raceAbort } from '../errors.js';
+import { Fanout } from '../location/combinators/fanout.js';
+import { Levels } from '../location/combinators/levels.js';
+import { Small } from '../location/combinators/small.js';
+import { DiskLocation } from '../location/disk/index.js';
+import type { Location, Stage, Value } from '../location.js';
+import { formatSize } from '../util/size.js';
+
+/** One node of `tarn describe`'s tree. */
+export interface DescribedNode {
+  kind: string;
+  /** Where a leaf is (folder, URL, host:path); combinators have none of their own. */
+  target?: string;
+  /** What the node does with values: a disk's layout and caps, a small's limit. */
+  flags: Record<string, unknown>;
+  /** For a level of a Levels: how the hierarchy uses it. */
+  level?: {
+    index: number;
+    write: boolean;
+    replicate: boolean;
+    touch: boolean;
+    name?: string;
+    timeoutMs?: number;
+  };
+  /** Leaves only. */
+  reachable?: boolean;
+  error?: string;
+  children?: DescribedNode[];
+}
+
+export interface Description {
+  storage: string;
+  algorithm: string;
+  reachable: boolean;
+  location: DescribedNode;
+}
+
+/** Probes answer within this long, or count as unreachable (a host that drops packets must not hang describe). */
+const PROBE_MS = 5000;
+
+/**
+ * Builds the storage at `spec` without creating anything (create: false) and probes every leaf
+ * concurrently. A leaf that cannot even be built (a missing lake folder) is reported, not thrown.
+ */
+export async function describeStorage(spec: string): Promise<Description> {
+  const st = await stat(spec).catch(() => undefined);
+  let root: Location;
+  let algorithm = 'sha256';
+  if (st?.isFile()) {
+    const config = await loadConfigFile(spec);
+    const base = dirname(resolve(spec));
+    algorithm = config.algorithm ?? algorithm;
+    root = buildLocation(config.location, {
+      base,
+      create: false,
+      locations: config.locations,
+      onLeafError: (e, c) => new Unbuilt(c.kind === 'disk' ? { ...c, root: resolve(base, c.root) } : c, e),
+    });
+  } else {
+    try {
+      const lake = new DiskLocation(spec, { create: false });
+      algorithm = lake.config.digest?.name ?? algorithm;
+      root = lake;
+    } catch (e) {
+      root = new Unbuilt({ kind: 'disk', root: resolve(spec) }, e);
+    }
+  }
+  try {
+    const probes = new Map<Location, Promise<string | undefined>>();
+    const location = await describeNode(root, probes);
+    const all = await Promise.all(probes.values());
+    return { storage: spec, algorithm, reachable: all.every((e) => e === undefined), location };
+  } finally {
+    await closeQuietly(root);
+  }
+}
+
+async function describeNode(
+  location: Location,
+  probes: Map<Location, Promise<string | undefined>>,
+): Promise<DescribedNode> {
+  const node: DescribedNode = { kind: location.kind, flags: {} };
+  if (location instanceof Levels) {
+    node.children = await Promise.all(
+      location.levels.map(async (l, index) => ({
+        ...(await describeNode(l.location, probes)),
+        level: {
+          index,
+          write: l.write,
+          replicate: l.replicate,
+          touch: l.touch,
+          ...(l.name === undefined ? {} : { name: l.name }),
+          ...(l.timeoutMs === undefined ? {} : { timeoutMs: l.timeoutMs }),
+        },
+      })),
+    );
+    return node;
+  }
+  if (location instanceof Fanout) {
+    node.children = await Promise.all(location.members.map((m) => describeNode(m, probes)));
+    return node;
+  }
+  if (location instanceof Small) {
+    node.flags.maxSize = location.options.maxSize;
+    node.children = [await describeNode(location.inner, probes)];
+    return node;
+  }
+  node.target = location.target;
+  if (location instanceof DiskLocation) {
+    const c = location.config;
+    node.flags.levels = c.levels;
+    if (c.maxSize !== undefined) node.flags.maxSize = c.maxSize;
+    if (c.minFreeSpace) node.flags.minFreeSpace = c.minFreeSpace;
+  }
+  // The same instance may sit in two places (a ref): probe it once.
+  let probe = probes.get(location);
+  if (!probe) {
+    probe = reach(location);
+    probes.set(location, probe);
+  }
+  const error = await probe;
+  node.reachable = error === undefined;
+  if (error !== undefined) node.error = error;
+  return node;
+}
+
+/** Undefined when the location answered a lookup in time; else why not. */
+async function reach(location: Location): Promise<string | undefined> {
+  if (location instanceof Unbuilt) return location.error.message;
+  const signal = AbortSignal.timeout(PROBE_MS);
+  try {
+    // Any key will do: the answer (present or not) proves the location is there and readable.
+    await raceAbort(location.contains('0'.repeat(64), { signal }), signal);
+    return undefined;
+  } catch (e) {
+    return signal.aborted ? `no answer within ${PROBE_MS / 1000} s` : ((e as Error).message ?? String(e));
+  }
+}
+
+async function closeQuietly(location: Location): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([
+    location.close().catch(() => undefined),
+    new Promise<void>((done) => {
+      timer = setTimeout(done, 2000);
+      timer.unref();
+    }),
+  ]);
+  clearTimeout(timer);
+}
+
+/** Stands in for a leaf that could not be built, so the rest of the tree can still be described. */
+class Unbuilt implements Location {
+  readonly kind: string;
+  readonly target: string;
+  readonly error: Error;
+
+  constructor(config: LocationConfig, error: unknown) {
+    this.kind = config.kind ?? 'ref';
+    this.target = targetOf(config);
+    this.error = error instanceof Error ? error : new Error(String(error));
+  }
+  read(): Promise<Value | null> {
+    return Promise.reject(this.error);
+  }
+  stage(): Promise<Stage | null> {
+    return Promise.reject(this.error);
+  }
+  contains(): Promise<boolean> {
+    return Promise.reject(this.error);
+  }
+  delete(): Promise<boolean> {
+    return Promise.reject(this.error);
+  }
+  touch(): Promise<boolean> {
+    return Promise.reject(this.error);
+  }
+  // biome-ignore lint/correctness/useYield: it has nothing to list; it only fails
+  async *keys(): AsyncIterable<string> {
+    throw this.error;
+  }
+  async close(): Promise<void> {}
+}
+
+function targetOf(c: LocationConfig): string {
+  switch (c.kind) {
+    case 'disk':
+      return c.root;
+    case 'redis':
+      return c.url ?? 'redis://127.0.0.1:6379';
+    case 's3':
+      return `s3://${c.bucket}/${c.prefix ?? ''}`;
+    case 'sftp':
+    case 'scp':
+      return `${c.host}:${c.root}`;
+    case 'nginx':
+      return c.url;
+    default:
+      return '';
+  }
+}
+
+/** The tree as indented lines: kind, target, flags, and for leaves whether they answered. */
+export function formatDescription(d: Description): string {
+  const lines: string[] = [];
+  const walk = (n: DescribedNode, depth: number) => {
+    const flags: string[] = [];
+    if (n.level) {
+      const l = n.level;
+      flags.push(l.write ? 'write' : 'no write', l.replicate ? 'replicate' : 'no replicate');
+      if (l.touch) flags.push('touch');
+      if (l.timeoutMs !== undefined) flags.push(`timeout ${l.timeoutMs} ms`);
+    }
+    const f = n.flags;
+    if (Array.isArray(f.levels)) flags.push(`levels ${f.levels.join(',')}`);
+    if (typeof f.maxSize === 'number') flags.push(`max ${formatSize(f.maxSize)}`);
+    if (typeof f.minFreeSpace === 'number') flags.push(`min free ${formatSize(f.minFreeSpace)}`);
+    const label = n.level ? `${n.level.name ?? n.level.index}: ` : '';
+    const status = n.reachable === undefined ? '' : n.reachable ? '  reachable' : `  unreachable: ${n.error}`;
+    lines.push(
+      `${'  '.repeat(depth)}${label}${n.kind}${n.target ? ` ${n.target}` : ''}${flags.length ? ` [${flags.join(', ')}]` : ''}${status}`,
+    );
+    for (const c of n.children ?? []) walk(c, depth + 1);
+  };
+  walk(d.location, 0);
+  return lines.join('\n');
+}
