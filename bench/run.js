@@ -1,9 +1,10 @@
 // `npm run bench`: every benchmark, each beside baselines measured in the same run.
 // Environment: BENCH_LARGE_MIB (default 1024), BENCH_SMALL_COUNT (10000), BENCH_ROUNDS (3),
 // BENCH_CASES (comma-separated names, default all: large/tmp, small/tmp, small/shm, remote,
-// levels/small, levels/large), BENCH_REMOTE_COUNT (1 KiB values per remote location, default 500),
-// BENCH_LEVELS_COUNT (1–16 KiB values for levels/small, default 10000),
-// BENCH_LARGE_LEVELS_MIB (file size for levels/large, default 1024).
+// levels/small, levels/large, memo/hit), BENCH_REMOTE_COUNT (1 KiB values per remote location,
+// default 500), BENCH_LEVELS_COUNT (1–16 KiB values for levels/small, default 10000),
+// BENCH_LARGE_LEVELS_MIB (file size for levels/large, default 1024), BENCH_MEMO_CALLS (serial calls
+// per variant and round for memo/hit, default 20000).
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { diskLarge } from './cases/disk-large.js';
 import { diskSmall } from './cases/disk-small.js';
@@ -32,6 +33,12 @@ const cases = {
   'levels/large': async () =>
     (await import('./cases/levels.ts')).levelsLarge({
       mib: Number(process.env.BENCH_LARGE_LEVELS_MIB ?? 1024),
+      rounds,
+    }),
+  // smartCache hits on a disk lake, beside a plain call, a Map memo, fs reads and v8.deserialize.
+  'memo/hit': async () =>
+    (await import('./cases/memo.ts')).memoHit({
+      calls: Number(process.env.BENCH_MEMO_CALLS ?? 20_000),
       rounds,
     }),
 };

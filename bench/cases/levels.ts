@@ -1,7 +1,7 @@
 // Levels (copy-on-read): small values with a Redis cache over a disk lake, and a large file copied
 // from a lower disk lake into an upper one, each beside the raw operations in the same run.
 import { spawnSync } from 'node:child_process';
-import { createReadStream, createWriteStream, mkdtempSync, rmSync, statfsSync } from 'node:fs';
+import { createReadStream, createWriteStream, rmSync, statfsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -9,33 +9,11 @@ import { pipeline } from 'node:stream/promises';
 import { DiskLocation, HashKeyStorage, Levels, RedisLocation, Small } from '@tarnjs/tarn';
 import { Redis } from 'ioredis';
 import { startRedis } from '../../test/bed/services.js';
+import { fsType, medianOf, print, type Row, row, scratch, secondsOf } from './common.ts';
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
 const GiB = 1024 * MiB;
-
-// Typed copies of ../lib.js's helpers (a .js module without types, and bench/*.ts is type-checked).
-interface Row {
-  label: string;
-  seconds: number;
-  rate: string;
-}
-const row = (label: string, seconds: number, rate: string): Row => ({
-  label,
-  seconds: Number(seconds.toFixed(4)),
-  rate,
-});
-function print(title: string, rows: Row[], ratios: Array<[string, number]>) {
-  console.log(`\n## ${title}`);
-  const w = Math.max(...rows.map((r) => r.label.length));
-  for (const r of rows)
-    console.log(`  ${r.label.padEnd(w)}  ${r.seconds.toFixed(3).padStart(8)} s  ${r.rate}`);
-  for (const [label, value] of ratios) console.log(`  ratio ${label}: ${value.toFixed(2)}x`);
-}
-function scratch(base: string, prefix: string) {
-  const dir = mkdtempSync(join(base, prefix));
-  return { dir, remove: () => rmSync(dir, { recursive: true, force: true }) };
-}
 
 /** Runs `count` tasks with at most `concurrency` in flight. */
 async function pool(count: number, concurrency: number, task: (i: number) => Promise<unknown>) {
@@ -45,17 +23,6 @@ async function pool(count: number, concurrency: number, task: (i: number) => Pro
   };
   await Promise.all(Array.from({ length: concurrency }, worker));
 }
-
-async function secondsOf(fn: () => Promise<unknown> | unknown): Promise<number> {
-  const t = process.hrtime.bigint();
-  await fn();
-  return Number(process.hrtime.bigint() - t) / 1e9;
-}
-
-const medianOf = (times: number[]) => {
-  const t = [...times].sort((a, b) => a - b);
-  return t[Math.floor(t.length / 2)] as number;
-};
 
 const sh = (cmd: string) => {
   const r = spawnSync('sh', ['-c', cmd], { stdio: ['ignore', 'ignore', 'pipe'] });
@@ -224,11 +191,6 @@ export async function levelsSmall({ count, rounds }: { count: number; rounds: nu
     await redis.stop();
     s.remove();
   }
-}
-
-function fsType(path: string): string {
-  const r = spawnSync('df', ['-T', path]);
-  return r.stdout?.toString().split('\n')[1]?.split(/\s+/)[1] ?? 'unknown';
 }
 
 /**
