@@ -43,6 +43,7 @@ export {
   TarnError,
   WriteError,
 } from './errors.js';
+export { canLease, type Lease, type Leasing } from './lease.js';
 export { Fanout } from './location/combinators/fanout.js';
 export {
   Level,
@@ -63,7 +64,26 @@ export { type Spool, type SpoolOptions, SpoolStage } from './location/spool.js';
 export { fingerprintOf, type SshOptions } from './location/ssh/options.js';
 export { SCPLocation as SCP, SCPLocation, type SCPOptions } from './location/ssh/scp.js';
 export { SFTPLocation as SFTP, SFTPLocation } from './location/ssh/sftp.js';
-export type { CommitResult, Location, OpOptions, ReadOpOptions, Stage, StageOptions, Value } from './location.js';
+export type {
+  CommitResult,
+  Location,
+  OpOptions,
+  ReadOpOptions,
+  Stage,
+  StageOptions,
+  Value,
+} from './location.js';
+export { cacheKey, encode as encodeCacheKey } from './memo/encode.js';
+export { CacheKeyError, MemoError } from './memo/errors.js';
+export { isMarked, markModuleUnstable, markUnstable } from './memo/registry.js';
+export { jsonSerializer, type Serializer, v8Serializer } from './memo/serializers.js';
+export {
+  type CachedFunction,
+  type CacheStats,
+  type MemoTarget,
+  type SmartCacheOptions,
+  smartCache,
+} from './memo/smart-cache.js';
 export type { WriteSource } from './source.js';
 export {
   HashKeyStorage,

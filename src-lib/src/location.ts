@@ -50,9 +50,10 @@ export interface OpOptions {
 export interface ReadOpOptions extends OpOptions {
   /**
    * The digest the caller checks keys with. Lets a combinator verify bytes it copies between
-   * locations (Levels' copy-on-read) before they are published under the key.
+   * locations (Levels' copy-on-read) before they are published under the key. `null`: keys do not
+   * name their bytes here (a memo index), so copies are not checked.
    */
-  digest?: Digest;
+  digest?: Digest | null;
 }
 
 export interface StageOptions extends OpOptions {

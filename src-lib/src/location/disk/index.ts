@@ -1,13 +1,15 @@
 import { mkdirSync, statSync } from 'node:fs';
 import { mkdir, opendir, rename, rm, stat, statfs, utimes, writeFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
-import type { Digest } from '../../digest.js';
+import { assertHexKey, type Digest } from '../../digest.js';
 import { ConfigError, throwIfAborted } from '../../errors.js';
+import type { Lease } from '../../lease.js';
 import type { Location, OpOptions, Stage, StageOptions, Value } from '../../location.js';
 import { parseSize } from '../../util/size.js';
 import { FileValue } from '../../value.js';
 import { type LakeConfig, readLakeConfig, writeLakeConfig } from './config.js';
 import { keyToParts, walkLake } from './layout.js';
+import { diskLease } from './lease.js';
 import { Ledger, type Usage } from './ledger.js';
 import { DiskStage, type StageContext } from './stage.js';
 import { sweepTemp } from './temp.js';
@@ -205,6 +207,13 @@ export class DiskLocation implements Location {
   }
 
   /** Moves a corrupt blob to tools/quarantine/ (Python tarn lists nothing under tools/). */
+  /** A lease (lock file under tools/locks/), e.g. for single-flight memoisation across processes. */
+  async lease(name: string, ttlMs: number, options?: OpOptions): Promise<Lease | null> {
+    throwIfAborted(options?.signal);
+    assertHexKey(name);
+    return diskLease(join(this.#tools, 'locks'), name, ttlMs);
+  }
+
   async quarantine(key: string): Promise<string | undefined> {
     const path = this.pathOf(key);
     const size = (await this.#find(key))?.size;

@@ -1,0 +1,103 @@
+import { CacheKeyError, cacheKey, encodeCacheKey } from '@tarnjs/tarn';
+import { describe, expect, it } from 'vitest';
+
+const same = (a: unknown, b: unknown) => encodeCacheKey(a).equals(encodeCacheKey(b));
+
+describe('canonical encoding of cache keys', () => {
+  it('ignores object key order and Map and Set insertion order', () => {
+    expect(same({ a: 1, b: { c: 2, d: 3 } }, { b: { d: 3, c: 2 }, a: 1 })).toBe(true);
+    expect(
+      same(
+        new Map<unknown, unknown>([
+          ['x', 1],
+          [2, 'y'],
+        ]),
+        new Map<unknown, unknown>([
+          [2, 'y'],
+          ['x', 1],
+        ]),
+      ),
+    ).toBe(true);
+    expect(same(new Set([1, 'a', { z: 1 }]), new Set([{ z: 1 }, 'a', 1]))).toBe(true);
+  });
+
+  it('keeps values of different types apart', () => {
+    const values: unknown[] = [
+      1,
+      '1',
+      1n,
+      true,
+      null,
+      undefined,
+      [1],
+      { 0: 1 },
+      new Set([1]),
+      new Map([[0, 1]]),
+      new Date(1),
+      Buffer.from([1]),
+      new Uint8Array([1]),
+      new Int8Array([1]),
+      new Float64Array([1]),
+      new Uint8Array([1]).buffer,
+      -0,
+      0,
+      Number.NaN,
+      [undefined],
+      new Array(1), // a hole, not undefined
+      '',
+      [],
+      {},
+    ];
+    const encodings = values.map((v) => encodeCacheKey(v).toString('hex'));
+    expect(new Set(encodings).size).toBe(values.length);
+  });
+
+  it('encodes nested values and strings unambiguously', () => {
+    expect(same(['ab', 'c'], ['a', 'bc'])).toBe(false);
+    expect(same({ a: 'b,c' }, { 'a,b': 'c' })).toBe(false);
+    expect(same(new Date('2026-01-01'), new Date('2026-01-01T00:00:00Z'))).toBe(true);
+    expect(same(2n ** 70n, 2n ** 70n)).toBe(true);
+  });
+
+  it('refuses functions, symbols, cycles and undeclared class instances, naming where they are', () => {
+    class Point {
+      constructor(readonly x: number) {}
+    }
+    const cyclic: Record<string, unknown> = {};
+    cyclic.self = cyclic;
+    const cases: Array<[unknown, RegExp]> = [
+      [{ opts: { cb: () => 1 } }, /^value\.opts\.cb: a function/],
+      [[1, Symbol('s')], /^value\[1\]: a symbol/],
+      [{ p: new Point(1) }, /^value\.p: a Point instance has no declared encoding/],
+      [cyclic, /^value\.self: a circular reference/],
+      [{ [Symbol('k')]: 1 }, /symbol-keyed/],
+    ];
+    for (const [value, message] of cases) {
+      const err = (() => {
+        try {
+          encodeCacheKey(value);
+        } catch (e) {
+          return e;
+        }
+      })();
+      expect(err).toBeInstanceOf(CacheKeyError);
+      expect((err as Error).message).toMatch(message);
+    }
+  });
+
+  it('uses a declared encoding for class instances', () => {
+    class Point {
+      constructor(
+        readonly x: number,
+        readonly label = Math.random(),
+      ) {}
+      [cacheKey]() {
+        return { x: this.x };
+      }
+    }
+    expect(same(new Point(1), new Point(1))).toBe(true);
+    expect(same(new Point(1), new Point(2))).toBe(false);
+    // The class name is part of it: another class with the same fields is another key.
+    expect(same(new Point(1), { x: 1 })).toBe(false);
+  });
+});
