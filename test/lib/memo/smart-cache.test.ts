@@ -162,6 +162,36 @@ console.log(JSON.stringify({ value: await f(4), stats: f.stats }));
     expect(await once()).toMatchObject({ value: 40, stats: { misses: 1 } });
   });
 
+  it('finds marked helpers in TypeScript modules too (run with tsx, imported as ./helpers.js)', async () => {
+    const dir = freshPath(base, 'ts');
+    mkdirSync(dir);
+    writeFileSync(join(dir, 'package.json'), '{"type":"module"}');
+    writeFileSync(
+      join(dir, 'helpers.ts'),
+      `import { markUnstable } from '${LIB}';
+export const leaf = markUnstable(function leaf(x: number): number { return x * 2; });
+`,
+    );
+    writeFileSync(
+      join(dir, 'main.ts'),
+      `import type { Stats } from 'node:fs';
+import { smartCache } from '${LIB}';
+import { leaf as twice } from './helpers.js';
+const f = smartCache(${JSON.stringify(join(dir, 'cache'))})(async function f(x: number): Promise<number> { return twice(x) + 1; });
+const unused: Stats | undefined = undefined;
+console.log(JSON.stringify({ value: await f(3), stats: f.stats, unused }));
+`,
+    );
+    const tsx = join(REPO, 'node_modules', '.bin', 'tsx');
+    const once = async () =>
+      JSON.parse((await run(tsx, [join(dir, 'main.ts')], { cwd: dir })).stdout) as Outcome;
+    expect(await once()).toMatchObject({ value: 7, stats: { misses: 1 } });
+    expect(await once()).toMatchObject({ value: 7, stats: { hits: 1 } });
+    const helpers = join(dir, 'helpers.ts');
+    writeFileSync(helpers, readFileSync(helpers, 'utf8').replace('x * 2', 'x * 5'));
+    expect(await once()).toMatchObject({ value: 16, stats: { misses: 1 } });
+  });
+
   it('8 processes calling the same slow function at once run it once (lock file on disk)', async () => {
     const { dir } = project();
     const outcomes = await Promise.all(Array.from({ length: 8 }, () => call(dir, { SLOW: '1500' })));
