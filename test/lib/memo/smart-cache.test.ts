@@ -72,6 +72,17 @@ async function call(dir: string, env: Record<string, string> = {}): Promise<Outc
   return JSON.parse(r.stdout.trim().split('\n').at(-1) as string);
 }
 
+/** Starts a slow call and SIGKILLs it once it computes, leaving its lock or lease behind. */
+async function crashWhileComputing(dir: string, env: Record<string, string> = {}): Promise<void> {
+  const holder = spawn(process.execPath, [join(dir, 'main.mjs')], {
+    cwd: dir,
+    env: { ...process.env, CACHE: join(dir, 'cache'), CALLS: join(dir, 'calls'), SLOW: '60000', ...env },
+  });
+  while (calls(dir) === 0) await new Promise((r) => setTimeout(r, 20));
+  holder.kill('SIGKILL');
+  await new Promise((r) => holder.once('exit', r));
+}
+
 const calls = (dir: string) => {
   try {
     return readFileSync(join(dir, 'calls'), 'utf8').trim().split('\n').filter(Boolean).length;
@@ -202,14 +213,7 @@ console.log(JSON.stringify({ value: await f(3), stats: f.stats, unused }));
 
   it('a crashed holder does not block the others (its lock dies with it)', async () => {
     const { dir } = project();
-    const env = { CACHE: join(dir, 'cache'), CALLS: join(dir, 'calls'), SLOW: '60000' };
-    const holder = spawn(process.execPath, [join(dir, 'main.mjs')], {
-      cwd: dir,
-      env: { ...process.env, ...env },
-    });
-    while (calls(dir) === 0) await new Promise((r) => setTimeout(r, 20));
-    holder.kill('SIGKILL');
-    await new Promise((r) => holder.once('exit', r));
+    await crashWhileComputing(dir);
     const began = Date.now();
     expect(await call(dir)).toMatchObject({ value: 203, stats: { misses: 1 } });
     expect(Date.now() - began).toBeLessThan(15_000);
@@ -258,20 +262,7 @@ describe.runIf(available('redis'))('smartCache with a Redis index', () => {
 
   it("a crashed holder's Redis lease expires and another process computes", async () => {
     const { dir } = project();
-    const env = {
-      CACHE: join(dir, 'cache'),
-      CALLS: join(dir, 'calls'),
-      SLOW: '60000',
-      REDIS: redis.url,
-      TTL: '1500',
-    };
-    const holder = spawn(process.execPath, [join(dir, 'main.mjs')], {
-      cwd: dir,
-      env: { ...process.env, ...env },
-    });
-    while (calls(dir) === 0) await new Promise((r) => setTimeout(r, 20));
-    holder.kill('SIGKILL');
-    await new Promise((r) => holder.once('exit', r));
+    await crashWhileComputing(dir, { REDIS: redis.url, TTL: '1500' });
     const began = Date.now();
     expect(await call(dir, { REDIS: redis.url, TTL: '1500' })).toMatchObject({
       value: 203,

@@ -4,6 +4,7 @@ import {
   CollisionError,
   InvalidKeyError,
   KeyMismatchError,
+  raceAbort,
   StorageCorruption,
   throwIfAborted,
   WriteError,
@@ -398,9 +399,18 @@ export class Levels implements Location {
     const combined = timeout && signal ? AbortSignal.any([signal, timeout]) : (timeout ?? signal);
     const attempt = run(combined);
     try {
-      return await (timeout ? raceTimeout(attempt, timeout, ms as number) : attempt);
-    } catch (e) {
+      return await raceAbort(attempt, timeout);
+    } catch (caught) {
       if (signal?.aborted) throw new AbortError(signal.reason);
+      let e = caught;
+      if (timeout?.aborted) {
+        // A value that arrives after all is closed, not leaked.
+        attempt.then(
+          (late) => (late as Partial<Value> | null)?.close?.(),
+          () => undefined,
+        );
+        e = new Error(`no answer within ${ms} ms`);
+      }
       if (e instanceof InvalidKeyError || e instanceof KeyMismatchError || e instanceof CollisionError)
         throw e;
       this.#fault(index, op, key, e as Error);
@@ -448,32 +458,4 @@ function defaultReport(fault: LevelFault): void {
 /** The digest a bare key implies, when the caller did not say: a 64-digit key is sha256. */
 function digestForKey(key: string): Digest | undefined {
   return key.length === 64 ? digest('sha256') : undefined;
-}
-
-/** Settles with `attempt`, or fails when `timeout` fires first; a late value is closed, not leaked. */
-function raceTimeout<T>(attempt: Promise<T>, timeout: AbortSignal, ms: number): Promise<T> {
-  return new Promise<T>((resolve, reject) => {
-    const onTimeout = () => {
-      attempt.then(
-        (late) => (late as Partial<Value> | null)?.close?.(),
-        () => undefined,
-      );
-      reject(new Error(`no answer within ${ms} ms`));
-    };
-    if (timeout.aborted) {
-      onTimeout();
-      return;
-    }
-    timeout.addEventListener('abort', onTimeout, { once: true });
-    attempt.then(
-      (v) => {
-        timeout.removeEventListener('abort', onTimeout);
-        resolve(v);
-      },
-      (e) => {
-        timeout.removeEventListener('abort', onTimeout);
-        reject(e);
-      },
-    );
-  });
 }

@@ -16,18 +16,11 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { available } from '../../../bed/index.js';
 import { type Redis, startRedis } from '../../../bed/services.js';
 import { pseudoRandom, sha256 } from '../../../helpers/data.js';
+import { blobs, chunks } from '../../../helpers/lake.js';
 import { freshPath, tempDir } from '../../../helpers/tmp.js';
 import { conformance } from '../conformance.js';
 
 const base = tempDir();
-async function* chunks(buf: Buffer, size = 1 << 20) {
-  for (let i = 0; i < buf.length; i += size) yield buf.subarray(i, i + size);
-}
-const blobs = (root: string) =>
-  readdirSync(root)
-    .filter((d) => /^[0-9a-f]{2}$/.test(d))
-    .flatMap((d) => readdirSync(join(root, d)).map((f) => d + f))
-    .sort();
 const blobPath = (root: string, key: string) => join(root, key.slice(0, 2), key.slice(2));
 function corrupt(root: string, key: string, bytes: string): void {
   const path = blobPath(root, key);

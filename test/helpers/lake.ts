@@ -1,0 +1,15 @@
+import { readdirSync } from 'node:fs';
+import { join } from 'node:path';
+
+/** A value as a stream of `size`-byte chunks (the storage learns its size only at the end). */
+export async function* chunks(buf: Buffer, size = 1 << 20): AsyncGenerator<Buffer> {
+  for (let i = 0; i < buf.length; i += size) yield buf.subarray(i, i + size);
+}
+
+/** The keys of the blobs in a disk lake, read from its folders (not through the library), sorted. */
+export function blobs(root: string): string[] {
+  return readdirSync(root)
+    .filter((d) => /^[0-9a-f]{2}$/.test(d))
+    .flatMap((d) => readdirSync(join(root, d)).map((f) => d + f))
+    .sort();
+}
