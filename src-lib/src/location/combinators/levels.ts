@@ -62,7 +62,7 @@ export interface LevelsOptions {
    * accepts; `first` only the top-most one that accepts up front, as Python tarn does.
    */
   copies?: 'all' | 'first';
-  /** Called for every fault; the default writes one line to stderr. */
+  /** Called for every fault; the default writes a line to stderr, at most one per level and operation every 10 s. */
   onFault?: (fault: LevelFault) => void;
 }
 
@@ -115,7 +115,7 @@ export class Levels implements Location {
     if (levels.length === 0) throw new WriteError('Levels needs at least one level');
     this.levels = levels.map((l) => (l instanceof Level ? l : new Level(l as LocationLike)));
     this.#names = this.levels.map((l, i) => l.name ?? `${i} ${l.location.kind}`);
-    this.#onFault = options.onFault ?? defaultReport;
+    this.#onFault = options.onFault ?? throttledReport();
     this.#copies = options.copies ?? 'all';
     this.target = `[${this.levels.map((l) => `${l.location.kind} ${l.location.target}`).join(' > ')}]`;
   }
@@ -449,10 +449,26 @@ function count(counters: Record<string, number>, name: string): void {
   counters[name] = (counters[name] ?? 0) + 1;
 }
 
-function defaultReport(fault: LevelFault): void {
-  const what = fault.key === undefined ? fault.op : `${fault.op} ${fault.key.slice(0, 12)}…`;
-  const outcome = fault.op === 'corrupt' ? 'not served' : 'failed, skipped';
-  console.warn(`tarn: level ${fault.level}: ${what} ${outcome}: ${fault.error.message}`);
+/**
+ * The default report: a line on stderr per level and operation, at most every 10 s, saying how many
+ * were held back, so a cache that is down does not flood the log with a line per read.
+ */
+function throttledReport(): (fault: LevelFault) => void {
+  const last = new Map<string, { at: number; held: number }>();
+  return (fault) => {
+    const topic = `${fault.level}\0${fault.op}`;
+    const seen = last.get(topic);
+    const now = Date.now();
+    if (seen && now - seen.at < 10_000) {
+      seen.held++;
+      return;
+    }
+    const what = fault.key === undefined ? fault.op : `${fault.op} ${fault.key.slice(0, 12)}…`;
+    const outcome = fault.op === 'corrupt' ? 'not served' : 'failed, skipped';
+    const more = seen?.held ? ` (and ${seen.held} more since the last report)` : '';
+    console.warn(`tarn: level ${fault.level}: ${what} ${outcome}: ${fault.error.message}${more}`);
+    last.set(topic, { at: now, held: 0 });
+  };
 }
 
 /** The digest a bare key implies, when the caller did not say: a 64-digit key is sha256. */
