@@ -12,7 +12,7 @@ import {
   Small,
   StorageCorruption,
 } from '@tarnjs/tarn';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { available } from '../../../bed/index.js';
 import { type Redis, startRedis } from '../../../bed/services.js';
 import { pseudoRandom, sha256 } from '../../../helpers/data.js';
@@ -223,6 +223,23 @@ describe('Levels', () => {
     // Nothing was lost below, and a later read copies it whole.
     expect((await storage.read(key, (v) => v.bytes())).equals(data)).toBe(true);
     expect(sha256(readFileSync(blobPath(top, key)))).toBe(key);
+  });
+
+  it('reports faults of a level that is down, without flooding the log', async () => {
+    const disk = freshPath(base);
+    const key = await new HashKeyStorage(disk).write(Buffer.from('served from disk'));
+    // Nothing listens on port 1: every lookup in the Redis level fails at once.
+    const down = new RedisLocation({ url: 'redis://127.0.0.1:1', connectTimeoutMs: 200 });
+    const storage = new HashKeyStorage(new Levels(down, disk));
+    const warn = vi.spyOn(console, 'warn').mockImplementation(() => undefined);
+    try {
+      for (let i = 0; i < 5; i++) expect(await storage.read(key, (v) => v.text())).toBe('served from disk');
+      expect((storage.location as Levels).stats.faults['0 redis']).toBeGreaterThanOrEqual(5);
+      expect(warn.mock.calls.filter(([line]) => String(line).includes('0 redis: read'))).toHaveLength(1);
+    } finally {
+      warn.mockRestore();
+      await storage.close();
+    }
   });
 
   it('nests: Levels inside a Fanout inside Levels, with plain paths and arrays', async () => {
