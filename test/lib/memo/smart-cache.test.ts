@@ -2,7 +2,7 @@ import { spawn } from 'node:child_process';
 import { chmodSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { DiskLocation, HashKeyStorage, smartCache } from '@tarnjs/tarn';
+import { DiskLocation, HashKeyStorage, Level, Levels, RedisLocation, smartCache } from '@tarnjs/tarn';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { available } from '../../bed/index.js';
 import { type Redis, startRedis } from '../../bed/services.js';
@@ -258,6 +258,26 @@ describe.runIf(available('redis'))('smartCache with a Redis index', () => {
     expect(calls(dir)).toBe(1);
     expect(new Set(outcomes.map((o) => o.value))).toEqual(new Set([203]));
     expect(await call(dir, { REDIS: redis.url })).toMatchObject({ stats: { hits: 1 } });
+  });
+
+  it('works with a Levels index: entries are copied up, not mistaken for corrupt blobs', async () => {
+    const folder = freshPath(base);
+    const cacheLevel = new RedisLocation({ url: redis.url, prefix: 'memo-levels:' });
+    const index = new Levels(new Level(cacheLevel, { write: false }), join(folder, 'index'));
+    let runs = 0;
+    const f = smartCache({ storage: join(folder, 'storage'), index })((x: number) => {
+      runs++;
+      return { x };
+    });
+    expect(await f(1)).toEqual({ x: 1 });
+    const key = await f.keyOf(1);
+    expect(await cacheLevel.contains(key)).toBe(false); // written to the disk level only
+    expect(await f(1)).toEqual({ x: 1 }); // a hit, copied into Redis on the way
+    expect(await cacheLevel.contains(key)).toBe(true);
+    expect(await f(1)).toEqual({ x: 1 }); // served by Redis
+    expect(runs).toBe(1);
+    expect(index.stats.faults).toEqual({});
+    await index.close();
   });
 
   it("a crashed holder's Redis lease expires and another process computes", async () => {
