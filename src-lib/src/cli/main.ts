@@ -208,7 +208,8 @@ function one(args: string[], usage: string): string {
 
 async function openStorage(spec: string, create: boolean): Promise<HashKeyStorage> {
   const st = await stat(spec).catch(() => undefined);
-  if (st?.isFile()) return fromConfigFile(spec, create ? {} : { create: false });
+  // A config file says where its lakes are and whether to create them; a bare folder is only created on purpose.
+  if (st?.isFile()) return fromConfigFile(spec);
   return new HashKeyStorage(new DiskLocation(spec, { create }));
 }
 

@@ -1,9 +1,13 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { HashKeyStorage, SFTPLocation } from '@tarnjs/tarn';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { available } from '../../bed/index.js';
+import { type Redis, type S3, type Sshd, startRedis, startS3, startSshd } from '../../bed/services.js';
 import { tarn } from '../../helpers/spawn.js';
 import { freshPath, tempDir } from '../../helpers/tmp.js';
+import { createBucket } from '../location/s3/helpers.js';
 
 const base = tempDir();
 
@@ -113,3 +117,78 @@ describe('tarn describe', () => {
     expect(r.stderr).toMatch(/location\.levels\.0: Unrecognized key: "wirte"/);
   });
 });
+
+describe.runIf((['redis', 'sshd', 's3'] as const).every((s) => available(s)))(
+  'a config tree on real servers',
+  () => {
+    let redis: Redis;
+    let sshd: Sshd;
+    let s3: S3;
+    beforeAll(async () => {
+      [redis, sshd, s3] = await Promise.all([startRedis(), startSshd(), startS3()]);
+      await createBucket(s3, 'my-bucket');
+    }, 120_000);
+    afterAll(() => Promise.all([redis, sshd, s3].map((s) => s?.stop())));
+
+    it('the crazy tree as YAML: secrets by env and file, put, copy-on-read through the CLI, describe', async () => {
+      const dir = freshPath(base, 'crazy');
+      mkdirSync(dir);
+      writeFileSync(join(dir, 's3-secret'), `${s3.secretAccessKey}\n`);
+      const cfg = join(dir, 'tarn.yaml');
+      writeFileSync(
+        cfg,
+        `locations:
+  hdd3: ./hdd3
+location:
+  kind: levels
+  levels:
+    - { kind: small, maxSize: 10MiB, location: { kind: redis, url: '${redis.url}', prefix: 'cli:' } }
+    - ./fast-ssd
+    - [./hdd1, ./hdd2, { ref: hdd3 }, { kind: levels, levels: [{ ref: hdd3 }, ./old-hdd] }]
+    - ./slower-nfs
+    - kind: s3
+      bucket: my-bucket
+      endpoint: ${s3.endpoint}
+      credentials: { accessKeyId: { env: TEST_S3_KEY }, secretAccessKey: { file: s3-secret } }
+    - kind: sftp
+      host: 127.0.0.1
+      port: ${sshd.port}
+      username: ${sshd.username}
+      root: ${sshd.root}/cli-remote
+      privateKeyPath: ${sshd.privateKeyPath}
+      knownHostsPath: ${sshd.knownHostsPath}
+`,
+      );
+      const env = { TEST_S3_KEY: s3.accessKeyId };
+      // A value only the remote host has: pulled through the whole tree by `tarn cat`.
+      const remote = new HashKeyStorage(
+        new SFTPLocation('127.0.0.1', `${sshd.root}/cli-remote`, {
+          port: sshd.port,
+          username: sshd.username,
+          privateKeyPath: sshd.privateKeyPath,
+          knownHostsPath: sshd.knownHostsPath,
+        }),
+      );
+      const key = await remote.write(Buffer.from('only on the remote host'));
+      await remote.close();
+      const cat = await tarn(['--storage', cfg, 'cat', '--verify', key], { env });
+      // (stderr may carry the AWS SDK's notice about Node 20; nothing of ours.)
+    expect(cat.stderr).not.toMatch(/^tarn:/m);
+    expect(cat.code).toBe(0);
+      expect(cat.stdout).toBe('only on the remote host');
+      for (const lake of ['fast-ssd', 'hdd1', 'slower-nfs'])
+        expect((await tarn(['--storage', join(dir, lake), 'has', key])).code).toBe(0);
+
+      const d = await tarn(['describe', '--storage', cfg], { env });
+      expect(d.code).toBe(0);
+      expect(d.stdout.match(/ reachable$/gm)).toHaveLength(10);
+      expect(d.stdout).toMatch(/^levels$/m);
+      expect(d.stdout).toMatch(/0: small \[write, replicate, max 10.0 MiB\]/);
+
+      // A secret that is not there is a config error naming the field.
+      const missing = await tarn(['--storage', cfg, 'has', key], { env: { TEST_S3_KEY: '' } });
+      expect(missing.code).toBe(6);
+      expect(missing.stderr).toMatch(/location\.levels\.4\.credentials\.accessKeyId/);
+    });
+  },
+);
