@@ -173,8 +173,8 @@ location:
       await remote.close();
       const cat = await tarn(['--storage', cfg, 'cat', '--verify', key], { env });
       // (stderr may carry the AWS SDK's notice about Node 20; nothing of ours.)
-    expect(cat.stderr).not.toMatch(/^tarn:/m);
-    expect(cat.code).toBe(0);
+      expect(cat.stderr).not.toMatch(/^tarn:/m);
+      expect(cat.code).toBe(0);
       expect(cat.stdout).toBe('only on the remote host');
       for (const lake of ['fast-ssd', 'hdd1', 'slower-nfs'])
         expect((await tarn(['--storage', join(dir, lake), 'has', key])).code).toBe(0);
