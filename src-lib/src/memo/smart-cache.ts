@@ -55,6 +55,8 @@ export interface CacheStats {
   repaired: number;
   /** Results computed but not stored (the storage refused or failed); they were still returned. */
   unstored: number;
+  /** Lookups that failed because a server of the index or storage was down (the call computed instead). */
+  unavailable: number;
 }
 
 export type CachedFunction<F extends AnyFunction> = ((
@@ -97,7 +99,7 @@ export function smartCache(target: MemoTarget, options: SmartCacheOptions = {}) 
   return <F extends AnyFunction>(fn: F): CachedFunction<F> => {
     if (typeof fn !== 'function') throw new MemoError('smartCache(...)(fn) takes a function');
     const module = callerModule();
-    const stats: CacheStats = { hits: 0, misses: 0, joined: 0, repaired: 0, unstored: 0 };
+    const stats: CacheStats = { hits: 0, misses: 0, joined: 0, repaired: 0, unstored: 0, unavailable: 0 };
     const running = new Map<string, Promise<Awaited<ReturnType<F>>>>();
     // Read when first called, once every module (and every markUnstable) has loaded.
     let code: string | undefined;
@@ -113,7 +115,15 @@ export function smartCache(target: MemoTarget, options: SmartCacheOptions = {}) 
     };
 
     const lookup = async (s: Stores, key: string): Promise<{ value: Awaited<ReturnType<F>> } | null> => {
-      const found = await readEntry(s, key, serializer);
+      let found: Awaited<ReturnType<typeof readEntry>>;
+      try {
+        found = await readEntry(s, key, serializer);
+      } catch (e) {
+        // A cache that is down must not take the function down with it: compute, and say so in stats.
+        if (!isRemote(e)) throw e;
+        stats.unavailable++;
+        return null;
+      }
       if (found === 'repair') {
         stats.repaired++;
         await s.index.delete(key).catch(() => undefined);
@@ -130,7 +140,11 @@ export function smartCache(target: MemoTarget, options: SmartCacheOptions = {}) 
       try {
         stats.misses++;
         const value = (await fn(...args)) as Result;
-        if (!(await store(s, key, value, serializer))) stats.unstored++;
+        const stored = await store(s, key, value, serializer).catch((e: unknown) => {
+          if (isRemote(e)) return false;
+          throw e;
+        });
+        if (!stored) stats.unstored++;
         return value;
       } finally {
         if (renewal) clearInterval(renewal);
@@ -191,6 +205,10 @@ export function smartCache(target: MemoTarget, options: SmartCacheOptions = {}) 
       forget: async (...args: Parameters<F>) => (await open()).index.delete(await keyOf(args)),
     }) as CachedFunction<F>;
   };
+}
+
+function isRemote(e: unknown): boolean {
+  return (e as { code?: string } | null)?.code === 'TARN_REMOTE';
 }
 
 /** The normalised code of `fn` and of the marked functions it reaches. */

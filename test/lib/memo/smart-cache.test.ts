@@ -341,6 +341,15 @@ describe('smartCache in one process', () => {
     expect(asJson.stats.misses).toBe(2);
   });
 
+  it('computes when its index server is down, and says so in stats', async () => {
+    const index = new RedisLocation({ url: 'redis://127.0.0.1:1', connectTimeoutMs: 200 });
+    const f = smartCache({ storage: freshPath(base), index })((x: number) => x * 3);
+    expect(await f(2)).toBe(6);
+    expect(await f(2)).toBe(6);
+    expect(f.stats).toMatchObject({ hits: 0, misses: 2, unavailable: 2, unstored: 2 });
+    await index.close();
+  });
+
   it('gives a clear error for arguments without a canonical encoding', async () => {
     const f = smartCache(freshPath(base))((cb: () => number) => cb());
     await expect(f(() => 1)).rejects.toMatchObject({ code: 'TARN_CACHE_KEY', path: 'args[0]' });

@@ -213,14 +213,20 @@ export class Levels implements Location {
     const { signal } = options;
     const algorithm = options.digest === null ? undefined : (options.digest ?? digestForKey(key));
     const open: Array<{ level: Level; stage: Stage }> = [];
-    for (const level of targets) {
-      const stage = await this.#guard(this.levels.indexOf(level), 'replicate', key, signal, (s) =>
-        level.location.stage({ size: value.size, key, digest: algorithm, signal: s }),
-      );
-      if (stage !== SKIPPED && stage !== null) {
-        open.push({ level, stage });
-        if (this.#copies === 'first') break;
+    try {
+      for (const level of targets) {
+        const stage = await this.#guard(this.levels.indexOf(level), 'replicate', key, signal, (s) =>
+          level.location.stage({ size: value.size, key, digest: algorithm, signal: s }),
+        );
+        if (stage !== SKIPPED && stage !== null) {
+          open.push({ level, stage });
+          if (this.#copies === 'first') break;
+        }
       }
+    } catch (e) {
+      // The caller aborted, or a key error: the stages opened so far hold temp files.
+      await Promise.all(open.map((t) => t.stage.abort().catch(() => undefined)));
+      throw e;
     }
     if (open.length === 0) return [];
     const h = algorithm?.create();
