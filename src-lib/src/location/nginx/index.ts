@@ -2,6 +2,7 @@ import type { Readable } from 'node:stream';
 import type { Agent, Dispatcher } from 'undici';
 import { throwIfAborted } from '../../errors.js';
 import type { Location, OpOptions, Stage, Value } from '../../location.js';
+import { Lazy } from '../../util/lazy.js';
 import { lazyStream } from '../../util/lazy-stream.js';
 import { sleep } from '../../util/process.js';
 import { CONFIG_NAME, type LakeConfig, parseLakeConfig } from '../disk/config.js';
@@ -28,8 +29,8 @@ export class NginxLocation implements Location {
   readonly target: string;
   readonly #base: URL;
   readonly #options: NginxLocationOptions;
-  #agent: Promise<Agent> | undefined;
-  #config: Promise<LakeConfig> | undefined;
+  readonly #agent = new Lazy<Agent>();
+  readonly #config = new Lazy<LakeConfig>();
 
   constructor(urlOrOptions: string | NginxLocationOptions) {
     this.#options = typeof urlOrOptions === 'string' ? { url: urlOrOptions } : urlOrOptions;
@@ -38,16 +39,17 @@ export class NginxLocation implements Location {
   }
 
   async #dispatcher(): Promise<Agent> {
-    this.#agent ??= import('undici').then(
-      ({ Agent: A }) =>
-        new A({
-          connect: { timeout: this.#options.connectTimeoutMs ?? 5000 },
-          headersTimeout: this.#options.requestTimeoutMs ?? 30_000,
-          bodyTimeout: this.#options.requestTimeoutMs ?? 30_000,
-          keepAliveTimeout: 10_000,
-        }),
+    return this.#agent.get(() =>
+      import('undici').then(
+        ({ Agent: A }) =>
+          new A({
+            connect: { timeout: this.#options.connectTimeoutMs ?? 5000 },
+            headersTimeout: this.#options.requestTimeoutMs ?? 30_000,
+            bodyTimeout: this.#options.requestTimeoutMs ?? 30_000,
+            keepAliveTimeout: 10_000,
+          }),
+      ),
     );
-    return this.#agent;
   }
 
   /** A request with retries on 5xx and dropped connections; 404 and other 4xx are answers, not failures. */
@@ -91,7 +93,7 @@ export class NginxLocation implements Location {
 
   /** The lake's layout, from its config.yml (fetched once; a failure is retried on the next call). */
   async #lake(options?: OpOptions): Promise<LakeConfig> {
-    this.#config ??= (async () => {
+    return this.#config.get(async () => {
       const res = await this.#request('GET', CONFIG_NAME, options);
       const text = await res.body.text();
       if (res.statusCode !== 200) {
@@ -102,11 +104,7 @@ export class NginxLocation implements Location {
         );
       }
       return parseLakeConfig(text, new URL(CONFIG_NAME, this.#base).href);
-    })().catch((e) => {
-      this.#config = undefined;
-      throw e;
     });
-    return this.#config;
   }
 
   async #path(key: string, options?: OpOptions): Promise<string> {
@@ -193,8 +191,7 @@ export class NginxLocation implements Location {
   }
 
   async close(): Promise<void> {
-    const agent = this.#agent;
-    this.#agent = undefined;
+    const agent = this.#agent.take();
     if (agent) await (await agent).close();
   }
 }

@@ -4,6 +4,7 @@ import { assertHexKey } from '../../digest.js';
 import { throwIfAborted } from '../../errors.js';
 import type { Lease } from '../../lease.js';
 import type { Location, OpOptions, Stage, StageOptions, Value } from '../../location.js';
+import { Lazy } from '../../util/lazy.js';
 import { remoteError } from '../remote-error.js';
 import { memoryValue, SpoolStage } from '../spool.js';
 
@@ -34,7 +35,7 @@ export class RedisLocation implements Location {
   readonly #options: RedisLocationOptions;
   readonly #prefix: Buffer;
   readonly #max: number;
-  #client: Promise<RedisClient> | undefined;
+  readonly #client = new Lazy<RedisClient>();
 
   constructor(urlOrOptions: string | RedisLocationOptions = {}) {
     const options = typeof urlOrOptions === 'string' ? { url: urlOrOptions } : urlOrOptions;
@@ -46,7 +47,7 @@ export class RedisLocation implements Location {
   }
 
   async #redis(): Promise<RedisClient> {
-    this.#client ??= (async () => {
+    return this.#client.get(async () => {
       const { Redis } = await import('ioredis');
       const client = new Redis(this.#url, {
         lazyConnect: true,
@@ -71,11 +72,7 @@ export class RedisLocation implements Location {
         throw last ?? e;
       }
       return client;
-    })().catch((e) => {
-      this.#client = undefined;
-      throw e;
     });
-    return this.#client;
   }
 
   #key(key: string): Buffer {
@@ -185,8 +182,7 @@ export class RedisLocation implements Location {
   }
 
   async close(): Promise<void> {
-    const client = this.#client;
-    this.#client = undefined;
+    const client = this.#client.take();
     if (client) (await client.catch(() => undefined))?.disconnect();
   }
 }

@@ -4,6 +4,7 @@ import { assertHexKey, type Digest } from '../../digest.js';
 import { ConfigError, InvalidKeyError, throwIfAborted } from '../../errors.js';
 import type { CommitResult, Location, OpOptions, Stage, StageOptions, Value } from '../../location.js';
 import { CHUNK } from '../../util/chunks.js';
+import { Lazy } from '../../util/lazy.js';
 import { lazyStream } from '../../util/lazy-stream.js';
 import { remoteError } from '../remote-error.js';
 import { type Spool, SpoolStage } from '../spool.js';
@@ -51,7 +52,7 @@ export class S3Location implements Location {
   readonly #options: S3LocationOptions;
   readonly #prefix: string;
   readonly #partSize: number;
-  #client: Promise<S3Client> | undefined;
+  readonly #client = new Lazy<S3Client>();
 
   /**
    * `new S3Location({ bucket, endpoint, ... })`, or as in the original tarn,
@@ -81,7 +82,7 @@ export class S3Location implements Location {
   }
 
   async #s3(): Promise<S3Client> {
-    this.#client ??= (async () => {
+    return this.#client.get(async () => {
       if (this.#options.client) return this.#options.client;
       const { S3Client: Client } = await import('@aws-sdk/client-s3');
       const o = this.#options;
@@ -98,8 +99,7 @@ export class S3Location implements Location {
         },
       };
       return new Client(config);
-    })();
-    return this.#client;
+    });
   }
 
   /** `<prefix><4 hex>/<rest>`: the layout of Python tarn's S3 location (key_to_relative(key, [2, -1])). */
@@ -266,8 +266,7 @@ export class S3Location implements Location {
   }
 
   async close(): Promise<void> {
-    const client = this.#client;
-    this.#client = undefined;
+    const client = this.#client.take();
     if (client && !this.#options.client) (await client).destroy();
   }
 }

@@ -6,6 +6,7 @@ import type { Readable } from 'node:stream';
 import type { Client, ClientChannel } from 'ssh2';
 import { throwIfAborted } from '../../errors.js';
 import type { CommitResult, Location, OpOptions, Stage, StageOptions, Value } from '../../location.js';
+import { Lazy } from '../../util/lazy.js';
 import { ownedName } from '../../util/process.js';
 import { FileValue } from '../../value.js';
 import { type LakeConfig, parseLakeConfig } from '../disk/config.js';
@@ -53,7 +54,7 @@ export class SCPLocation implements Location {
   readonly #options: SCPOptions;
   readonly #wait: number;
   readonly #pool: ConnectionPool<Client>;
-  #lake: Promise<LakeConfig> | undefined;
+  readonly #lake = new Lazy<LakeConfig>();
 
   constructor(host: string, root: string, options: SCPOptions = {}) {
     this.#wait = options.transferTimeoutMs ?? 30_000;
@@ -123,7 +124,7 @@ export class SCPLocation implements Location {
 
   async #config(options?: OpOptions): Promise<LakeConfig> {
     const file = `${this.#root}/config.yml`;
-    this.#lake ??= (async () => {
+    return this.#lake.get(async () => {
       // Create the lake as Python tarn would when it has no config.yml; another writer may win the race.
       const tmp = `${this.#root}/.tmp/${ownedName('config')}`;
       const r = await this.#sh(
@@ -133,11 +134,7 @@ export class SCPLocation implements Location {
       );
       if (r.code !== 0) throw remoteError(`scp ${this.target}`, 'read config.yml', new Error(r.err.trim()));
       return parseLakeConfig(r.out, `${this.target}/config.yml`);
-    })().catch((e) => {
-      this.#lake = undefined;
-      throw e;
     });
-    return this.#lake;
   }
 
   async #path(key: string, options?: OpOptions): Promise<string> {

@@ -4,6 +4,7 @@ import { join, posix } from 'node:path';
 import type SftpClient from 'ssh2-sftp-client';
 import { throwIfAborted } from '../../errors.js';
 import type { CommitResult, Location, OpOptions, Stage, StageOptions, Value } from '../../location.js';
+import { Lazy } from '../../util/lazy.js';
 import { ownedName } from '../../util/process.js';
 import { FileValue } from '../../value.js';
 import { CONFIG_NAME, type LakeConfig, parseLakeConfig } from '../disk/config.js';
@@ -25,7 +26,7 @@ export class SFTPLocation implements Location {
   readonly #root: string;
   readonly #options: SshOptions;
   readonly #pool: ConnectionPool<SftpClient>;
-  #lake: Promise<LakeConfig> | undefined;
+  readonly #lake = new Lazy<LakeConfig>();
 
   constructor(host: string, root: string, options: SshOptions = {}) {
     this.#host = host;
@@ -85,24 +86,22 @@ export class SFTPLocation implements Location {
 
   /** The lake's config.yml, created (as Python tarn would) when the folder has none. */
   async #config(options?: OpOptions): Promise<LakeConfig> {
-    this.#lake ??= this.#run('read config.yml', options, async (c) => {
-      const file = `${this.#root}/${CONFIG_NAME}`;
-      let text: string;
-      if (await c.exists(file)) {
-        text = ((await c.get(file)) as Buffer).toString('utf8');
-      } else {
-        await c.mkdir(`${this.#root}/.tmp`, true);
-        const tmp = `${this.#root}/.tmp/${ownedName('config')}`;
-        await c.put(Buffer.from(DEFAULT_LAKE_CONFIG), tmp);
-        await c.rename(tmp, file).catch(() => c.delete(tmp, true)); // another writer created it first
-        text = ((await c.get(file)) as Buffer).toString('utf8');
-      }
-      return parseLakeConfig(text, `${this.target}/${CONFIG_NAME}`);
-    }).catch((e) => {
-      this.#lake = undefined;
-      throw e;
-    });
-    return this.#lake;
+    return this.#lake.get(() =>
+      this.#run('read config.yml', options, async (c) => {
+        const file = `${this.#root}/${CONFIG_NAME}`;
+        let text: string;
+        if (await c.exists(file)) {
+          text = ((await c.get(file)) as Buffer).toString('utf8');
+        } else {
+          await c.mkdir(`${this.#root}/.tmp`, true);
+          const tmp = `${this.#root}/.tmp/${ownedName('config')}`;
+          await c.put(Buffer.from(DEFAULT_LAKE_CONFIG), tmp);
+          await c.rename(tmp, file).catch(() => c.delete(tmp, true)); // another writer created it first
+          text = ((await c.get(file)) as Buffer).toString('utf8');
+        }
+        return parseLakeConfig(text, `${this.target}/${CONFIG_NAME}`);
+      }),
+    );
   }
 
   async #path(key: string, options?: OpOptions): Promise<string> {
