@@ -8,6 +8,7 @@ import { DiskLocation } from '../location/disk/index.js';
 import { type LocationLike, toLocation } from '../location/like.js';
 import type { Location } from '../location.js';
 import { HashKeyStorage } from '../storage.js';
+import { Lazy } from '../util/lazy.js';
 import { sleep } from '../util/process.js';
 import { encodeInto } from './encode.js';
 import { MemoError } from './errors.js';
@@ -90,17 +91,15 @@ export function smartCache(target: MemoTarget, options: SmartCacheOptions = {}) 
   const serializer = serializerOf(options.serializer);
   const ttlMs = typeof options.lock === 'object' ? (options.lock.ttlMs ?? 30_000) : 30_000;
   const locking = options.lock !== false;
-  let stores: Promise<Stores> | undefined;
-  const open = () => {
-    stores ??= openStores(target, options.index);
-    return stores;
-  };
+  const stores = new Lazy<Stores>();
+  const open = () => stores.get(() => openStores(target, options.index));
 
   return <F extends AnyFunction>(fn: F): CachedFunction<F> => {
     if (typeof fn !== 'function') throw new MemoError('smartCache(...)(fn) takes a function');
+    type Result = Awaited<ReturnType<F>>;
     const module = callerModule();
     const stats: CacheStats = { hits: 0, misses: 0, joined: 0, repaired: 0, unstored: 0, unavailable: 0 };
-    const running = new Map<string, Promise<Awaited<ReturnType<F>>>>();
+    const running = new Map<string, Promise<Result>>();
     // Read when first called, once every module (and every markUnstable) has loaded.
     let code: string | undefined;
 
@@ -114,7 +113,7 @@ export function smartCache(target: MemoTarget, options: SmartCacheOptions = {}) 
       return h.digest('hex');
     };
 
-    const lookup = async (s: Stores, key: string): Promise<{ value: Awaited<ReturnType<F>> } | null> => {
+    const lookup = async (s: Stores, key: string): Promise<{ value: Result } | null> => {
       let found: Awaited<ReturnType<typeof readEntry>>;
       try {
         found = await readEntry(s, key, serializer);
@@ -129,10 +128,9 @@ export function smartCache(target: MemoTarget, options: SmartCacheOptions = {}) 
         await s.index.delete(key).catch(() => undefined);
         return null;
       }
-      return found && { value: found.value as Awaited<ReturnType<F>> };
+      return found && { value: found.value as Result };
     };
 
-    type Result = Awaited<ReturnType<F>>;
     const compute = async (s: Stores, key: string, args: unknown[], lease?: Lease): Promise<Result> => {
       // Renewed while the function runs, so a long computation keeps its lease and a crash loses it.
       const renewal = lease && setInterval(() => void lease.renew().catch(() => false), ttlMs / 3);
@@ -151,7 +149,7 @@ export function smartCache(target: MemoTarget, options: SmartCacheOptions = {}) 
       }
     };
 
-    const run = async (key: string, args: unknown[]): Promise<Awaited<ReturnType<F>>> => {
+    const run = async (key: string, args: unknown[]): Promise<Result> => {
       const s = await open();
       const hit = await lookup(s, key);
       if (hit) {
@@ -187,7 +185,7 @@ export function smartCache(target: MemoTarget, options: SmartCacheOptions = {}) 
       }
     };
 
-    const cached = async (...args: Parameters<F>): Promise<Awaited<ReturnType<F>>> => {
+    const cached = async (...args: Parameters<F>): Promise<Result> => {
       const key = await keyOf(args);
       const current = running.get(key);
       if (current) {

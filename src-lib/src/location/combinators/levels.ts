@@ -95,6 +95,7 @@ export class Levels implements Location {
   readonly target: string;
   readonly levels: readonly Level[];
   readonly #names: string[];
+  readonly #writable: Location[];
   readonly #onFault: (fault: LevelFault) => void;
   readonly #copies: 'all' | 'first';
   readonly #stats: LevelsStats = { hits: {}, copies: {}, faults: {}, misses: 0 };
@@ -115,6 +116,7 @@ export class Levels implements Location {
     if (levels.length === 0) throw new WriteError('Levels needs at least one level');
     this.levels = levels.map((l) => (l instanceof Level ? l : new Level(l as LocationLike)));
     this.#names = this.levels.map((l, i) => l.name ?? `${i} ${l.location.kind}`);
+    this.#writable = this.levels.filter((l) => l.write).map((l) => l.location);
     this.#onFault = options.onFault ?? throttledReport();
     this.#copies = options.copies ?? 'all';
     this.target = `[${this.levels.map((l) => `${l.location.kind} ${l.location.target}`).join(' > ')}]`;
@@ -193,7 +195,8 @@ export class Levels implements Location {
       await value.close();
       throw e;
     } finally {
-      this.#copying.delete(key);
+      // Only our own entry: a second copy of the key may have started meanwhile.
+      if (this.#copying.get(key) === done) this.#copying.delete(key);
       release();
     }
   }
@@ -313,7 +316,7 @@ export class Levels implements Location {
    * on to the next write level). A key already held by a write level is not written again.
    */
   async stage(options: StageOptions = {}): Promise<Stage | null> {
-    const writable = this.levels.filter((l) => l.write).map((l) => l.location);
+    const writable = this.#writable;
     if (writable.length === 0) return null;
     if (options.key !== undefined) {
       assertHexKey(options.key);
