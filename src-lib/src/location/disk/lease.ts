@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { mkdir, open, readFile, stat, unlink, utimes, writeFile } from 'node:fs/promises';
+import { mkdir, open, readFile, stat, unlink, utimes } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Lease } from '../../lease.js';
 import { HOST_TAG, isAlive } from '../../util/process.js';
@@ -61,8 +61,11 @@ class DiskLease implements Lease {
   async renew(): Promise<boolean> {
     if (!(await this.#ours())) return false;
     const now = new Date();
-    await utimes(this.path, now, now).catch(() => writeFile(this.path, this.content));
-    return true;
+    // Gone between the check and now: lost. Writing it again could take over a new holder's lock.
+    return utimes(this.path, now, now).then(
+      () => true,
+      () => false,
+    );
   }
 
   async release(): Promise<void> {

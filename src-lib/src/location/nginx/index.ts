@@ -1,6 +1,6 @@
 import type { Readable } from 'node:stream';
 import type { Agent, Dispatcher } from 'undici';
-import { throwIfAborted } from '../../errors.js';
+import { raceAbort, throwIfAborted } from '../../errors.js';
 import type { Location, OpOptions, Stage, Value } from '../../location.js';
 import { Lazy } from '../../util/lazy.js';
 import { lazyStream } from '../../util/lazy-stream.js';
@@ -8,6 +8,9 @@ import { sleep } from '../../util/process.js';
 import { CONFIG_NAME, type LakeConfig, parseLakeConfig } from '../disk/config.js';
 import { keyToParts, type LakeEntry, walkLake } from '../disk/layout.js';
 import { RemoteError, remoteError } from '../remote-error.js';
+
+/** undici's timeout errors: not retried. */
+const TIMEOUTS = new Set(['UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT']);
 
 export interface NginxLocationOptions {
   /** Base URL of a lake folder served by nginx with `autoindex on` (JSON or HTML listings). */
@@ -52,7 +55,10 @@ export class NginxLocation implements Location {
     );
   }
 
-  /** A request with retries on 5xx and dropped connections; 404 and other 4xx are answers, not failures. */
+  /**
+   * A request with retries on 5xx and dropped connections; 404 and other 4xx are answers, not
+   * failures; a timeout fails at once (it already waited its bound).
+   */
   async #request(
     method: 'GET' | 'HEAD',
     path: string,
@@ -64,7 +70,7 @@ export class NginxLocation implements Location {
     let last: unknown;
     for (let attempt = 0; attempt <= retries; attempt++) {
       throwIfAborted(options?.signal);
-      if (attempt > 0) await sleep(100 * 2 ** (attempt - 1));
+      if (attempt > 0) await raceAbort(sleep(100 * 2 ** (attempt - 1)), options?.signal);
       try {
         const res = await request(url, {
           method,
@@ -80,7 +86,9 @@ export class NginxLocation implements Location {
         }
         return res;
       } catch (e) {
-        if (options?.signal?.aborted) throw remoteError(`nginx ${this.target}`, method, e, options.signal);
+        // A timeout already waited its full bound: trying again would multiply it, not help.
+        if (options?.signal?.aborted || TIMEOUTS.has((e as { code?: string }).code ?? ''))
+          throw remoteError(`nginx ${this.target}`, `${method} ${url.pathname}`, e, options?.signal);
         last = e;
       }
     }
@@ -114,15 +122,8 @@ export class NginxLocation implements Location {
 
   async read(key: string, options?: OpOptions): Promise<Value | null> {
     const path = await this.#path(key, options);
-    const res = await this.#request('GET', path, options);
-    if (res.statusCode === 404) {
-      await res.body.dump();
-      return null;
-    }
-    if (res.statusCode !== 200) {
-      await res.body.dump();
-      throw new RemoteError(`nginx ${this.target}`, `GET ${path}`, new Error(`HTTP ${res.statusCode}`));
-    }
+    const res = await this.#get(path, options);
+    if (!res) return null;
     let body: Readable | undefined = res.body;
     const size = Number(res.headers['content-length']);
     return {
@@ -133,13 +134,28 @@ export class NginxLocation implements Location {
           body = undefined;
           return b;
         }
-        return lazyStream(() => this.#request('GET', path, o).then((r) => r.body));
+        // Opened again: the file must still be there, or the error page would pass for the value.
+        return lazyStream(async () => {
+          const again = await this.#get(path, o);
+          if (!again)
+            throw new RemoteError(`nginx ${this.target}`, `GET ${path}`, new Error('the file vanished'));
+          return again.body;
+        });
       },
       close: async () => {
         body?.destroy();
         body = undefined;
       },
     };
+  }
+
+  /** A GET of a stored file: its response, or null for 404; any other status is a RemoteError. */
+  async #get(path: string, options?: OpOptions): Promise<Dispatcher.ResponseData | null> {
+    const res = await this.#request('GET', path, options);
+    if (res.statusCode === 200) return res;
+    await res.body.dump();
+    if (res.statusCode === 404) return null;
+    throw new RemoteError(`nginx ${this.target}`, `GET ${path}`, new Error(`HTTP ${res.statusCode}`));
   }
 
   async contains(key: string, options?: OpOptions): Promise<boolean> {

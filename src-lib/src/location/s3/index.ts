@@ -178,15 +178,11 @@ export class S3Location implements Location {
 
   async stage(options: StageOptions = {}): Promise<Stage | null> {
     if (options.key !== undefined) this.objectKey(options.key);
-    return new SpoolStage((key, spool) => this.#publish(key, spool, options.digest, options));
+    return new SpoolStage((key, spool) => this.#publish(key, spool, options));
   }
 
-  async #publish(
-    key: string,
-    spool: Spool,
-    digest: Digest | undefined,
-    options: OpOptions,
-  ): Promise<CommitResult> {
+  async #publish(key: string, spool: Spool, options: StageOptions): Promise<CommitResult> {
+    const { digest } = options;
     const objectKey = this.objectKey(key);
     if ((await this.#head(objectKey, options)) !== undefined) return { status: 'existed' };
     const { bucket } = this.#options;
@@ -217,8 +213,14 @@ export class S3Location implements Location {
           queueSize: 2,
           leavePartsOnError: false,
         });
-        abortSignal?.addEventListener('abort', () => void upload.abort(), { once: true });
-        await upload.done();
+        const abort = () => void upload.abort();
+        abortSignal?.addEventListener('abort', abort, { once: true });
+        try {
+          await upload.done();
+        } finally {
+          // A long-lived signal must not keep every finished upload alive.
+          abortSignal?.removeEventListener('abort', abort);
+        }
       });
     }
     return { status: 'stored' };
