@@ -1,6 +1,6 @@
 import type { Readable } from 'node:stream';
 import type { S3Client, S3ClientConfig } from '@aws-sdk/client-s3';
-import { assertHexKey, type Digest } from '../../digest.js';
+import { assertHexKey } from '../../digest.js';
 import { ConfigError, InvalidKeyError, throwIfAborted } from '../../errors.js';
 import type { CommitResult, Location, OpOptions, Stage, StageOptions, Value } from '../../location.js';
 import { CHUNK } from '../../util/chunks.js';
