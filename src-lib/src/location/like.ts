@@ -1,4 +1,4 @@
-import type { Location, Value } from '../location.js';
+import type { Location, OpOptions, Value } from '../location.js';
 import { Fanout } from './combinators/fanout.js';
 import { DiskLocation } from './disk/index.js';
 
@@ -16,12 +16,8 @@ export function toLocation(like: LocationLike): Location {
 
 /** A value handed out by a member, which knows how to take just that copy out of service. */
 export function servedBy(value: Value, member: Location, key: string): Value {
-  const quarantine = async (): Promise<string | undefined> => {
-    if (value.quarantine) return value.quarantine();
-    if (member.quarantine) return member.quarantine(key);
-    await member.delete(key);
-    return undefined;
-  };
+  const quarantine = async (): Promise<string | undefined> =>
+    value.quarantine ? value.quarantine() : quarantineIn(member, key);
   const bytes = value.bytes;
   return {
     path: value.path,
@@ -31,4 +27,43 @@ export function servedBy(value: Value, member: Location, key: string): Value {
     quarantine,
     close: () => value.close(),
   };
+}
+
+/**
+ * Takes a corrupt blob out of service where the location can keep it aside (a disk moves it to
+ * tools/quarantine/), else deletes it. A missing key is no error. Returns where it went, if kept.
+ */
+export async function quarantineIn(
+  location: Location,
+  key: string,
+  options?: OpOptions,
+): Promise<string | undefined> {
+  if (location.quarantine) return location.quarantine(key, options);
+  await location.delete(key, options);
+  return undefined;
+}
+
+/**
+ * The keys of several locations, each once (a Set of those seen: about 100 bytes per key). A failing
+ * listing is passed to `onError` when given (and the others go on), else thrown.
+ */
+export async function* distinctKeys(
+  locations: readonly Location[],
+  options?: OpOptions,
+  onError?: (index: number, error: Error) => void,
+): AsyncIterable<string> {
+  const seen = new Set<string>();
+  for (let i = 0; i < locations.length; i++) {
+    try {
+      for await (const k of (locations[i] as Location).keys(options)) {
+        if (!seen.has(k)) {
+          seen.add(k);
+          yield k;
+        }
+      }
+    } catch (e) {
+      if (!onError || options?.signal?.aborted) throw e;
+      onError(i, e as Error);
+    }
+  }
 }

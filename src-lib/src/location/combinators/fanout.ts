@@ -9,7 +9,7 @@ import type {
   StageOptions,
   Value,
 } from '../../location.js';
-import { type LocationLike, servedBy, toLocation } from '../like.js';
+import { distinctKeys, type LocationLike, quarantineIn, servedBy, toLocation } from '../like.js';
 
 /**
  * Several locations as one, e.g. disks used one after the other: reads find the key in whichever
@@ -60,35 +60,20 @@ export class Fanout implements Location {
     return any;
   }
 
-  /** Every key once, even when two members hold it (kept in a Set: about 100 bytes per key). */
-  async *keys(options?: OpOptions): AsyncIterable<string> {
-    const seen = new Set<string>();
-    for (const m of this.members) {
-      for await (const k of m.keys(options)) {
-        if (!seen.has(k)) {
-          seen.add(k);
-          yield k;
-        }
-      }
-    }
+  /** Every key once, even when two members hold it. */
+  keys(options?: OpOptions): AsyncIterable<string> {
+    return distinctKeys(this.members, options);
   }
 
+  /** Takes the key out of every member that has it (the caller cannot tell which copy was bad). */
   async quarantine(key: string, options?: OpOptions): Promise<string | undefined> {
     let where: string | undefined;
-    for (const m of this.members) {
-      if (!(await m.contains(key, options))) continue;
-      if (m.quarantine) where = (await m.quarantine(key, options)) ?? where;
-      else await m.delete(key, options);
-    }
+    for (const m of this.members) where = (await quarantineIn(m, key, options)) ?? where;
     return where;
   }
 
-  async stage(options: StageOptions = {}): Promise<Stage | null> {
-    if (options.key !== undefined) {
-      assertHexKey(options.key);
-      if (await this.contains(options.key, options)) return existedStage();
-    }
-    return firstAccepting(this.members, options);
+  stage(options: StageOptions = {}): Promise<Stage | null> {
+    return stageOnFirst(this.members, options);
   }
 
   async close(): Promise<void> {
@@ -98,18 +83,28 @@ export class Fanout implements Location {
 
 /**
  * A stage on the first of `members` that accepts the value; when one refuses, even midway, the bytes
- * it took move on to the next. Null when every member refuses up front.
+ * it took move on to the next. Null when every member refuses up front. A key any member already
+ * holds is not written again: asked here when the key is known in advance, else at commit.
  */
-export async function firstAccepting(
+export async function stageOnFirst(
   members: readonly Location[],
   options: StageOptions,
 ): Promise<Stage | null> {
+  if (options.key !== undefined) {
+    assertHexKey(options.key);
+    if (await anyHolds(members, options.key, options)) return existedStage();
+  }
   const stage = new FanoutStage(members, options);
   return (await stage.open(0, [])) ? stage : null;
 }
 
+async function anyHolds(members: readonly Location[], key: string, options: OpOptions): Promise<boolean> {
+  const answers = await Promise.all(members.map((m) => m.contains(key, { signal: options.signal })));
+  return answers.includes(true);
+}
+
 /** A stage that already knows the answer: the key is stored; pushed bytes are dropped. */
-export function existedStage(): Stage {
+function existedStage(): Stage {
   return {
     push: async () => true,
     commit: async () => ({ status: 'existed' }),
@@ -165,13 +160,11 @@ class FanoutStage implements Stage {
   async commit(key: string): Promise<CommitResult> {
     for (;;) {
       if (!this.#current) return { status: 'refused', reason: 'every location refused' };
-      // Stored by another member already: this copy is not needed.
+      // Stored by another member already (asked at stage time when the key was known): not needed.
       const others = this.members.filter((_, i) => i !== this.#index);
-      for (const m of others) {
-        if (await m.contains(key)) {
-          await this.#current.abort();
-          return { status: 'existed' };
-        }
+      if (this.options.key === undefined && (await anyHolds(others, key, this.options))) {
+        await this.#current.abort();
+        return { status: 'existed' };
       }
       const result = await this.#current.commit(key);
       if (result.status !== 'refused') return result;

@@ -10,8 +10,8 @@ import {
   WriteError,
 } from '../../errors.js';
 import type { Location, OpOptions, ReadOpOptions, Stage, StageOptions, Value } from '../../location.js';
-import { type LocationLike, servedBy, toLocation } from '../like.js';
-import { existedStage, firstAccepting } from './fanout.js';
+import { distinctKeys, type LocationLike, quarantineIn, servedBy, toLocation } from '../like.js';
+import { stageOnFirst } from './fanout.js';
 
 export interface LevelOptions {
   /** Writes may go here (default true). Only the first write level that accepts a value gets it. */
@@ -315,15 +315,8 @@ export class Levels implements Location {
    * A write goes to the first write level that accepts it (a refusal, even midway, moves the bytes
    * on to the next write level). A key already held by a write level is not written again.
    */
-  async stage(options: StageOptions = {}): Promise<Stage | null> {
-    const writable = this.#writable;
-    if (writable.length === 0) return null;
-    if (options.key !== undefined) {
-      assertHexKey(options.key);
-      for (const location of writable)
-        if (await location.contains(options.key, options)) return existedStage();
-    }
-    return firstAccepting(writable, options);
+  stage(options: StageOptions = {}): Promise<Stage | null> {
+    return this.#writable.length === 0 ? Promise.resolve(null) : stageOnFirst(this.#writable, options);
   }
 
   /**
@@ -358,32 +351,17 @@ export class Levels implements Location {
     return any;
   }
 
-  /** Every key of every level, once (a Set of the keys seen: about 100 bytes per key). */
-  async *keys(options: OpOptions = {}): AsyncIterable<string> {
-    const seen = new Set<string>();
-    for (let i = 0; i < this.levels.length; i++) {
-      try {
-        for await (const k of (this.levels[i] as Level).location.keys(options)) {
-          if (!seen.has(k)) {
-            seen.add(k);
-            yield k;
-          }
-        }
-      } catch (e) {
-        if (options.signal?.aborted) throw new AbortError(options.signal.reason);
-        this.#fault(i, 'keys', undefined, e as Error);
-      }
-    }
+  /** Every key of every level, once; a level whose listing fails is reported and skipped. */
+  keys(options: OpOptions = {}): AsyncIterable<string> {
+    const locations = this.levels.map((l) => l.location);
+    return distinctKeys(locations, options, (i, e) => this.#fault(i, 'keys', undefined, e));
   }
 
   /** Takes the key out of every level that has it (used when the caller cannot tell which copy was bad). */
   async quarantine(key: string, options?: OpOptions): Promise<string | undefined> {
     let where: string | undefined;
-    for (const { location } of this.levels) {
-      if (!(await location.contains(key, options).catch(() => false))) continue;
-      if (location.quarantine) where = (await location.quarantine(key, options)) ?? where;
-      else await location.delete(key, options);
-    }
+    for (const { location } of this.levels)
+      where = (await quarantineIn(location, key, options).catch(() => undefined)) ?? where;
     return where;
   }
 

@@ -1,7 +1,7 @@
 import { assertHexKey } from '../../digest.js';
 import { ConfigError } from '../../errors.js';
 import type { Location, OpOptions, ReadOpOptions, Stage, StageOptions, Value } from '../../location.js';
-import { type LocationLike, toLocation } from '../like.js';
+import { type LocationLike, quarantineIn, toLocation } from '../like.js';
 import { SpoolStage } from '../spool.js';
 
 export interface SmallOptions {
@@ -64,10 +64,8 @@ export class Small implements Location {
   touch(key: string, options?: OpOptions): Promise<boolean> {
     return this.inner.touch(key, options);
   }
-  async quarantine(key: string, options?: OpOptions): Promise<string | undefined> {
-    if (this.inner.quarantine) return this.inner.quarantine(key, options);
-    await this.inner.delete(key, options);
-    return undefined;
+  quarantine(key: string, options?: OpOptions): Promise<string | undefined> {
+    return quarantineIn(this.inner, key, options);
   }
   close(): Promise<void> {
     return this.inner.close();
