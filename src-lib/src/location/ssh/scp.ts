@@ -4,12 +4,12 @@ import { tmpdir } from 'node:os';
 import { join, posix } from 'node:path';
 import type { Readable } from 'node:stream';
 import type { Client, ClientChannel } from 'ssh2';
-import { throwIfAborted } from '../../errors.js';
+import { AbortError, throwIfAborted } from '../../errors.js';
 import type { CommitResult, Location, OpOptions, Stage, StageOptions, Value } from '../../location.js';
 import { Lazy } from '../../util/lazy.js';
 import { ownedName } from '../../util/process.js';
 import { FileValue } from '../../value.js';
-import { type LakeConfig, parseLakeConfig } from '../disk/config.js';
+import { CONFIG_NAME, type LakeConfig, parseLakeConfig } from '../disk/config.js';
 import { isComponent, keyToParts } from '../disk/layout.js';
 import { remoteError } from '../remote-error.js';
 import { type Spool, SpoolStage } from '../spool.js';
@@ -35,6 +35,11 @@ class ScpRefusal extends Error {}
 export interface SCPOptions extends SshOptions {
   /** Any step of a transfer or command that makes no progress for this long fails (default 30 s). */
   transferTimeoutMs?: number;
+}
+
+/** The program a shell command runs, for messages. */
+function verb(command: string): string {
+  return command.split(' ')[0] ?? 'exec';
 }
 
 /** Rejects when `promise` has not settled within `ms`: a host that vanished silently cannot hang us. */
@@ -84,21 +89,29 @@ export class SCPLocation implements Location {
     return client;
   }
 
-  /** A command channel; like every step of a transfer, starting it is bounded by transferTimeoutMs. */
-  async #channel(command: string): Promise<ClientChannel> {
+  /**
+   * A command channel; like every step of a transfer, starting it is bounded by transferTimeoutMs.
+   * An abort of `signal` closes it, so every wait on it fails at once.
+   */
+  async #channel(command: string, signal?: AbortSignal): Promise<ClientChannel> {
     const { client } = await this.#pool.get();
     const ch = await bounded(
       new Promise<ClientChannel>((resolve, reject) =>
         client.exec(command, (err, c) => (err ? reject(err) : resolve(c))),
       ),
       this.#wait,
-      `starting ${command.split(' ')[0]}`,
+      `starting ${verb(command)}`,
     );
     // When the connection dies its channels may not say so themselves: close them, so every wait
     // on them fails at once instead of at the timeout.
     const gone = () => ch.emit('close');
     client.once('close', gone);
-    ch.once('close', () => client.off('close', gone));
+    signal?.addEventListener('abort', gone, { once: true });
+    ch.once('close', () => {
+      client.off('close', gone);
+      signal?.removeEventListener('abort', gone);
+    });
+    if (signal?.aborted) gone();
     return ch;
   }
 
@@ -106,24 +119,42 @@ export class SCPLocation implements Location {
   async #sh(command: string, options?: OpOptions): Promise<{ code: number; out: string; err: string }> {
     throwIfAborted(options?.signal);
     try {
-      const ch = await this.#channel(command);
+      const ch = await this.#channel(command, options?.signal);
       const out: Buffer[] = [];
       const err: Buffer[] = [];
-      ch.on('data', (d: Buffer) => out.push(d));
-      ch.stderr.on('data', (d: Buffer) => err.push(d));
-      const code = await bounded(
-        new Promise<number>((resolve) => ch.on('close', (c: number | null) => resolve(c ?? -1))),
-        this.#wait,
-        `running ${command.split(' ')[0]}`,
-      );
+      // Bounded by progress, not total time: a long listing that keeps sending output is fine.
+      const code = await new Promise<number>((resolve, reject) => {
+        let timer: NodeJS.Timeout | undefined;
+        const idle = () => {
+          clearTimeout(timer);
+          timer = setTimeout(() => {
+            ch.close();
+            reject(new Error(`no progress for ${this.#wait} ms while running ${verb(command)}`));
+          }, this.#wait);
+        };
+        idle();
+        ch.on('data', (d: Buffer) => {
+          out.push(d);
+          idle();
+        });
+        ch.stderr.on('data', (d: Buffer) => {
+          err.push(d);
+          idle();
+        });
+        ch.on('close', (c: number | null) => {
+          clearTimeout(timer);
+          if (options?.signal?.aborted) reject(new AbortError(options.signal.reason));
+          else resolve(c ?? -1);
+        });
+      });
       return { code, out: Buffer.concat(out).toString(), err: Buffer.concat(err).toString() };
     } catch (e) {
-      throw remoteError(`scp ${this.target}`, command.split(' ')[0] ?? 'exec', e, options?.signal);
+      throw remoteError(`scp ${this.target}`, verb(command), e, options?.signal);
     }
   }
 
   async #config(options?: OpOptions): Promise<LakeConfig> {
-    const file = `${this.#root}/config.yml`;
+    const file = `${this.#root}/${CONFIG_NAME}`;
     return this.#lake.get(async () => {
       // Create the lake as Python tarn would when it has no config.yml; another writer may win the race.
       const tmp = `${this.#root}/.tmp/${ownedName('config')}`;
@@ -133,7 +164,7 @@ export class SCPLocation implements Location {
         options,
       );
       if (r.code !== 0) throw remoteError(`scp ${this.target}`, 'read config.yml', new Error(r.err.trim()));
-      return parseLakeConfig(r.out, `${this.target}/config.yml`);
+      return parseLakeConfig(r.out, `${this.target}/${CONFIG_NAME}`);
     });
   }
 
@@ -142,26 +173,27 @@ export class SCPLocation implements Location {
     return `${this.#root}/${keyToParts(key, (await this.#config(options)).levels).join('/')}`;
   }
 
-  /** scp -f: the remote side sends `C<mode> <size> <name>\n`, the bytes, then a zero byte. */
-  async #download(remote: string, local: string, options?: OpOptions): Promise<boolean> {
+  /**
+   * scp -f: the remote side sends `C<mode> <size> <name>\n`, the bytes, then a zero byte.
+   * `missing` and `folder` are the remote scp's refusals for no file and a directory.
+   */
+  async #download(remote: string, local: string, options?: OpOptions): Promise<'ok' | 'missing' | 'folder'> {
     throwIfAborted(options?.signal);
     let ch: ClientChannel;
     try {
-      ch = await this.#channel(`scp -f ${shq(remote)}`);
+      ch = await this.#channel(`scp -f ${shq(remote)}`, options?.signal);
     } catch (e) {
       throw remoteError(`scp ${this.target}`, 'scp -f', e, options?.signal);
     }
     const out = createWriteStream(local, { mode: 0o600 });
-    const abort = () => ch.emit('close');
-    options?.signal?.addEventListener('abort', abort, { once: true });
     try {
       await receive(ch, out, this.#wait);
-      return true;
+      return 'ok';
     } catch (e) {
-      if (e instanceof ScpRefusal && /No such file/i.test(e.message)) return false;
+      if (e instanceof ScpRefusal && /No such file/i.test(e.message)) return 'missing';
+      if (e instanceof ScpRefusal && /not a regular file/i.test(e.message)) return 'folder';
       throw remoteError(`scp ${this.target}`, `scp -f ${remote}`, e, options?.signal);
     } finally {
-      options?.signal?.removeEventListener('abort', abort);
       out.destroy();
       ch.close();
     }
@@ -170,14 +202,10 @@ export class SCPLocation implements Location {
   async read(key: string, options?: OpOptions): Promise<Value | null> {
     const path = await this.#path(key, options);
     const local = join(tmpdir(), ownedName('tarn-scp'));
-    // A folder is Python tarn's legacy <key>/data.
-    const r = await this.#sh(
-      `if [ -d ${shq(path)} ]; then echo d; elif [ -f ${shq(path)} ]; then echo f; fi`,
-      options,
-    );
-    const kind = r.out.trim();
-    if (kind !== 'd' && kind !== 'f') return null;
-    if (!(await this.#download(kind === 'd' ? `${path}/data` : path, local, options))) {
+    // One channel for a hit; a folder is Python tarn's legacy <key>/data, fetched with a second.
+    let got = await this.#download(path, local, options);
+    if (got === 'folder') got = await this.#download(`${path}/data`, local, options);
+    if (got !== 'ok') {
       await rm(local, { force: true });
       return null;
     }
@@ -195,16 +223,12 @@ export class SCPLocation implements Location {
     const name = ownedName('stage');
     const tmpDir = `${this.#root}/.tmp`;
     let ch: ClientChannel | undefined;
-    const abort = () => ch?.emit('close'); // every wait on the channel then fails
-    options.signal?.addEventListener('abort', abort, { once: true });
     try {
-      ch = await this.#channel(`scp -t ${shq(tmpDir)}`);
+      ch = await this.#channel(`scp -t ${shq(tmpDir)}`, options.signal);
       await send(ch, name, spool.size, spool.stream(), this.#wait);
     } catch (e) {
       ch?.close();
       throw remoteError(`scp ${this.target}`, 'scp -t', e, options.signal);
-    } finally {
-      options.signal?.removeEventListener('abort', abort);
     }
     // link(1) refuses to replace an existing blob; exactly one writer sees 'stored'.
     const tmp = `${tmpDir}/${name}`;

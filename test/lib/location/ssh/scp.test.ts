@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { HashKeyStorage, RemoteError, SCPLocation } from '@tarnjs/tarn';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -46,6 +46,26 @@ describe.runIf(available('sshd'))('SCP location', () => {
     // Every operation above went through one SSH connection: sshd logged a single accepted login.
     const logins = readFileSync(sshd.log, 'utf8').match(/Accepted publickey/g) ?? [];
     expect(logins).toHaveLength(1);
+    await storage.close();
+  });
+
+  it("reads Python tarn's legacy <key>/data layout, a hit otherwise costing one channel", async () => {
+    const root = `${sshd.root}/legacy`;
+    const location = new SCPLocation('127.0.0.1', root, {
+      port: sshd.port,
+      username: sshd.username,
+      privateKeyPath: sshd.privateKeyPath,
+      hostKeyFingerprint: sshd.hostKeyFingerprint,
+    });
+    const storage = new HashKeyStorage(location);
+    const plain = await storage.write(Buffer.from('plain'));
+    const key = sha256('legacy value');
+    const folder = join(root, key.slice(0, 2), key.slice(2));
+    mkdirSync(folder, { recursive: true });
+    writeFileSync(join(folder, 'data'), 'legacy value');
+    expect(await storage.read(key, (v) => v.text(), { verify: true })).toBe('legacy value');
+    expect(await storage.read(plain, (v) => v.text())).toBe('plain');
+    expect(await storage.readOrNull(sha256('absent'))).toBeNull();
     await storage.close();
   });
 
