@@ -26,8 +26,9 @@ export class Ledger {
     this.#lock = join(tools, 'size.lock');
   }
 
+  /** The current total. The file is replaced by rename, so reading it needs no lock; only a first count does. */
   async read(): Promise<Usage> {
-    return withLock(this.#lock, () => this.#load());
+    return (await this.#parse()) ?? withLock(this.#lock, () => this.#load());
   }
 
   /** Adds `delta` if the total stays within `max`; answers whether it did. */
@@ -57,15 +58,22 @@ export class Ledger {
   }
 
   async #load(): Promise<Usage> {
+    const known = await this.#parse();
+    if (known) return known;
+    // First capped write to this lake (or the file was deleted): count what is there.
+    const u = await this.recount();
+    await this.#save(u);
+    return u;
+  }
+
+  /** The saved total, or undefined when there is none yet. */
+  async #parse(): Promise<Usage | undefined> {
     let text: string;
     try {
       text = await readFile(this.#file, 'utf8');
     } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
-      // First capped write to this lake (or the file was deleted): count what is there.
-      const u = await this.recount();
-      await this.#save(u);
-      return u;
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+      throw e;
     }
     const u = JSON.parse(text) as Usage;
     return { bytes: Number(u.bytes) || 0, blobs: Number(u.blobs) || 0 };

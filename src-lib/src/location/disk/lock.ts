@@ -3,23 +3,29 @@ import { WriteError } from '../../errors.js';
 import { sleep } from '../../util/process.js';
 import { diskLease } from './lease.js';
 
-/** Locks are held for a few syscalls; one not renewed for this long belongs to a stalled or dead holder. */
+/** A lock not renewed for this long belongs to a stalled or dead holder (holders renew every 10 s). */
 const STALE_MS = 30_000;
+/** How long to wait for a live holder before giving up with an error. */
+const WAIT_MS = 60_000;
 
 /**
- * A cross-process mutex: a short disk lease (a lock file, see lease.ts) taken, waited for with
- * backoff, and given up after `fn`. A lock whose owner is a dead process on this host, or that is
- * older than 30 s, is broken.
+ * A cross-process mutex: a disk lease (a lock file, see lease.ts) taken, waited for with backoff,
+ * renewed while `fn` runs and given up after it. A lock whose owner is a dead process on this host,
+ * or that was not renewed for 30 s, is broken.
  */
-export async function withLock<T>(path: string, fn: () => Promise<T>, timeoutMs = 60_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
+export async function withLock<T>(path: string, fn: () => Promise<T>): Promise<T> {
+  const deadline = Date.now() + WAIT_MS;
   let wait = 1;
   for (;;) {
     const lease = await diskLease(dirname(path), basename(path), STALE_MS);
     if (lease) {
+      // Renewed while held: a long hold (a recount of a large lake) must not look stale to others.
+      const renewal = setInterval(() => void lease.renew().catch(() => false), STALE_MS / 3);
+      renewal.unref();
       try {
         return await fn();
       } finally {
+        clearInterval(renewal);
         await lease.release();
       }
     }
