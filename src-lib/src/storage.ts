@@ -11,8 +11,7 @@ import {
   TarnError,
   throwIfAborted,
 } from './errors.js';
-import { DiskLocation } from './location/disk/index.js';
-import { type LocationLike, toLocation } from './location/like.js';
+import { type LocationLike, toLocation, walkTree } from './location/like.js';
 import type { Location, OpOptions, Stage, Value } from './location.js';
 import { type OpenedSource, openSource, type WriteSource } from './source.js';
 import { KEEP_VERIFIED, StoredValue } from './stored-value.js';
@@ -63,21 +62,17 @@ export class HashKeyStorage {
    * those (a Fanout), as in the original tarn.
    */
   constructor(location: LocationLike, options: StorageOptions = {}) {
-    this.location =
-      typeof location === 'string'
-        ? new DiskLocation(location, { algorithm: options.algorithm })
-        : toLocation(location);
-    const recorded = (this.location as { digest?: Digest }).digest;
-    if (options.algorithm !== undefined) {
-      this.digest = digest(options.algorithm);
-      if (recorded && recorded.name !== this.digest.name) {
-        throw new ConfigError(
-          `the storage is keyed by ${recorded.name} (its config.yml says so), not ${this.digest.name}`,
-          ['algorithm'],
-        );
-      }
-    } else {
-      this.digest = recorded ?? digest('sha256');
+    this.location = toLocation(location, { algorithm: options.algorithm });
+    // Lakes that record their digest (config.yml) must all agree with it, wherever they sit in the tree.
+    const recorded = [...walkTree(this.location)].flatMap((l) => (l as { digest?: Digest }).digest ?? []);
+    this.digest =
+      options.algorithm !== undefined ? digest(options.algorithm) : (recorded[0] ?? digest('sha256'));
+    const other = recorded.find((d) => d.name !== this.digest.name);
+    if (other) {
+      throw new ConfigError(
+        `the storage is keyed by ${this.digest.name}, but a lake in it records ${other.name} (its config.yml says so)`,
+        ['algorithm'],
+      );
     }
   }
 

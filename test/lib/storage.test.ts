@@ -301,4 +301,17 @@ describe('algorithms', () => {
     expect(new HashKeyStorage(root).algorithm).toBe(algorithm);
     expect(() => new HashKeyStorage(root, { algorithm: 'sha256' })).toThrow(ConfigError);
   });
+
+  it('reaches the lakes of a tree given as paths and arrays, and must agree with every lake in it', async () => {
+    const [a, b] = [freshPath(base), freshPath(base)];
+    const storage = new HashKeyStorage([a, [b]], { algorithm: 'sha512' });
+    const key = await storage.write(Buffer.from('in a fanout'));
+    expect(key).toHaveLength(128);
+    expect(new HashKeyStorage(a).algorithm).toBe('sha512');
+    expect(new HashKeyStorage(b).algorithm).toBe('sha512');
+    // Without naming it, the tree's lakes supply it; a lake deep in the tree that disagrees is an error.
+    expect(new HashKeyStorage([a, b]).algorithm).toBe('sha512');
+    const other = new DiskLocation(freshPath(base), { algorithm: 'sha384' });
+    expect(() => new HashKeyStorage([a, other])).toThrow(/a lake in it records sha384/);
+  });
 });

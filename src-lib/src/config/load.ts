@@ -65,6 +65,8 @@ export interface BuildOptions {
   base?: string;
   /** Override `create` for disk lakes (the CLI's read commands never create a lake). */
   create?: boolean;
+  /** The storage's digest, recorded by the disk lakes the build creates (the config's `algorithm`). */
+  algorithm?: string;
   /** Named locations that `{ ref: name }` nodes point to (the config's top-level `locations`). */
   locations?: Readonly<Record<string, LocationNode>>;
   /** Where `{ env: VAR }` secrets are looked up (default process.env). */
@@ -183,6 +185,7 @@ class Builder {
           fsync: c.fsync,
           create: this.options.create ?? c.create,
           staleTempAfterMs: c.staleTempAfterMs,
+          algorithm: this.options.algorithm,
         });
       case 'redis': {
         const password = c.password && this.#secret(c.password, [...path, 'password']);
@@ -280,9 +283,12 @@ class SecretError extends ConfigError {}
 
 /** Builds the storage a config describes (synchronously: secrets files are small and read once). */
 export function fromConfig(config: StorageConfig, options: BuildOptions = {}): HashKeyStorage {
-  return new HashKeyStorage(buildLocation(config.location, { locations: config.locations, ...options }), {
+  const built = buildLocation(config.location, {
+    locations: config.locations,
     algorithm: config.algorithm,
+    ...options,
   });
+  return new HashKeyStorage(built, { algorithm: config.algorithm });
 }
 
 export async function fromConfigFile(file: string, options: BuildOptions = {}): Promise<HashKeyStorage> {

@@ -5,7 +5,7 @@ import type { StorageConfig } from '../config/schema.js';
 import { CollisionError, NotFoundError, StorageCorruption } from '../errors.js';
 import { canLease, type Lease, type Leasing } from '../lease.js';
 import { DiskLocation } from '../location/disk/index.js';
-import { type LocationLike, toLocation } from '../location/like.js';
+import { type LocationLike, toLocation, walkTree } from '../location/like.js';
 import type { Location } from '../location.js';
 import { HashKeyStorage } from '../storage.js';
 import { Lazy } from '../util/lazy.js';
@@ -255,16 +255,8 @@ async function openStores(target: MemoTarget, index: LocationLike | undefined): 
 
 /** A location in the tree that hands out leases; Redis first (shared by every pod), then a disk. */
 function findLeasing(root: Location): Leasing | undefined {
-  const found: Location[] = [];
-  const walk = (l: Location) => {
-    if (canLease(l)) found.push(l);
-    const node = l as { levels?: Array<{ location: Location }>; members?: Location[]; inner?: Location };
-    for (const level of node.levels ?? []) walk(level.location);
-    for (const member of node.members ?? []) walk(member);
-    if (node.inner) walk(node.inner);
-  };
-  walk(root);
-  return (found.find((l) => l.kind === 'redis') ?? found[0]) as (Location & Leasing) | undefined;
+  const found = [...walkTree(root)].filter((l): l is Location & Leasing => canLease(l));
+  return found.find((l) => l.kind === 'redis') ?? found[0];
 }
 
 /** The stored result of a call; null when there is none; 'repair' when its entry or blob is bad. */

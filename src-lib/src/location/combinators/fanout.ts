@@ -25,7 +25,7 @@ export class Fanout implements Location {
   /** Members are locations, folder paths (disk lakes) or arrays (nested fanouts), as in the original. */
   constructor(...members: LocationLike[]) {
     if (members.length === 0) throw new WriteError('a Fanout needs at least one location');
-    this.members = members.map(toLocation);
+    this.members = members.map((m) => toLocation(m));
     this.target = `[${this.members.map((m) => `${m.kind} ${m.target}`).join(', ')}]`;
   }
 
