@@ -54,6 +54,8 @@ export interface ReadOpOptions extends OpOptions {
    * name their bytes here (a memo index), so copies are not checked.
    */
   digest?: Digest | null;
+  /** False: this read is housekeeping (verification), not a use; locations that track use skip it. */
+  touch?: boolean;
 }
 
 export interface StageOptions extends OpOptions {

@@ -289,7 +289,8 @@ export class HashKeyStorage {
   ): Promise<VerifyReport> {
     const report: VerifyReport = { checked: 0, bytes: 0, corrupt: [] };
     for await (const key of this.keys(options)) {
-      const raw = await this.location.read(key, { ...options, digest: this.digest });
+      // Checking a blob is not using it: the lakes' last-use records stay as they are.
+      const raw = await this.location.read(key, { ...options, digest: this.digest, touch: false });
       if (!raw) continue; // deleted while we walked
       const h = this.digest.create();
       try {

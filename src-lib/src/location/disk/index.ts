@@ -4,7 +4,7 @@ import { dirname, join, resolve } from 'node:path';
 import { assertHexKey, type Digest } from '../../digest.js';
 import { ConfigError, throwIfAborted } from '../../errors.js';
 import type { Lease } from '../../lease.js';
-import type { Location, OpOptions, Stage, StageOptions, Value } from '../../location.js';
+import type { Location, OpOptions, ReadOpOptions, Stage, StageOptions, Value } from '../../location.js';
 import { parseSize } from '../../util/size.js';
 import { FileValue } from '../../value.js';
 import { type LakeConfig, readLakeConfig, writeLakeConfig } from './config.js';
@@ -116,10 +116,10 @@ export class DiskLocation implements Location {
     return join(this.root, ...keyToParts(key, this.config.levels));
   }
 
-  async read(key: string, options?: OpOptions): Promise<Value | null> {
+  async read(key: string, options?: ReadOpOptions): Promise<Value | null> {
     throwIfAborted(options?.signal);
     const value = await FileValue.open(this.pathOf(key));
-    if (value && this.config.statUsage) await this.touch(key);
+    if (value && this.config.statUsage && options?.touch !== false) await this.touch(key);
     return value;
   }
 

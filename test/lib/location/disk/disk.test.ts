@@ -125,6 +125,9 @@ describe('touch', () => {
     const k2 = await s2.write(Buffer.from('used'));
     const mark = join(root2, 'tools', 'usage', k2.slice(0, 2), k2.slice(2));
     utimesSync(mark, new Date(2000, 1, 1), new Date(2000, 1, 1));
+    // Verification reads every blob, but is not a use: the last-use record stays.
+    expect((await s2.verify()).checked).toBe(1);
+    expect(statSync(mark).mtimeMs).toBe(new Date(2000, 1, 1).getTime());
     await s2.read(k2, () => undefined);
     expect(statSync(mark).mtimeMs).toBeGreaterThan(Date.now() - 60_000);
   });
