@@ -40,7 +40,7 @@ export function digest(name = 'sha256'): Digest {
 const HEX = /^[0-9a-f]+$/;
 
 /** Throws InvalidKeyError unless `key` is lowercase hex of exactly the digest's length. */
-export function assertKey(key: unknown, d: Digest): asserts key is string {
+function assertKey(key: unknown, d: Digest): asserts key is string {
   assertHexKey(key);
   if (key.length !== d.hexLength) {
     throw new InvalidKeyError(

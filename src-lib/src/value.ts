@@ -33,7 +33,7 @@ export class FileValue implements Value {
       const st = await fh.stat();
       if (st.isFile()) return new FileValue(path, st.size, fh, onClose);
       await fh.close();
-      return st.isDirectory() ? FileValue.open(`${path}/data`) : null;
+      return st.isDirectory() ? FileValue.open(`${path}/data`, onClose) : null;
     } catch (e) {
       await fh.close().catch(() => undefined);
       throw e;

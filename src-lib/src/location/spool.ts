@@ -1,12 +1,12 @@
-import { randomBytes } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { type FileHandle, open, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { WriteError } from '../errors.js';
-import type { CommitResult, Stage } from '../location.js';
-import { CHUNK } from '../util/chunks.js';
+import type { CommitResult, Stage, Value } from '../location.js';
+import { CHUNK, writeFully } from '../util/chunks.js';
+import { ownedName } from '../util/process.js';
 
 /** The staged bytes as `publish` sees them: exact size, and a stream that can be opened more than once. */
 export interface Spool {
@@ -60,13 +60,13 @@ export class SpoolStage implements Stage {
       return false;
     }
     if (!this.#file && this.#size + chunk.byteLength > this.#memoryLimit) {
-      const path = join(this.#tmpDir, `tarn-spool-${process.pid}-${randomBytes(6).toString('hex')}`);
+      const path = join(this.#tmpDir, ownedName('tarn-spool'));
       const fh = await open(path, 'wx', 0o600);
       this.#file = { path, fh };
-      for (const part of this.#parts) await writeAll(fh, part);
+      for (const part of this.#parts) await writeFully(fh, part);
       this.#parts = [];
     }
-    if (this.#file) await writeAll(this.#file.fh, chunk);
+    if (this.#file) await writeFully(this.#file.fh, chunk);
     else this.#parts.push(Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength));
     this.#size += chunk.byteLength;
     return true;
@@ -134,19 +134,12 @@ export class SpoolStage implements Stage {
   }
 }
 
-async function writeAll(fh: FileHandle, chunk: Uint8Array): Promise<void> {
-  let done = 0;
-  while (done < chunk.byteLength) done += (await fh.write(chunk, done, chunk.byteLength - done)).bytesWritten;
-}
-
 /** A value held in memory (Redis answers, small remote reads). */
-export function memoryValue(data: Buffer, onClose?: () => Promise<void>) {
+export function memoryValue(data: Buffer): Value {
   return {
     size: data.byteLength,
     stream: () => Readable.from([data]),
     bytes: async () => data,
-    close: async () => {
-      await onClose?.();
-    },
+    close: async () => undefined,
   };
 }

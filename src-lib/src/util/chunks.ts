@@ -12,11 +12,10 @@ export async function* readChunks(
   fh: FileHandle,
   signal?: AbortSignal,
   limit = Number.POSITIVE_INFINITY,
-  chunkSize = CHUNK,
 ): AsyncGenerator<Buffer> {
   let position = 0;
   const readAt = (pos: number) => {
-    const n = Math.min(chunkSize, limit - pos);
+    const n = Math.min(CHUNK, limit - pos);
     return n <= 0
       ? Promise.resolve({ bytesRead: 0, buffer: Buffer.alloc(0) })
       : fh.read(Buffer.allocUnsafe(n), 0, n, pos);
@@ -42,7 +41,7 @@ export async function* readChunks(
  * location carries enough bytes to amortise its cost. Copies, so a producer that reuses its
  * buffers cannot change bytes that were already hashed.
  */
-export async function* coalesce(source: AsyncIterable<Uint8Array>, target = CHUNK): AsyncGenerator<Buffer> {
+export async function* coalesce(source: AsyncIterable<Uint8Array>): AsyncGenerator<Buffer> {
   let parts: Uint8Array[] = [];
   let size = 0;
   for await (const chunk of source) {
@@ -52,11 +51,25 @@ export async function* coalesce(source: AsyncIterable<Uint8Array>, target = CHUN
     if (chunk.byteLength === 0) continue;
     parts.push(chunk);
     size += chunk.byteLength;
-    if (size >= target) {
+    if (size >= CHUNK) {
       yield Buffer.concat(parts, size);
       parts = [];
       size = 0;
     }
   }
   if (size > 0) yield Buffer.concat(parts, size);
+}
+
+/** Writes all of `chunk` (a write may be short), at `at` when given, else at the file's position. */
+export async function writeFully(fh: FileHandle, chunk: Uint8Array, at?: number): Promise<void> {
+  let done = 0;
+  while (done < chunk.byteLength) {
+    const { bytesWritten } = await fh.write(
+      chunk,
+      done,
+      chunk.byteLength - done,
+      at === undefined ? null : at + done,
+    );
+    done += bytesWritten;
+  }
 }

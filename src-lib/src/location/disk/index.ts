@@ -206,7 +206,6 @@ export class DiskLocation implements Location {
     return true;
   }
 
-  /** Moves a corrupt blob to tools/quarantine/ (Python tarn lists nothing under tools/). */
   /** A lease (lock file under tools/locks/), e.g. for single-flight memoisation across processes. */
   async lease(name: string, ttlMs: number, options?: OpOptions): Promise<Lease | null> {
     throwIfAborted(options?.signal);
@@ -214,6 +213,7 @@ export class DiskLocation implements Location {
     return diskLease(join(this.#tools, 'locks'), name, ttlMs);
   }
 
+  /** Moves a corrupt blob to tools/quarantine/ (Python tarn lists nothing under tools/). */
   async quarantine(key: string): Promise<string | undefined> {
     const path = this.pathOf(key);
     const size = (await this.#find(key))?.size;

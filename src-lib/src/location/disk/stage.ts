@@ -4,7 +4,7 @@ import { dirname, join } from 'node:path';
 import type { Digest } from '../../digest.js';
 import { CollisionError, WriteError } from '../../errors.js';
 import type { CommitResult, Stage } from '../../location.js';
-import { CHUNK, readChunks } from '../../util/chunks.js';
+import { CHUNK, readChunks, writeFully } from '../../util/chunks.js';
 import { ownedName } from '../../util/process.js';
 import type { Ledger } from './ledger.js';
 import { TEMP_PREFIX } from './temp.js';
@@ -81,10 +81,6 @@ export class DiskStage implements Stage {
     const fh = await open(tmp, 'wx', ctx.blobMode);
     if (process.getegid?.() !== ctx.tree.gid) await fh.chown(-1, ctx.tree.gid).catch(() => undefined);
     return new DiskStage(ctx, tmp, fh, key, headroom, used);
-  }
-
-  get size(): number {
-    return this.#bytes;
   }
 
   async push(chunk: Uint8Array): Promise<boolean> {
@@ -258,14 +254,6 @@ export class DiskStage implements Stage {
   }
 }
 
-async function writeFully(fh: FileHandle, chunk: Uint8Array, at: number): Promise<void> {
-  let done = 0;
-  while (done < chunk.byteLength) {
-    const { bytesWritten } = await fh.write(chunk, done, chunk.byteLength - done, at + done);
-    done += bytesWritten;
-  }
-}
-
 async function exists(path: string): Promise<boolean> {
   return lstat(path).then(
     () => true,
@@ -282,9 +270,8 @@ async function syncDir(dir: string): Promise<void> {
   }
 }
 
-export async function hashFile(path: string, d: Digest, signal?: AbortSignal): Promise<string> {
+async function hashFile(path: string, d: Digest): Promise<string> {
   const h = d.create();
-  for await (const chunk of createReadStream(path, { highWaterMark: CHUNK, signal }))
-    h.update(chunk as Buffer);
+  for await (const chunk of createReadStream(path, { highWaterMark: CHUNK })) h.update(chunk as Buffer);
   return h.digest('hex');
 }

@@ -19,7 +19,7 @@ export class Tree {
     if (this.#known.has(dir)) return;
     try {
       await mkdir(dir);
-      await this.adopt(dir, this.mode);
+      await this.adopt(dir);
     } catch (e) {
       const code = (e as NodeJS.ErrnoException).code;
       if (code === 'ENOENT') {
@@ -62,8 +62,8 @@ export class Tree {
   }
 
   /** Give a new file or folder the lake's mode and group. */
-  async adopt(path: string, mode: number): Promise<void> {
-    await chmod(path, mode);
+  async adopt(path: string): Promise<void> {
+    await chmod(path, this.mode);
     if (process.getegid?.() !== this.gid) await chown(path, -1, this.gid).catch(() => undefined);
   }
 }
