@@ -115,11 +115,12 @@ export class StorageCorruption extends ReadError {
 export class ConfigError extends TarnError {
   override readonly code = 'TARN_CONFIG';
   constructor(
-    message: string,
+    /** What is wrong, without the path (the message is `path: detail`). */
+    readonly detail: string,
     readonly path: ReadonlyArray<string | number> = [],
     options?: ErrorOptions,
   ) {
-    super(path.length > 0 ? `${path.join('.')}: ${message}` : message, options);
+    super(path.length > 0 ? `${path.join('.')}: ${detail}` : detail, options);
   }
 }
 

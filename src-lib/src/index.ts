@@ -4,6 +4,7 @@ export {
   fromConfig,
   fromConfigFile,
   loadConfigFile,
+  openConfig,
   parseConfig,
 } from './config/load.js';
 export {
@@ -15,7 +16,6 @@ export {
   type LevelsConfig,
   type LocationConfig,
   type LocationNode,
-  locationConfig,
   locationNode,
   type NginxConfig,
   type RedisConfig,

@@ -1,6 +1,6 @@
 import { stat } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
-import { buildLocation, loadConfigFile } from '../config/load.js';
+import { fromConfigFile } from '../config/load.js';
 import type { LocationConfig } from '../config/schema.js';
 import { raceAbort } from '../errors.js';
 import { Fanout } from '../location/combinators/fanout.js';
@@ -8,6 +8,7 @@ import { Levels } from '../location/combinators/levels.js';
 import { Small } from '../location/combinators/small.js';
 import { DiskLocation } from '../location/disk/index.js';
 import type { Location, Stage, Value } from '../location.js';
+import { HashKeyStorage } from '../storage.js';
 import { formatSize } from '../util/size.js';
 
 /** One node of `tarn describe`'s tree. */
@@ -51,20 +52,19 @@ export async function describeStorage(spec: string): Promise<Description> {
   let root: Location;
   let algorithm = 'sha256';
   if (st?.isFile()) {
-    const config = await loadConfigFile(spec);
+    // Built as every other command builds it (so a digest the lakes disagree with is a config error).
     const base = dirname(resolve(spec));
-    algorithm = config.algorithm ?? algorithm;
-    root = buildLocation(config.location, {
-      base,
+    const storage = await fromConfigFile(spec, {
       create: false,
-      locations: config.locations,
       onLeafError: (e, c) => new Unbuilt(c.kind === 'disk' ? { ...c, root: resolve(base, c.root) } : c, e),
     });
+    root = storage.location;
+    algorithm = storage.algorithm;
   } else {
     try {
-      const lake = new DiskLocation(spec, { create: false });
-      algorithm = lake.config.digest?.name ?? algorithm;
-      root = lake;
+      const storage = new HashKeyStorage(new DiskLocation(spec, { create: false }));
+      root = storage.location;
+      algorithm = storage.algorithm;
     } catch (e) {
       root = new Unbuilt({ kind: 'disk', root: resolve(spec) }, e);
     }

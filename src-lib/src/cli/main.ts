@@ -89,10 +89,11 @@ export async function main(argv: string[], io: Io): Promise<number> {
           algorithm: opts.algorithm,
         });
         const c = lake.config;
-        out(`lake at ${lake.root} (levels ${JSON.stringify(c.levels)}, ${c.digest?.name ?? 'sha256'})`, {
+        const algorithm = c.digest?.name ?? 'sha256';
+        out(`lake at ${lake.root} (levels ${JSON.stringify(c.levels)}, ${algorithm})`, {
           root: lake.root,
           levels: c.levels,
-          algorithm: c.digest?.name ?? 'sha256',
+          algorithm,
           maxSize: c.maxSize ?? null,
           minFreeSpace: c.minFreeSpace,
         });
@@ -105,9 +106,7 @@ export async function main(argv: string[], io: Io): Promise<number> {
         storage = await open(true);
         for (const file of args) {
           const size = file === '-' ? undefined : (await stat(file).catch(() => undefined))?.size;
-          const bar = Progress.enabled(size, io.stderr)
-            ? new Progress(basename(file), size, io.stderr)
-            : undefined;
+          const bar = Progress.start(basename(file), size, io.stderr);
           let bytes = 0;
           const key = await storage.write(
             file === '-' ? (io.stdin as NodeJS.ReadableStream & AsyncIterable<Uint8Array>) : file,
@@ -162,7 +161,7 @@ export async function main(argv: string[], io: Io): Promise<number> {
       }
       case 'verify': {
         storage = await open();
-        const bar = io.stderr.isTTY ? new Progress('verify', undefined, io.stderr) : undefined;
+        const bar = Progress.start('verify', undefined, io.stderr);
         const report = await storage.verify({ signal, onProgress: (n) => bar?.update(n) });
         bar?.done();
         for (const c of report.corrupt) {
@@ -241,9 +240,7 @@ async function streamTo(
   io: Io,
   signal: AbortSignal,
 ): Promise<void> {
-  const bar = Progress.enabled(value.size, io.stderr)
-    ? new Progress(value.key.slice(0, 12), value.size, io.stderr)
-    : undefined;
+  const bar = Progress.start(value.key.slice(0, 12), value.size, io.stderr);
   const source = value.stream({ signal });
   if (bar) {
     let n = 0;

@@ -14,11 +14,16 @@ export class Progress {
   constructor(
     private readonly label: string,
     private readonly total: number | undefined,
-    private readonly out: NodeJS.WriteStream = process.stderr,
+    private readonly out: NodeJS.WriteStream,
   ) {}
 
-  static enabled(total: number | undefined, out: NodeJS.WriteStream = process.stderr): boolean {
+  static enabled(total: number | undefined, out: NodeJS.WriteStream): boolean {
     return out.isTTY === true && (total === undefined || total >= MIN_BYTES);
+  }
+
+  /** A bar when one would help (see `enabled`), else undefined. */
+  static start(label: string, total: number | undefined, out: NodeJS.WriteStream): Progress | undefined {
+    return Progress.enabled(total, out) ? new Progress(label, total, out) : undefined;
   }
 
   update(bytes: number): void {

@@ -63,7 +63,7 @@ export async function loadConfigFile(file: string): Promise<StorageConfig> {
 export interface BuildOptions {
   /** Folder that relative paths in the config (disk roots, secret files, SSH key files) are relative to. */
   base?: string;
-  /** Override `create` for disk lakes (the CLI's read commands never create a lake). */
+  /** Override `create` for disk lakes (`tarn describe` never creates one). */
   create?: boolean;
   /** The storage's digest, recorded by the disk lakes the build creates (the config's `algorithm`). */
   algorithm?: string;
@@ -167,10 +167,7 @@ class Builder {
       if (e instanceof SecretError) throw e;
       if (this.options.onLeafError) return this.options.onLeafError(e, c, path);
       // A location's own ConfigError names a field of its options: prefix it with where the node is.
-      if (e instanceof ConfigError) {
-        const own = e.path.length > 0 ? e.message.slice(e.path.join('.').length + 2) : e.message;
-        throw new ConfigError(own, [...path, ...e.path], { cause: e });
-      }
+      if (e instanceof ConfigError) throw new ConfigError(e.detail, [...path, ...e.path], { cause: e });
       throw e;
     }
   }
@@ -283,12 +280,23 @@ class SecretError extends ConfigError {}
 
 /** Builds the storage a config describes (synchronously: secrets files are small and read once). */
 export function fromConfig(config: StorageConfig, options: BuildOptions = {}): HashKeyStorage {
-  const built = buildLocation(config.location, {
-    locations: config.locations,
+  return openConfig(config, options).storage;
+}
+
+/**
+ * The storage a config describes and, when it names one, the memo index (smartCache), built by one
+ * builder: a `ref` used by both is one instance.
+ */
+export function openConfig(
+  config: StorageConfig,
+  options: BuildOptions = {},
+): { storage: HashKeyStorage; memoIndex: Location | undefined } {
+  const builder = new Builder({ locations: config.locations, algorithm: config.algorithm, ...options });
+  const storage = new HashKeyStorage(builder.build(config.location, ['location']), {
     algorithm: config.algorithm,
-    ...options,
   });
-  return new HashKeyStorage(built, { algorithm: config.algorithm });
+  const memoIndex = config.memo && builder.build(config.memo.index, ['memo', 'index']);
+  return { storage, memoIndex };
 }
 
 export async function fromConfigFile(file: string, options: BuildOptions = {}): Promise<HashKeyStorage> {

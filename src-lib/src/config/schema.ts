@@ -305,29 +305,29 @@ export const levelsConfig = z
   .strict()
   .meta({ id: 'Levels', description: 'A cache hierarchy with copy-on-read' });
 
-const KINDS = ['disk', 'redis', 's3', 'sftp', 'scp', 'nginx', 'fanout', 'levels', 'small', 'ref'];
+const KINDS = [
+  diskConfig,
+  redisConfig,
+  s3Config,
+  sftpConfig,
+  scpConfig,
+  nginxConfig,
+  fanoutConfig,
+  levelsConfig,
+  smallConfig,
+  refConfig,
+] as const;
+const KIND_NAMES = KINDS.map((k) => {
+  const kind = k.shape.kind;
+  return kind instanceof z.ZodOptional ? kind.unwrap().value : kind.value;
+});
 
-const locationObject = z.discriminatedUnion(
-  'kind',
-  [
-    diskConfig,
-    redisConfig,
-    s3Config,
-    sftpConfig,
-    scpConfig,
-    nginxConfig,
-    fanoutConfig,
-    levelsConfig,
-    smallConfig,
-    refConfig,
-  ],
-  {
-    error: (issue) =>
-      issue.code === 'invalid_union'
-        ? `unknown kind ${JSON.stringify((issue.input as { kind?: unknown })?.kind)}; one of ${KINDS.join(', ')} (or { ref: name })`
-        : undefined,
-  },
-);
+const locationObject = z.discriminatedUnion('kind', [...KINDS], {
+  error: (issue) =>
+    issue.code === 'invalid_union'
+      ? `unknown kind ${JSON.stringify((issue.input as { kind?: unknown })?.kind)}; one of ${KIND_NAMES.join(', ')} (or { ref: name })`
+      : undefined,
+});
 
 export const locationNode: z.ZodType<LocationNode> = z
   .union(
@@ -345,9 +345,6 @@ export const locationNode: z.ZodType<LocationNode> = z
     id: 'Location',
     description: 'A location: a folder path, a list (fanout), an object with kind, or { ref: name }',
   });
-
-/** @deprecated use locationNode; kept so configs and code written for the disk-only schema still work. */
-export const locationConfig = locationNode;
 
 export const storageConfig = z
   .object({

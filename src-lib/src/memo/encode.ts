@@ -1,4 +1,4 @@
-import { createHash, type Hash } from 'node:crypto';
+import type { Hash } from 'node:crypto';
 import { CacheKeyError } from './errors.js';
 
 /**
@@ -37,21 +37,22 @@ export function encodeInto(hash: Hash, value: unknown, path = 'value'): void {
 
 /** The canonical encoding as bytes (Map keys and Set members are sorted by these). */
 export function encode(value: unknown, path = 'value'): Buffer {
+  return bytesOfEncoding(value, path, new Set());
+}
+
+/** Encodes into a buffer, sharing `open` (the objects being encoded) so that cycles are seen. */
+function bytesOfEncoding(value: unknown, path: string, open: Set<object>): Buffer {
   const parts: Buffer[] = [];
-  new Encoder({ update: (b: Buffer) => parts.push(b) } as unknown as Hash).encode(value, path);
+  new Encoder({ update: (b: Buffer) => parts.push(b) } as unknown as Hash, open).encode(value, path);
   return Buffer.concat(parts);
 }
 
-/** sha256 of the canonical encoding, hex. */
-export function encodedDigest(value: unknown, path = 'value'): string {
-  const h = createHash('sha256');
-  encodeInto(h, value, path);
-  return h.digest('hex');
-}
-
 class Encoder {
-  readonly #open = new Set<object>();
-  constructor(private readonly out: Hash) {}
+  constructor(
+    private readonly out: Hash,
+    /** The objects on the path from the root: meeting one again is a cycle. */
+    private readonly open = new Set<object>(),
+  ) {}
 
   #tag(tag: string, payload?: Buffer | string): void {
     const body = payload === undefined ? Buffer.alloc(0) : Buffer.from(payload);
@@ -95,13 +96,13 @@ class Encoder {
       return;
     }
     const object = value as object;
-    if (this.#open.has(object))
+    if (this.open.has(object))
       throw new CacheKeyError(path, 'a circular reference has no canonical encoding');
-    this.#open.add(object);
+    this.open.add(object);
     try {
       this.#object(object, path);
     } finally {
-      this.#open.delete(object);
+      this.open.delete(object);
     }
   }
 
@@ -147,7 +148,7 @@ class Encoder {
     }
     if (value instanceof Map) {
       const entries = [...value.entries()].map(([k, v], i) => ({
-        key: encode(k, `${path}.keys()[${i}]`),
+        key: bytesOfEncoding(k, `${path}.keys()[${i}]`, this.open),
         k,
         v,
         i,
@@ -161,7 +162,7 @@ class Encoder {
       return;
     }
     if (value instanceof Set) {
-      const members = [...value].map((m, i) => encode(m, `${path}.values()[${i}]`));
+      const members = [...value].map((m, i) => bytesOfEncoding(m, `${path}.values()[${i}]`, this.open));
       members.sort(Buffer.compare);
       this.#tag('S', String(members.length));
       for (const m of members) this.out.update(m);

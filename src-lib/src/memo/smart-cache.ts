@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
-import { buildLocation, fromConfig } from '../config/load.js';
+import { openConfig } from '../config/load.js';
 import type { StorageConfig } from '../config/schema.js';
 import { CollisionError, NotFoundError, StorageCorruption } from '../errors.js';
 import { canLease, type Lease, type Leasing } from '../lease.js';
@@ -228,10 +228,9 @@ async function openStores(target: MemoTarget, index: LocationLike | undefined): 
   } else if (target instanceof HashKeyStorage) {
     storage = target;
   } else if ('location' in target) {
-    storage = fromConfig(target);
-    const memoIndex = target.memo?.index;
-    if (memoIndex !== undefined && index === undefined)
-      index = buildLocation(memoIndex, { locations: target.locations }, ['memo', 'index']);
+    const built = openConfig(target);
+    storage = built.storage;
+    index ??= built.memoIndex;
   } else {
     storage = target.storage instanceof HashKeyStorage ? target.storage : new HashKeyStorage(target.storage);
     index ??= target.index;

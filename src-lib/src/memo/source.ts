@@ -20,6 +20,18 @@ const OPTIONS = { ecmaVersion: 'latest', allowHashBang: true } as const;
  * fingerprinted; the caller must then give a `version` or `key`.
  */
 export function readFunction(fn: (...args: never[]) => unknown): FunctionSource {
+  // A function's code cannot change while it lives; helpers shared by many cached functions are parsed once.
+  let read = parsed.get(fn);
+  if (!read) {
+    read = readCode(fn);
+    parsed.set(fn, read);
+  }
+  return read;
+}
+
+const parsed = new WeakMap<(...args: never[]) => unknown, FunctionSource>();
+
+function readCode(fn: (...args: never[]) => unknown): FunctionSource {
   const text = Function.prototype.toString.call(fn);
   if (/\{\s*\[native code\]\s*\}$/.test(text)) {
     throw new MemoError(

@@ -5,15 +5,9 @@ type Key = string | number;
 type Issue = z.core.$ZodIssue;
 
 /** Turns a zod failure into a ConfigError naming the first bad field's path. */
-export function configErrorFrom(
-  error: z.ZodError,
-  where: string,
-  prefix: ReadonlyArray<Key> = [],
-): ConfigError {
+export function configErrorFrom(error: z.ZodError, where: string): ConfigError {
   const first = error.issues[0];
-  const { issue, path } = first
-    ? deepest(first, [...prefix, ...keys(first.path)])
-    : { issue: first, path: [] };
+  const { issue, path } = first ? deepest(first, keys(first.path)) : { issue: first, path: [] };
   const more = error.issues.length > 1 ? ` (and ${error.issues.length - 1} more problems)` : '';
   return new ConfigError(`${issue?.message ?? 'invalid'} in ${where}${more}`, path, { cause: error });
 }

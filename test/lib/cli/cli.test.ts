@@ -39,6 +39,19 @@ describe('tarn CLI', () => {
     expect((await tarn(['rm', key], { cwd })).code).toBe(3);
   });
 
+  it('init with bad options fails with exit 6 and leaves no folder behind', async () => {
+    for (const bad of [
+      ['--levels', 'a,b'],
+      ['--max-size', '10Q'],
+      ['--algorithm', 'md99'],
+    ]) {
+      const lake = freshPath(base);
+      const r = await tarn(['init', lake, ...bad]);
+      expect(r.code).toBe(6);
+      expect(existsSync(lake)).toBe(false);
+    }
+  });
+
   it('speaks JSON with --json', async () => {
     const lake = freshPath(base);
     const init = await tarn(['--json', 'init', lake, '--max-size', '1G']);

@@ -109,6 +109,18 @@ describe('tarn describe', () => {
     expect(typeof d.location.children[0].error).toBe('string');
   });
 
+  it('fails like every other command when a lake disagrees with the config on the digest', async () => {
+    const dir = freshPath(base, 'describe');
+    mkdirSync(dir);
+    expect((await tarn(['init', join(dir, 'lake'), '--algorithm', 'sha512'])).code).toBe(0);
+    const cfg = join(dir, 'tarn.yaml');
+    writeFileSync(cfg, 'algorithm: sha256\nlocation: lake\n');
+    const d = await tarn(['describe', '--storage', cfg]);
+    expect(d.code).toBe(6);
+    expect(d.stderr).toMatch(/records sha512/);
+    expect((await tarn(['ls', '--storage', cfg])).code).toBe(6);
+  });
+
   it('fails with exit 6 on an invalid config, naming the field', async () => {
     const cfg = join(base, 'bad.yaml');
     writeFileSync(cfg, 'location:\n  kind: levels\n  levels: [{ location: a, wirte: true }]\n');

@@ -70,6 +70,22 @@ describe('canonical encoding of cache keys', () => {
       [[1, Symbol('s')], /^value\[1\]: a symbol/],
       [{ p: new Point(1) }, /^value\.p: a Point instance has no declared encoding/],
       [cyclic, /^value\.self: a circular reference/],
+      [
+        (() => {
+          const set = new Set<unknown>();
+          set.add({ set });
+          return set;
+        })(),
+        /^value\.values\(\)\[0\]\.set: a circular reference/,
+      ],
+      [
+        (() => {
+          const map = new Map<unknown, unknown>();
+          map.set({ map }, 1);
+          return map;
+        })(),
+        /^value\.keys\(\)\[0\]\.map: a circular reference/,
+      ],
       [{ [Symbol('k')]: 1 }, /symbol-keyed/],
     ];
     for (const [value, message] of cases) {

@@ -1,4 +1,4 @@
-import { mkdirSync, statSync } from 'node:fs';
+import { mkdirSync, rmSync, statSync } from 'node:fs';
 import { mkdir, opendir, rename, rm, stat, statfs, utimes, writeFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { assertHexKey, type Digest } from '../../digest.js';
@@ -53,18 +53,7 @@ export class DiskLocation implements Location {
     this.root = resolve(root);
     this.target = this.root;
     const create = options.create ?? true;
-    let existing: ReturnType<typeof statSync> | undefined;
-    try {
-      existing = statSync(this.root);
-    } catch {
-      if (!create) throw new ConfigError(`no lake at ${this.root}; create it with \`tarn init ${root}\``);
-      mkdirSync(this.root, { recursive: true });
-      existing = statSync(this.root);
-    }
-    if (!existing.isDirectory()) throw new ConfigError(`${this.root} is not a folder`);
-    const mode = Number(existing.mode) & 0o777;
-    this.#tree = new Tree(mode, Number(existing.gid));
-
+    // Bad options fail before anything is created.
     const wanted = {
       levels: options.levels,
       algorithm: options.algorithm,
@@ -72,11 +61,31 @@ export class DiskLocation implements Location {
       minFreeSpace:
         options.minFreeSpace === undefined ? undefined : parseSize(options.minFreeSpace, ['minFreeSpace']),
     };
+    let existing: ReturnType<typeof statSync> | undefined;
+    let made = false;
+    try {
+      existing = statSync(this.root);
+    } catch {
+      if (!create) throw new ConfigError(`no lake at ${this.root}; create it with \`tarn init ${root}\``);
+      mkdirSync(this.root, { recursive: true });
+      made = true;
+      existing = statSync(this.root);
+    }
+    if (!existing.isDirectory()) throw new ConfigError(`${this.root} is not a folder`);
+    const mode = Number(existing.mode) & 0o777;
+    this.#tree = new Tree(mode, Number(existing.gid));
+
     let config = readLakeConfig(this.root);
     if (!config) {
       if (!create)
         throw new ConfigError(`${this.root} has no config.yml; create the lake with \`tarn init\``);
-      config = writeLakeConfig(this.root, wanted, mode);
+      try {
+        config = writeLakeConfig(this.root, wanted, mode);
+      } catch (e) {
+        // An invalid option (levels, digest) must not leave an empty folder that is no lake.
+        if (made) rmSync(this.root, { recursive: true, force: true });
+        throw e;
+      }
     }
     checkAgrees(config, wanted, this.root);
     this.config = config;
