@@ -95,11 +95,12 @@ export class RedisLocation implements Location {
 
   async read(key: string, options?: OpOptions): Promise<Value | null> {
     const k = this.#key(key);
-    const data = await this.#run('GET', options, (r) => r.getBuffer(k));
-    if (!data) return null;
-    if (this.#options.ttl)
-      await this.#run('EXPIRE', options, (r) => r.expire(k, this.#options.ttl as number));
-    return memoryValue(data);
+    const ttl = this.#options.ttl;
+    // With a TTL, a read renews it in the same round trip (GETEX, Redis 6.2+).
+    const data = ttl
+      ? await this.#run('GETEX', options, (r) => r.getexBuffer(k, 'EX', ttl))
+      : await this.#run('GET', options, (r) => r.getBuffer(k));
+    return data ? memoryValue(data) : null;
   }
 
   async stage(options: StageOptions = {}): Promise<Stage | null> {
