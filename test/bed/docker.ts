@@ -13,7 +13,7 @@ import type { Kube } from './kube.js';
 import type { Nginx } from './nginx.js';
 import type { Redis } from './redis.js';
 import type { S3 } from './s3.js';
-import type { Sshd } from './sshd.js';
+import { clientOptions, type Sshd } from './sshd.js';
 
 const IMAGES = {
   redis: 'redis:7-alpine',
@@ -97,16 +97,7 @@ export async function dockerSshd(): Promise<Sshd> {
     knownHostsPath: knownHosts,
     hostKeyFingerprint: fingerprint,
     root: '/config/remote',
-    clientOptions: [
-      '-i',
-      userKey,
-      '-o',
-      `UserKnownHostsFile=${knownHosts}`,
-      '-o',
-      'StrictHostKeyChecking=yes',
-      '-o',
-      'BatchMode=yes',
-    ],
+    clientOptions: clientOptions(userKey, knownHosts),
   };
 }
 

@@ -127,17 +127,22 @@ export async function startSshd(dir = mkdtempSync(join(tmpdir(), 'bed-sshd-'))):
     knownHostsPath: knownHosts,
     hostKeyFingerprint: fingerprint,
     root,
-    clientOptions: [
-      '-i',
-      userKey,
-      '-o',
-      `UserKnownHostsFile=${knownHosts}`,
-      '-o',
-      'StrictHostKeyChecking=yes',
-      '-o',
-      'BatchMode=yes',
-      '-o',
-      'IdentitiesOnly=yes',
-    ],
+    clientOptions: clientOptions(userKey, knownHosts),
   };
+}
+
+/** Options for OpenSSH's ssh/scp/sftp: this key only, this host key only, never a prompt. */
+export function clientOptions(userKey: string, knownHosts: string): string[] {
+  return [
+    '-i',
+    userKey,
+    '-o',
+    `UserKnownHostsFile=${knownHosts}`,
+    '-o',
+    'StrictHostKeyChecking=yes',
+    '-o',
+    'BatchMode=yes',
+    '-o',
+    'IdentitiesOnly=yes',
+  ];
 }
