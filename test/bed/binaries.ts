@@ -52,14 +52,37 @@ export function dockerReachable(): boolean {
 }
 
 /**
+ * Whether this run is CI. CI systems set CI to `true`, `1`, `yes` or a name; only an empty value,
+ * `0` or `false` mean "not CI", so no spelling of it can turn a missing service into a skip.
+ */
+export function inCI(env: NodeJS.ProcessEnv = process.env): boolean {
+  const v = env.CI?.trim().toLowerCase();
+  return v !== undefined && v !== '' && v !== '0' && v !== 'false' && v !== 'no';
+}
+
+/**
  * Whether a service can run here. In CI a service that cannot is an error (the suite must not pass
- * by skipping); elsewhere its tests are skipped with a warning that says how to install it.
+ * by skipping); elsewhere its tests are skipped with a warning that says how to install it, and they
+ * show as skipped in the run (use it in `describe.runIf`, never in an `if` around a suite).
  */
 export function available(service: ServiceName): boolean {
   if (provider(service)) return true;
-  const missing = PROGRAMS[service].filter((p) => !findBinary(p));
+  return unavailable(service, PROGRAMS[service]);
+}
+
+/**
+ * Whether the local programs of a service are installed, whatever the provider: for tests of the
+ * local bed itself (tethers, PIDs), which the Docker provider cannot stand in for.
+ */
+export function availableLocally(service: ServiceName): boolean {
+  if (PROGRAMS[service].every((p) => findBinary(p))) return true;
+  return unavailable(service, PROGRAMS[service]);
+}
+
+function unavailable(service: ServiceName, programs: string[]): false {
+  const missing = programs.filter((p) => !findBinary(p));
   const message = `${service}: ${missing.join(', ')} not found in ${SEARCH.join(', ')}; run \`npm run provision\``;
-  if (process.env.CI === 'true') throw new Error(message);
+  if (inCI()) throw new Error(message);
   console.warn(`skipping ${message}`);
   return false;
 }

@@ -7,6 +7,8 @@ import { join } from 'node:path';
 export interface Service {
   readonly name: string;
   readonly log: string;
+  /** The server's own process id (local provider; a container has none here). */
+  readonly pid?: number;
   stop(): Promise<void>;
   /** Freezes the server (SIGSTOP): it keeps its connections but answers nothing, like a hung host. */
   pause(): void;
@@ -107,7 +109,9 @@ export async function startService(options: StartOptions): Promise<Service> {
     if (exited) throw new ServiceError(name, command, log, exited);
     if (await options.ready().catch(() => false)) {
       if (process.env.TARN_BED_TIMINGS) console.log(`bed: ${name} ready in ${Date.now() - began} ms`);
-      return { name, log, stop, pause, resume };
+      // The tether writes the pid before the server can answer, so it is there once ready.
+      const pid = Number(readFileSync(pidFile, 'utf8'));
+      return { name, log, pid, stop, pause, resume };
     }
     if (Date.now() > deadline) {
       await stop();
@@ -129,6 +133,17 @@ export function freePort(): Promise<number> {
       );
     });
   });
+}
+
+/** Whether a process with this id exists (signal 0 checks without sending anything). */
+export function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    // EPERM: it exists but belongs to someone else.
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
 }
 
 /** Sends `send` to 127.0.0.1:port and resolves whether the first answer matches `expect`. */

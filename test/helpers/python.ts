@@ -2,6 +2,7 @@ import { existsSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { inCI } from '../bed/binaries.js';
 import { run } from './spawn.js';
 
 const CACHE = process.env.TARN_CACHE_DIR ?? join(homedir(), '.cache', 'tarn-ts');
@@ -14,7 +15,7 @@ const SCRIPT = fileURLToPath(new URL('./pytarn.py', import.meta.url));
  */
 export function pythonTarn(): string | undefined {
   if (existsSync(PYTHON)) return PYTHON;
-  if (process.env.CI === 'true') {
+  if (inCI()) {
     throw new Error(`Python tarn is not installed at ${PYTHON}; run \`npm run provision\``);
   }
   console.warn(`skipping Python tarn compatibility tests: ${PYTHON} is missing (npm run provision)`);

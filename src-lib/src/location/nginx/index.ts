@@ -1,7 +1,8 @@
 import type { Readable } from 'node:stream';
 import type { Agent, Dispatcher } from 'undici';
+import { assertHexKey } from '../../digest.js';
 import { raceAbort, throwIfAborted } from '../../errors.js';
-import type { Location, OpOptions, Stage, Value } from '../../location.js';
+import type { Location, OpOptions, Stage, StageOptions, Value } from '../../location.js';
 import { Lazy } from '../../util/lazy.js';
 import { lazyStream } from '../../util/lazy-stream.js';
 import { sleep } from '../../util/process.js';
@@ -165,7 +166,9 @@ export class NginxLocation implements Location {
   }
 
   /** Read-only: every write is refused, so a combinator moves on and the caller keeps its bytes. */
-  async stage(): Promise<Stage | null> {
+  /** Read-only: every write is refused up front (a malformed key is still an InvalidKeyError). */
+  async stage(options?: StageOptions): Promise<Stage | null> {
+    if (options?.key !== undefined) assertHexKey(options.key);
     return null;
   }
 

@@ -4,17 +4,19 @@ import { DiskLocation, Fanout, HashKeyStorage, RefusedError } from '@tarnjs/tarn
 import { describe, expect, it } from 'vitest';
 import { pseudoRandom, sha256 } from '../../../helpers/data.js';
 import { blobs, chunks } from '../../../helpers/lake.js';
+import { lakeObjects } from '../../../helpers/objects.js';
 import { freshPath, tempDir } from '../../../helpers/tmp.js';
 import { conformance } from '../conformance.js';
 
 const base = tempDir();
 
-conformance('fanout of two disks', async () => ({
-  location: new Fanout(
-    new DiskLocation(freshPath(base), { maxSize: '10M' }),
-    new DiskLocation(freshPath(base)),
-  ),
-}));
+conformance('fanout of two disks', async () => {
+  const [a, b] = [freshPath(base), freshPath(base)];
+  return {
+    location: new Fanout(new DiskLocation(a, { maxSize: '10M' }), new DiskLocation(b)),
+    objects: async () => [...lakeObjects(a), ...lakeObjects(b)],
+  };
+});
 
 describe('Fanout', () => {
   it('writes to the next disk when the first is full, even midway through a stream', async () => {

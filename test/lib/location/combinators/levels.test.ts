@@ -12,11 +12,13 @@ import {
   Small,
   StorageCorruption,
 } from '@tarnjs/tarn';
+import { Redis as Client } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { available } from '../../../bed/index.js';
 import { type Redis, startRedis } from '../../../bed/services.js';
 import { pseudoRandom, sha256 } from '../../../helpers/data.js';
 import { blobs, chunks } from '../../../helpers/lake.js';
+import { lakeObjects } from '../../../helpers/objects.js';
 import { freshPath, tempDir } from '../../../helpers/tmp.js';
 import { conformance } from '../conformance.js';
 
@@ -38,9 +40,13 @@ class Touches extends DiskLocation {
   }
 }
 
-conformance('levels of two disks', async () => ({
-  location: new Levels(new DiskLocation(freshPath(base)), new DiskLocation(freshPath(base))),
-}));
+conformance('levels of two disks', async () => {
+  const [top, bottom] = [freshPath(base), freshPath(base)];
+  return {
+    location: new Levels(new DiskLocation(top), new DiskLocation(bottom)),
+    objects: async () => [...lakeObjects(top), ...lakeObjects(bottom)],
+  };
+});
 
 describe('Levels', () => {
   it('copies a lower hit into the level above (copy-on-read) and serves the copy', async () => {
@@ -278,9 +284,18 @@ describe.runIf(available('redis'))('Levels with Redis', () => {
   const small = (prefix: string, options: { commandTimeoutMs?: number } = {}) =>
     new Small(new RedisLocation({ url: redis.url, prefix, ...options }), { maxSize: 100 * 1024 });
 
-  conformance('levels of Small(Redis) over a disk', async () => ({
-    location: new Levels(small('conf:'), new DiskLocation(freshPath(base))),
-  }));
+  conformance('levels of Small(Redis) over a disk', async () => {
+    const disk = freshPath(base);
+    const raw = new Client(redis.url);
+    return {
+      location: new Levels(small('conf:'), new DiskLocation(disk)),
+      objects: async () => [
+        ...(await raw.keysBuffer('conf:*')).map((k) => `conf:${k.subarray(5).toString('hex')}`),
+        ...lakeObjects(disk),
+      ],
+      teardown: async () => raw.disconnect(),
+    };
+  });
 
   it('copies small values into Redis on read and leaves large ones on disk', async () => {
     const disk = freshPath(base);

@@ -4,14 +4,19 @@ import { available } from '../../../bed/index.js';
 import { type Redis, startRedis } from '../../../bed/services.js';
 import { pseudoRandom } from '../../../helpers/data.js';
 import { blobs, chunks } from '../../../helpers/lake.js';
+import { lakeObjects } from '../../../helpers/objects.js';
 import { freshPath, tempDir } from '../../../helpers/tmp.js';
 import { conformance } from '../conformance.js';
 
 const base = tempDir();
 
-conformance('small over a disk', async () => ({
-  location: new Small(new DiskLocation(freshPath(base)), { maxSize: 200 << 20 }),
-}));
+conformance('small over a disk', async () => {
+  const root = freshPath(base);
+  return {
+    location: new Small(new DiskLocation(root), { maxSize: 200 << 20 }),
+    objects: async () => lakeObjects(root),
+  };
+});
 
 describe('Small', () => {
   it('refuses a value over maxSize at the first chunk past it, and hands every byte back', async () => {

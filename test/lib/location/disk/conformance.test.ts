@@ -1,5 +1,9 @@
 import { DiskLocation } from '@tarnjs/tarn';
+import { lakeObjects } from '../../../helpers/objects.js';
 import { tempDir } from '../../../helpers/tmp.js';
 import { conformance } from '../conformance.js';
 
-conformance('disk', async () => ({ location: new DiskLocation(`${tempDir()}/lake`) }));
+conformance('disk', async () => {
+  const root = `${tempDir()}/lake`;
+  return { location: new DiskLocation(root), objects: async () => lakeObjects(root) };
+});

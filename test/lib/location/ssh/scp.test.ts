@@ -5,20 +5,25 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { available } from '../../../bed/index.js';
 import { type Sshd, startSshd } from '../../../bed/services.js';
 import { sha256 } from '../../../helpers/data.js';
+import { lakeObjects } from '../../../helpers/objects.js';
 import { conformance } from '../conformance.js';
 
-if (available('sshd')) {
-  conformance('scp', async () => {
+conformance(
+  'scp',
+  async () => {
     const sshd = await startSshd();
-    const location = new SCPLocation('127.0.0.1', `${sshd.root}/lake`, {
+    const root = `${sshd.root}/lake`;
+    const location = new SCPLocation('127.0.0.1', root, {
       port: sshd.port,
       username: sshd.username,
       privateKeyPath: sshd.privateKeyPath,
       knownHostsPath: sshd.knownHostsPath,
     });
-    return { location, teardown: () => sshd.stop() };
-  });
-}
+    // The "remote" host is this machine: its lake is read behind the location's back.
+    return { location, objects: async () => lakeObjects(root), server: sshd, teardown: () => sshd.stop() };
+  },
+  { remote: true, enabled: available('sshd') },
+);
 
 describe.runIf(available('sshd'))('SCP location', () => {
   let sshd: Sshd;

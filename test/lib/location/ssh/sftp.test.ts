@@ -5,21 +5,26 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { available } from '../../../bed/index.js';
 import { type Sshd, startSshd } from '../../../bed/services.js';
 import { sha256 } from '../../../helpers/data.js';
+import { lakeObjects } from '../../../helpers/objects.js';
 import { py, pythonTarn } from '../../../helpers/python.js';
 import { conformance } from '../conformance.js';
 
-if (available('sshd')) {
-  conformance('sftp', async () => {
+conformance(
+  'sftp',
+  async () => {
     const sshd = await startSshd();
-    const location = new SFTPLocation('127.0.0.1', `${sshd.root}/lake`, {
+    const root = `${sshd.root}/lake`;
+    const location = new SFTPLocation('127.0.0.1', root, {
       port: sshd.port,
       username: sshd.username,
       privateKeyPath: sshd.privateKeyPath,
       knownHostsPath: sshd.knownHostsPath,
     });
-    return { location, teardown: () => sshd.stop() };
-  });
-}
+    // The "remote" host is this machine: its lake is read behind the location's back.
+    return { location, objects: async () => lakeObjects(root), server: sshd, teardown: () => sshd.stop() };
+  },
+  { remote: true, enabled: available('sshd') },
+);
 
 describe.runIf(available('sshd'))('SFTP location', () => {
   let sshd: Sshd;
