@@ -15,9 +15,13 @@ function pseudoRandom(seed, size) {
   return out;
 }
 
+// Says on stderr how many 1 MiB chunks the storage has taken (`took N`): a test that kills the
+// writer can then kill it at a known point of the write.
 async function* slowly(data, delay) {
+  let n = 0;
   for (let at = 0; at < data.length; at += 1 << 20) {
     yield data.subarray(at, at + (1 << 20));
+    process.stderr.write(`took ${++n}\n`);
     await new Promise((r) => setTimeout(r, delay));
   }
 }

@@ -1,6 +1,6 @@
 import { writeFileSync } from 'node:fs';
 import { createServer } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { type AddressInfo, createServer as createNetServer } from 'node:net';
 import { join } from 'node:path';
 import {
   buildLocation,
@@ -39,11 +39,29 @@ function buildError(raw: unknown, env: Record<string, string> = {}): ConfigError
   throw new Error(`built: ${JSON.stringify(raw)}`);
 }
 
+/** A TCP listener that counts and drops every connection. */
+async function countingListener() {
+  let count = 0;
+  const server = createNetServer((socket) => {
+    count++;
+    socket.destroy();
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  return {
+    port: (server.address() as AddressInfo).port,
+    connections: () => count,
+    close: () => new Promise<void>((r) => server.close(() => r())),
+  };
+}
+
 const build = (location: LocationNode, locations?: Record<string, LocationNode>) =>
   buildLocation(parseConfig({ location, locations }).location, { base, locations });
 
 describe('buildLocation', () => {
   it('builds every kind without connecting to anything', async () => {
+    // Every remote points at one listener that counts the connections it is offered.
+    const listener = await countingListener();
+    const port = listener.port;
     const env = { PW: 'pw', KEY: 'k', SECRET: 's' };
     const config = parseConfig({
       location: {
@@ -52,19 +70,19 @@ describe('buildLocation', () => {
           {
             kind: 'small',
             maxSize: '10MiB',
-            location: { kind: 'redis', url: 'redis://127.0.0.1:1', password: { env: 'PW' } },
+            location: { kind: 'redis', url: `redis://127.0.0.1:${port}`, password: { env: 'PW' } },
           },
           { location: 'lake', write: false, replicate: false, touch: true, name: 'ssd', timeoutMs: 100 },
           ['hdd1', 'hdd2'],
           {
             kind: 's3',
             bucket: 'b',
-            endpoint: 'http://127.0.0.1:1',
+            endpoint: `http://127.0.0.1:${port}`,
             credentials: { accessKeyId: { env: 'KEY' }, secretAccessKey: { env: 'SECRET' } },
           },
-          { kind: 'sftp', host: '127.0.0.1', port: 1, root: '/lake' },
-          { kind: 'scp', host: '127.0.0.1', port: 1, root: '/lake', transferTimeoutMs: 100 },
-          { kind: 'nginx', url: 'http://127.0.0.1:1/lake/' },
+          { kind: 'sftp', host: '127.0.0.1', port, root: '/lake' },
+          { kind: 'scp', host: '127.0.0.1', port, root: '/lake', transferTimeoutMs: 100 },
+          { kind: 'nginx', url: `http://127.0.0.1:${port}/lake/` },
         ],
       },
     });
@@ -92,10 +110,18 @@ describe('buildLocation', () => {
     ]);
     expect(s3).toBeInstanceOf(S3Location);
     expect(sftp).toBeInstanceOf(SFTPLocation);
-    expect(sftp?.target).toBe('127.0.0.1:1:/lake');
+    expect(sftp?.target).toBe(`127.0.0.1:${port}:/lake`);
     expect(scp).toBeInstanceOf(SCPLocation);
     expect(nginx).toBeInstanceOf(NginxLocation);
+    // Clients that connect on construction (ioredis does, unless told not to) dial on a later tick.
+    await new Promise((r) => setImmediate(r));
+    await new Promise((r) => setTimeout(r, 50));
+    expect(listener.connections()).toBe(0);
+    // The count is real: the first operation of a remote does reach the listener.
+    await (small as Small).inner.contains(sha256('x')).catch(() => undefined);
+    expect(listener.connections()).toBeGreaterThan(0);
     await root.close();
+    await listener.close();
   });
 
   it('builds the short forms: a path is a disk lake, a list a fanout', () => {

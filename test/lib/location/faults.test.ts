@@ -13,6 +13,7 @@ import {
   type SCPOptions,
   SFTPLocation,
 } from '@tarnjs/tarn';
+import { Redis as Client } from 'ioredis';
 import { describe, expect, it } from 'vitest';
 import { available } from '../../bed/index.js';
 import { startNginx, startRedis, startS3, startSshd } from '../../bed/services.js';
@@ -43,6 +44,34 @@ async function stopDuring<T>(
   return running;
 }
 
+/**
+ * Reads `stream` until its first chunk, then waits until `stopped()` is called (the server is gone)
+ * and reads on: the rest can only fail or end short, which the caller tells apart.
+ */
+function readPausedAfterFirstChunk(stream: AsyncIterable<unknown> | undefined) {
+  let got = 0;
+  let started: () => void = () => undefined;
+  let stopped: () => void = () => undefined;
+  const first = new Promise<void>((r) => {
+    started = r;
+  });
+  const gone = new Promise<void>((r) => {
+    stopped = r;
+  });
+  const reading = (async () => {
+    for await (const c of stream ?? []) {
+      if (got === 0) {
+        started();
+        await gone;
+      }
+      got += (c as Buffer).length;
+    }
+  })().catch((e: unknown) => e);
+  // A stream that fails before its first chunk releases the waiter too.
+  void reading.then(() => started());
+  return { reading, started: first, stopped, got: () => got };
+}
+
 /** Whether a folder holds a non-empty file whose name starts with `prefix` (anywhere below it). */
 function partialUnder(dir: string, prefix: string): boolean {
   try {
@@ -55,19 +84,47 @@ function partialUnder(dir: string, prefix: string): boolean {
 }
 
 describe('a server that goes away', () => {
+  it.runIf(available('redis'))('redis: stopped, a clear error naming the server', async () => {
+    const redis = await startRedis();
+    const location = new RedisLocation({ url: redis.url, connectTimeoutMs: 500, commandTimeoutMs: 1000 });
+    const storage = new HashKeyStorage(location);
+    const key = await storage.write(Buffer.from('before'));
+    await redis.stop();
+    const read = await storage.read(key).catch((e: unknown) => e);
+    expect(read).toBeInstanceOf(RemoteError);
+    expect((read as Error).message).toContain(redis.url);
+    const write = await storage.write(Buffer.from('after')).catch((e: unknown) => e);
+    expect(write).toBeInstanceOf(RemoteError);
+    expect((write as Error).message).toContain(redis.url);
+    await location.close();
+  });
+
   it.runIf(available('redis'))(
-    'redis: a clear error naming the server, and nothing half-stored',
+    'redis: hung mid-write, the write fails in time and Redis never holds part of the value',
     async () => {
       const redis = await startRedis();
-      const location = new RedisLocation({ url: redis.url, connectTimeoutMs: 500, commandTimeoutMs: 1000 });
+      const raw = new Client(redis.url);
+      const location = new RedisLocation({ url: redis.url, prefix: 'hung:', commandTimeoutMs: 1000 });
       const storage = new HashKeyStorage(location);
-      const key = await storage.write(Buffer.from('before'));
-      await redis.stop();
-      const read = await storage.read(key).catch((e: unknown) => e);
-      expect(read).toBeInstanceOf(RemoteError);
-      expect((read as Error).message).toContain(redis.url);
-      await expect(storage.write(Buffer.from('after'))).rejects.toBeInstanceOf(RemoteError);
+      const before = await storage.write(Buffer.from('before'));
+      const data = pseudoRandom('redis hung', 8 << 20);
+      // Frozen: the bytes sit in the server's socket, unanswered, as with a host that hangs.
+      redis.pause();
+      const err = await storage.write(data).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(RemoteError);
+      expect((err as Error).message).toContain(redis.url);
+      redis.resume();
+      // Whatever the server ends up doing with the bytes it had, a key holds a whole value or none.
+      expect(await raw.ping()).toBe('PONG');
+      const held = await raw.keysBuffer('hung:*');
+      for (const k of held) {
+        const bytes = (await raw.getBuffer(k)) as Buffer;
+        expect([before, sha256(data)]).toContain(k.subarray(5).toString('hex'));
+        expect(sha256(bytes)).toBe(k.subarray(5).toString('hex'));
+      }
+      raw.disconnect();
       await location.close();
+      await redis.stop();
     },
   );
 
@@ -88,15 +145,8 @@ describe('a server that goes away', () => {
       // mid-read
       const location = new S3Location(opts);
       const value = await location.read(small);
-      const stream = value?.stream();
-      let got = 0;
-      const reading = (async () => {
-        for await (const c of stream ?? []) {
-          got += (c as Buffer).length;
-          await new Promise((r) => setTimeout(r, 5));
-        }
-      })().catch((e: unknown) => e);
-      await new Promise((r) => setTimeout(r, 200));
+      const { reading, started, stopped, got } = readPausedAfterFirstChunk(value?.stream());
+      await started;
       // mid-upload, on a second connection: MinIO keeps the parts of a multipart upload under .minio.sys/multipart
       const data = randomBytes(BIG);
       const multipart = join(s3.log, '..', 'data', '.minio.sys', 'multipart');
@@ -105,8 +155,9 @@ describe('a server that goes away', () => {
         () => partialUnder(multipart, 'part.'),
         () => s3.stop(),
       );
+      stopped();
       expect(await reading).toBeInstanceOf(Error);
-      expect(got).toBeLessThan(24 << 20);
+      expect(got()).toBeLessThan(24 << 20);
       expect(err).toBeInstanceOf(RemoteError);
       expect((err as Error).message).toContain(s3.endpoint);
       // MinIO keeps finished objects as folders named after them: the big one never appeared.
@@ -165,17 +216,12 @@ describe('a server that goes away', () => {
       const nginx = await startNginx(root);
       const location = new NginxLocation({ url: nginx.url, retries: 0 });
       const value = await location.read(key);
-      let got = 0;
-      const reading = (async () => {
-        for await (const c of value?.stream() ?? []) {
-          got += (c as Buffer).length;
-          await new Promise((r) => setTimeout(r, 2));
-        }
-      })().catch((e: unknown) => e);
-      await new Promise((r) => setTimeout(r, 300));
+      const { reading, started, stopped, got } = readPausedAfterFirstChunk(value?.stream());
+      await started;
       await nginx.stop();
+      stopped();
       expect(await reading).toBeInstanceOf(Error);
-      expect(got).toBeLessThan(BIG);
+      expect(got()).toBeLessThan(BIG);
       await location.close();
     },
   );

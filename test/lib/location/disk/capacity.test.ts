@@ -1,4 +1,4 @@
-import { readdirSync, readFileSync, statfsSync } from 'node:fs';
+import { readdirSync, readFileSync, statfsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { DiskLocation, HashKeyStorage, RefusedError } from '@tarnjs/tarn';
 import { describe, expect, it } from 'vitest';
@@ -21,10 +21,16 @@ async function drain(source: AsyncIterable<Uint8Array> | undefined): Promise<Buf
 describe('maxSize', () => {
   it('refuses a write that would pass the cap, before any byte moves when the size is known', async () => {
     const root = freshPath(base);
-    const storage = new HashKeyStorage(new DiskLocation(root, { maxSize: 10_000 }));
+    const lake = new DiskLocation(root, { maxSize: 10_000 });
+    const storage = new HashKeyStorage(lake);
     await storage.write(pseudoRandom('a', 6000));
+    // Any temp file made and removed in .tmp/ would change the folder's mtime (ns resolution here).
+    const tmpTime = () => statSync(join(root, '.tmp'), { bigint: true }).mtimeNs;
+    const before = tmpTime();
     const err = await storage.write(pseudoRandom('b', 6000)).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(RefusedError);
+    expect(await lake.stage({ size: 6000 })).toBeNull();
+    expect(tmpTime()).toBe(before);
     // A buffer can simply be offered again: nothing to hand back.
     expect((err as RefusedError).source()).toBeUndefined();
     expect(await storage.write(pseudoRandom('c', 4000))).toBe(sha256(pseudoRandom('c', 4000)));

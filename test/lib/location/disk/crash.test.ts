@@ -7,7 +7,7 @@ import { child } from '../../../helpers/spawn.js';
 import { freshPath, tempDir } from '../../../helpers/tmp.js';
 
 const base = tempDir();
-const SIZE = 48 << 20;
+const SIZE = 16 << 20;
 
 describe('a writer killed with SIGKILL', () => {
   it('never leaves a partial blob visible, and its temp file is swept', async () => {
@@ -16,11 +16,22 @@ describe('a writer killed with SIGKILL', () => {
     const key = sha256(pseudoRandom('crash', SIZE));
     let completed = 0;
     for (let round = 0; round < 6; round++) {
-      // 48 chunks of 1 MiB with a pause after each: about 0.3 s of writing to kill into.
+      // 16 chunks of 1 MiB with a pause after each; killed after a different chunk each round.
       const proc = child('writer.mjs', [root, JSON.stringify([{ seed: 'crash', size: SIZE }]), '6']);
-      await new Promise((r) => setTimeout(r, 80 + round * 60));
+      const killAfter = 1 + round * 3;
+      await new Promise<void>((resolve) => {
+        let seen = '';
+        proc.stderr?.on('data', (d: Buffer) => {
+          seen += d.toString();
+          if (seen.includes(`took ${killAfter}\n`)) resolve();
+        });
+      });
+      // The write is under way: its temp file exists now, and holds the chunks taken so far.
+      expect(readdirSync(join(root, '.tmp'))).toHaveLength(1);
       proc.kill('SIGKILL');
       await new Promise((r) => proc.on('close', r));
+      // The kill landed mid-write: the temp file outlived its writer.
+      expect(readdirSync(join(root, '.tmp'))).toHaveLength(1);
       const lake = new DiskLocation(root);
       const present = await lake.contains(key);
       if (present) {
@@ -36,9 +47,9 @@ describe('a writer killed with SIGKILL', () => {
       await lake.sweep();
       expect(readdirSync(join(root, '.tmp'))).toEqual([]);
     }
-    // The test is only meaningful if most kills landed mid-write.
-    expect(completed).toBeLessThan(6);
+    // Every kill landed mid-write, so no round could complete.
+    expect(completed).toBe(0);
     // And the lake is still fully usable.
     expect(await new HashKeyStorage(root).write(pseudoRandom('crash', SIZE))).toBe(key);
-  });
+  }, 120_000);
 });

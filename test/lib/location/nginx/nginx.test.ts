@@ -13,7 +13,9 @@ import { tempDir } from '../../../helpers/tmp.js';
  */
 async function flakyProxy(target: Nginx, failures: number, mode: '503' | 'reset') {
   let failed = 0;
+  const arrivals: number[] = [];
   const server = createServer((req, res) => {
+    arrivals.push(performance.now());
     if (failed < failures) {
       failed++;
       if (mode === 'reset') req.socket.destroy();
@@ -33,6 +35,8 @@ async function flakyProxy(target: Nginx, failures: number, mode: '503' | 'reset'
   return {
     url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/`,
     failedSoFar: () => failed,
+    /** When each request arrived (ms, monotonic). */
+    arrivals: () => [...arrivals],
     close: () => new Promise<void>((r) => server.close(() => r())),
   };
 }
@@ -62,6 +66,10 @@ describe.runIf(available('nginx'))('Nginx location', () => {
     const storage = new HashKeyStorage(new NginxLocation({ url: proxy.url, retries: 3 }));
     expect(await storage.read(key, (v) => v.text())).toBe(`retry ${mode}`);
     expect(proxy.failedSoFar()).toBe(2);
+    // The backoff doubles from 100 ms: the retries came at least 100 ms, then 200 ms, after the failures.
+    const [first, second, third] = proxy.arrivals();
+    expect((second as number) - (first as number)).toBeGreaterThanOrEqual(95);
+    expect((third as number) - (second as number)).toBeGreaterThanOrEqual(195);
     await storage.close();
     await proxy.close();
   });

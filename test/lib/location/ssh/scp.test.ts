@@ -1,7 +1,8 @@
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { HashKeyStorage, RemoteError, SCPLocation } from '@tarnjs/tarn';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Client } from 'ssh2';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { available } from '../../../bed/index.js';
 import { type Sshd, startSshd } from '../../../bed/services.js';
 import { sha256 } from '../../../helpers/data.js';
@@ -68,9 +69,27 @@ describe.runIf(available('sshd'))('SCP location', () => {
     const folder = join(root, key.slice(0, 2), key.slice(2));
     mkdirSync(folder, { recursive: true });
     writeFileSync(join(folder, 'data'), 'legacy value');
-    expect(await storage.read(key, (v) => v.text(), { verify: true })).toBe('legacy value');
-    expect(await storage.read(plain, (v) => v.text())).toBe('plain');
-    expect(await storage.readOrNull(sha256('absent'))).toBeNull();
+    // Channels are counted where the library opens them (ssh2's exec, one per remote command);
+    // the lake's config.yml was fetched by the write above, once.
+    const exec = vi.spyOn(Client.prototype, 'exec');
+    try {
+      const commands = async (work: () => Promise<unknown>) => {
+        exec.mockClear();
+        await work();
+        return exec.mock.calls.map((c) => String(c[0]).split(' ').slice(0, 2).join(' '));
+      };
+      expect(await commands(() => storage.read(plain, (v) => v.text()))).toEqual(['scp -f']);
+      let text: string | undefined;
+      expect(
+        await commands(async () => {
+          text = await storage.read(key, (v) => v.text(), { verify: true });
+        }),
+      ).toEqual(['scp -f', 'scp -f']);
+      expect(text).toBe('legacy value');
+      expect(await commands(() => storage.readOrNull(sha256('absent')))).toEqual(['scp -f']);
+    } finally {
+      exec.mockRestore();
+    }
     await storage.close();
   });
 
