@@ -223,8 +223,8 @@ const VERBS: Readonly<Record<string, string>> = {
 };
 
 const HINTS: Readonly<Record<string, string>> = {
-  EACCES: 'check its permissions (ls -l)',
-  EPERM: 'check its permissions (ls -l)',
+  EACCES: 'check the permissions of it and of its folders (ls -ld)',
+  EPERM: 'check the permissions of it and of its folders (ls -ld)',
   ENOSPC: 'free some space there',
   EDQUOT: 'free some space there, or raise the quota',
   ENOENT: 'check that it exists',

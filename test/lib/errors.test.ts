@@ -147,7 +147,9 @@ describe('IoError', () => {
     expect(e.errno).toBe('EACCES');
     expect(e.path).toBe('/lake/.tmp/x');
     expect(e.cause).toBe(eacces);
-    expect(e.message).toBe('cannot open /lake/.tmp/x: permission denied; check its permissions (ls -l)');
+    expect(e.message).toBe(
+      'cannot open /lake/.tmp/x: permission denied; check the permissions of it and of its folders (ls -ld)',
+    );
     const full = Object.assign(new Error('ENOSPC: no space left on device, write'), {
       code: 'ENOSPC',
       errno: -28,

@@ -94,7 +94,9 @@ describe('expected OS errors', () => {
     chmodSync(secret, 0);
     const r = await tarnUnprivileged(['--storage', lake, 'put', secret]);
     expect(r.code).toBe(1);
-    expect(r.stderr).toBe(`tarn: cannot open ${secret}: permission denied; check its permissions (ls -l)\n`);
+    expect(r.stderr).toBe(
+      `tarn: cannot open ${secret}: permission denied; check the permissions of it and of its folders (ls -ld)\n`,
+    );
   });
 
   it('put into a lake the user may not write: one line naming the path, no stack, nonzero exit', async () => {
