@@ -78,8 +78,8 @@ describe('a FIFO as a source', () => {
     const write = storage.write(fifo, { signal: controller.signal });
     write.catch(() => undefined);
     // The stage's temp file is created after the FIFO is opened: the write is now waiting for bytes.
+    // (Probing the FIFO for its reader here would open it for writing: a writer, and the end.)
     await until(() => tmpEntries(root).length > 0, 'the write has its temp file');
-    expect(hasReader(fifo)).toBe(true);
     const t0 = performance.now();
     controller.abort(new Error('user cancelled'));
     const err = await write.catch((e: unknown) => e);
