@@ -1,3 +1,5 @@
+import { getSystemErrorMap } from 'node:util';
+
 /**
  * Every error the library throws on purpose is a TarnError with a stable `code`,
  * so callers (and the sidecar, which maps them to HTTP statuses) can branch on it
@@ -135,6 +137,258 @@ export class AbortError extends TarnError {
   constructor(reason?: unknown) {
     super('the operation was aborted', { cause: reason });
   }
+}
+
+/**
+ * The invocation is wrong: an unknown command, a missing argument, a bad flag. The CLI prints its
+ * usage after the message; the sidecar answers 400.
+ */
+export class UsageError extends TarnError {
+  override readonly code = 'TARN_USAGE';
+}
+
+/**
+ * An expected failure of the operating system (a file we may not read, a full disk, a missing
+ * folder): not a bug, so the CLI prints one line, no stack. `errno` is the OS's name for it
+ * (`EACCES`, `ENOSPC`, …), `path` what it was about when known; the original error is the `cause`.
+ */
+export class IoError extends TarnError {
+  override readonly code = 'TARN_IO';
+  readonly errno: string | undefined;
+  readonly path: string | undefined;
+  constructor(message: string, options: ErrorOptions & { errno?: string; path?: string } = {}) {
+    super(message, { cause: options.cause });
+    this.errno = options.errno;
+    this.path = options.path;
+  }
+
+  /**
+   * `cannot <verb> <what>: <the OS's reason>; <what to do>`. The verb comes from the system call
+   * (`open`, `write to`, …) unless given; `what` defaults to the error's path (Node's write errors
+   * carry none: name `stdout` or the target file); `hint` replaces the usual advice for the errno.
+   */
+  static from(
+    e: NodeJS.ErrnoException,
+    options: { verb?: string; what?: string; path?: string; hint?: string } = {},
+  ): IoError {
+    const errno = e.code;
+    const reason =
+      (typeof e.errno === 'number' ? getSystemErrorMap().get(e.errno)?.[1] : undefined) ??
+      e.message.replace(/^[A-Z0-9]+: /, '').replace(/, \w+( '.*)?$/, '');
+    const dest = (e as { dest?: unknown }).dest;
+    const what = options.what ?? `${e.path ?? 'a file'}${typeof dest === 'string' ? ` to ${dest}` : ''}`;
+    const verb = options.verb ?? VERBS[e.syscall ?? ''] ?? e.syscall ?? 'use';
+    const advice = options.hint ?? (errno === undefined ? undefined : HINTS[errno]);
+    return new IoError(`cannot ${verb} ${what}: ${reason}${advice ? `; ${advice}` : ''}`, {
+      cause: e,
+      errno,
+      path: options.path ?? e.path,
+    });
+  }
+}
+
+/** A Node system error (`fs`, `net`, …): it has the failing system call and the OS's error name. */
+export function isSystemError(e: unknown): e is NodeJS.ErrnoException & { code: string; syscall: string } {
+  return (
+    e instanceof Error &&
+    typeof (e as NodeJS.ErrnoException).syscall === 'string' &&
+    typeof (e as NodeJS.ErrnoException).code === 'string'
+  );
+}
+
+const VERBS: Readonly<Record<string, string>> = {
+  open: 'open',
+  read: 'read',
+  write: 'write to',
+  mkdir: 'create the folder',
+  mkdtemp: 'create a temp folder in',
+  rmdir: 'remove',
+  rm: 'remove',
+  unlink: 'remove',
+  rename: 'rename',
+  link: 'link',
+  copyfile: 'copy',
+  scandir: 'list',
+  opendir: 'list',
+  stat: 'look at',
+  lstat: 'look at',
+  fstat: 'look at',
+  chmod: 'change the mode of',
+  fchmod: 'change the mode of',
+  utime: 'touch',
+  futime: 'touch',
+  fsync: 'flush',
+  readlink: 'read the link',
+  statfs: 'measure the free space of',
+};
+
+const HINTS: Readonly<Record<string, string>> = {
+  EACCES: 'check the permissions of it and of its folders (ls -ld)',
+  EPERM: 'check the permissions of it and of its folders (ls -ld)',
+  ENOSPC: 'free some space there',
+  EDQUOT: 'free some space there, or raise the quota',
+  ENOENT: 'check that it exists',
+  ENOTDIR: 'a part of the path is not a folder',
+  EISDIR: 'it is a folder; name a file',
+  EROFS: 'the filesystem is mounted read-only',
+  EMFILE: 'too many open files; raise the limit (ulimit -n)',
+  ENFILE: 'too many open files on this machine',
+  EIO: 'the device failed; check the disk (dmesg)',
+  ENXIO: 'nothing is on the other side (a socket cannot be opened by name; pipe it to `tarn put -`)',
+  EPIPE: 'the reader went away before the end',
+  ELOOP: 'too many symbolic links',
+  ENAMETOOLONG: 'the name is too long',
+  EBUSY: 'it is in use',
+};
+
+/** How each error code is reported: by the CLI (`exit`) and over HTTP by the sidecar (`http`). */
+export interface ErrorRow {
+  /** The class that carries the code. */
+  readonly error: string;
+  /** The `tarn` command's exit status (docs/cli.md). */
+  readonly exit: number;
+  /** The sidecar's HTTP status. */
+  readonly http: number;
+  /** When it is thrown (docs/library.md's error table is generated from this). */
+  readonly when: string;
+}
+
+/**
+ * The one table of error codes. Exit statuses are the CLI's documented ones: 0 ok, 1 error, 2 usage
+ * or invalid key, 3 not found, 4 corrupt, 5 refused, 6 config, 7 key mismatch or collision, 130
+ * interrupted. HTTP statuses are what a REST client expects: 4xx when the request is at fault and
+ * retrying it unchanged cannot help, 5xx when the server (its config, its disks, the servers behind
+ * it) is. docs/library.md's table is generated from this one (`npm run docs`) and checked by a test.
+ */
+export const ERRORS = {
+  TARN_ERROR: {
+    error: 'TarnError',
+    exit: 1,
+    http: 500,
+    when: 'the base class; also any failure without a more precise code',
+  },
+  TARN_INVALID_KEY: {
+    error: 'InvalidKeyError',
+    exit: 2,
+    http: 400,
+    when: 'a key that is not lowercase hex of the digest’s exact length (upper case is accepted and lowered)',
+  },
+  TARN_USAGE: {
+    error: 'UsageError',
+    exit: 2,
+    http: 400,
+    when: 'a bad invocation: unknown command, missing argument, bad flag',
+  },
+  TARN_READ_ERROR: { error: 'ReadError', exit: 1, http: 500, when: 'the base class of read failures' },
+  TARN_NOT_FOUND: { error: 'NotFoundError', exit: 3, http: 404, when: '`read` of a missing key' },
+  // The server's own bytes are bad: nothing the client did, so 5xx (4 on the command line).
+  TARN_CORRUPTION: {
+    error: 'StorageCorruption',
+    exit: 4,
+    http: 500,
+    when: 'stored bytes do not hash to their key; says where the blob was quarantined',
+  },
+  TARN_WRITE_ERROR: { error: 'WriteError', exit: 1, http: 500, when: 'the base class of write failures' },
+  // 507 Insufficient Storage (RFC 4918) says exactly this: the server cannot store the representation.
+  TARN_REFUSED: {
+    error: 'RefusedError',
+    exit: 5,
+    http: 507,
+    when: 'no location accepted the value (full, over a limit). `source()` replays the caller’s bytes (those already read, then the unread rest), once, when the source was a stream that cannot be reread; `discard()` releases them instead',
+  },
+  // 422: the body is well-formed, but it is not the content the request said it was.
+  TARN_KEY_MISMATCH: {
+    error: 'KeyMismatchError',
+    exit: 7,
+    http: 422,
+    when: 'the bytes do not hash to `expectedKey`; nothing was stored',
+  },
+  // 409: the request conflicts with what the server holds under that key.
+  TARN_COLLISION: {
+    error: 'CollisionError',
+    exit: 7,
+    http: 409,
+    when: 'the key is stored with different, intact bytes (see [disk.md](disk.md))',
+  },
+  // The caller's source (an upload, a file named on the command line) failed or changed: the request's fault.
+  TARN_SOURCE: {
+    error: 'SourceError',
+    exit: 1,
+    http: 400,
+    when: 'the caller’s source failed, changed while it was read (a file truncated or grown), is a closed stdin, or yielded something other than bytes; nothing was stored',
+  },
+  // A broken config is the operator's, not the client's, problem.
+  TARN_CONFIG: {
+    error: 'ConfigError',
+    exit: 6,
+    http: 500,
+    when: 'an invalid config or option, or a missing config file; `path` names the bad field (`levels`, `location.root`, …)',
+  },
+  // 499 (nginx's "client closed request"): the sidecar aborts an operation when its client goes away,
+  // so nobody receives the status; it only tells the logs that no server fault ended the request.
+  // 130 is the shell's 128 + SIGINT.
+  TARN_ABORTED: {
+    error: 'AbortError',
+    exit: 130,
+    http: 499,
+    when: 'the `AbortSignal` fired; a write in progress leaves nothing behind',
+  },
+  // 502 Bad Gateway: a server behind us (Redis, S3, an SSH host, nginx) failed or was unreachable.
+  TARN_REMOTE: {
+    error: 'RemoteError',
+    exit: 1,
+    http: 502,
+    when: 'a remote location’s server was unreachable, refused the credentials, timed out or failed; names the server',
+  },
+  TARN_MEMO: {
+    error: 'MemoError',
+    exit: 1,
+    http: 500,
+    when: 'a function cannot be memoised as asked (unreadable code, a bad option, a result that cannot be serialised)',
+  },
+  // The arguments are the request's: an argument without a canonical encoding is a bad request.
+  TARN_CACHE_KEY: {
+    error: 'CacheKeyError',
+    exit: 1,
+    http: 400,
+    when: 'an argument has no canonical encoding (a function, a symbol, an unknown class); `path` names it',
+  },
+  // Expected OS failures on the server's side (its disks, its permissions): 500, not a bug, no stack.
+  TARN_IO: {
+    error: 'IoError',
+    exit: 1,
+    http: 500,
+    when: 'an expected OS error (permission denied, disk full, missing folder); `errno` and `path` say which, the message what to do',
+  },
+} as const satisfies Record<string, ErrorRow>;
+
+export type ErrorCode = keyof typeof ERRORS;
+
+/** How an error is reported. `expected` is false for a bug (anything but a TarnError, an OS error or an abort). */
+export interface ErrorStatus {
+  readonly code: ErrorCode;
+  readonly exit: number;
+  readonly http: number;
+  readonly expected: boolean;
+}
+
+/**
+ * The code, exit status and HTTP status of any thrown value. A TarnError (or anything carrying one of
+ * our codes) has its row; a Node system error is TARN_IO; an AbortError of the platform (fetch,
+ * `stream.pipeline` with a signal) is TARN_ABORTED; anything else is an unexpected TARN_ERROR.
+ */
+export function statusOf(e: unknown): ErrorStatus {
+  const code = (e as { code?: unknown } | null)?.code;
+  const row = (c: ErrorCode, expected = true): ErrorStatus => ({
+    code: c,
+    exit: ERRORS[c].exit,
+    http: ERRORS[c].http,
+    expected,
+  });
+  if (typeof code === 'string' && Object.hasOwn(ERRORS, code)) return row(code as ErrorCode);
+  if (e instanceof Error && (e.name === 'AbortError' || code === 'ABORT_ERR')) return row('TARN_ABORTED');
+  if (isSystemError(e)) return row('TARN_IO');
+  return row('TARN_ERROR', false);
 }
 
 export function throwIfAborted(signal: AbortSignal | undefined): void {

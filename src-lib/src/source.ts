@@ -1,7 +1,25 @@
-import { open } from 'node:fs/promises';
+import {
+  type BigIntStats,
+  close as closeCb,
+  constants,
+  fstat as fstatCb,
+  open as openCb,
+  read as readCb,
+} from 'node:fs';
+import { Socket } from 'node:net';
 import { Readable } from 'node:stream';
-import { SourceError } from './errors.js';
-import { coalesce, readChunks } from './util/chunks.js';
+import { isatty, ReadStream as TtyReadStream } from 'node:tty';
+import { promisify } from 'node:util';
+import { IoError, isSystemError, SourceError, throwIfAborted } from './errors.js';
+import { CHUNK, coalesce } from './util/chunks.js';
+
+const openFd = promisify(openCb);
+const closeFd = promisify(closeCb);
+const readFd = promisify(readCb);
+const fstatBig = (fd: number) =>
+  new Promise<BigIntStats>((resolve, reject) =>
+    fstatCb(fd, { bigint: true }, (e, st) => (e ? reject(e) : resolve(st))),
+  );
 
 /** Everything `HashKeyStorage.write` accepts. A string is a file path. */
 export type WriteSource =
@@ -45,8 +63,14 @@ export async function openSource(source: WriteSource, signal?: AbortSignal): Pro
       'unsupported source: pass a file path, a Buffer/Uint8Array, a Readable, a web ReadableStream or an AsyncIterable of Uint8Array',
     );
   }
+  return streamed(readable ?? (source as AsyncIterable<Uint8Array>));
+}
+
+/** A source read once, front to back: size unknown, not replayable. */
+function streamed(source: AsyncIterable<Uint8Array>): OpenedSource {
+  const readable = source instanceof Readable ? source : undefined;
   // Node streams hand out fresh buffers, pipes in 64 KiB pieces: coalesce them into ~1 MiB chunks.
-  const chunks = coalesce(readable ?? (source as AsyncIterable<Uint8Array>))[Symbol.asyncIterator]();
+  const chunks = coalesce(source)[Symbol.asyncIterator]();
   return {
     replayable: false,
     chunks,
@@ -63,30 +87,115 @@ function isWebStream(x: unknown): x is ReadableStream<Uint8Array> {
   return typeof x === 'object' && x !== null && typeof (x as ReadableStream).getReader === 'function';
 }
 
+/**
+ * Opens a path. O_NONBLOCK, because opening a FIFO without it waits for a writer inside a thread of
+ * libuv's pool, where neither an AbortSignal nor Ctrl-C can reach it; regular files ignore the flag,
+ * so their path costs nothing more. What the descriptor turns out to be decides how it is read:
+ * - a regular file: positional reads of the size it had at open, checked at the end (readRegular);
+ * - a FIFO (`<(cmd)`, `/dev/stdin` on a pipe, `mkfifo`): a socket on the descriptor, so the event
+ *   loop waits for its writer and its bytes, and closing the socket ends the wait;
+ * - a terminal: a tty stream, for the same reason;
+ * - another device (/dev/null, a disk): read front to back. None of these is replayable or sized.
+ */
 async function openFile(path: string, signal?: AbortSignal): Promise<OpenedSource> {
-  let fh: Awaited<ReturnType<typeof open>>;
+  let fd: number;
   try {
-    fh = await open(path, 'r');
+    fd = await openFd(path, constants.O_RDONLY | (constants.O_NONBLOCK ?? 0));
   } catch (e) {
-    throw new SourceError(`cannot open ${path}: ${(e as Error).message}`, { cause: e });
+    throw new SourceError(
+      isSystemError(e)
+        ? IoError.from(e, { what: path }).message
+        : `cannot open ${path}: ${(e as Error).message}`,
+      { cause: e },
+    );
   }
   try {
-    const st = await fh.stat();
+    const st = await fstatBig(fd);
+    if (st.isFile()) {
+      const chunks = readRegular(fd, path, st, signal);
+      return {
+        size: Number(st.size),
+        replayable: true,
+        chunks,
+        close: async () => {
+          await chunks.return(undefined);
+          await closeFd(fd);
+        },
+      };
+    }
     if (st.isDirectory()) throw new SourceError(`${path} is a directory; tarn stores files`);
-    // FIFOs and character devices (a pipe, /dev/stdin) have no meaningful size and cannot be replayed.
-    const regular = st.isFile();
-    const chunks = readChunks(fh, signal);
-    return {
-      size: regular ? st.size : undefined,
-      replayable: regular,
-      chunks,
-      close: async () => {
-        await chunks.return(undefined);
-        await fh.close();
-      },
-    };
+    // From here on a stream owns the descriptor and closes it.
+    if (st.isFIFO() || st.isSocket()) return streamed(new Socket({ fd, readable: true, writable: false }));
+    if (isatty(fd)) return streamed(new TtyReadStream(fd));
+    return streamed(createDeviceStream(fd));
   } catch (e) {
-    await fh.close();
+    await closeFd(fd).catch(() => undefined);
     throw e;
+  }
+}
+
+/** Sequential reads of a device in the thread pool, 1 MiB at a time. */
+function createDeviceStream(fd: number): Readable {
+  return Readable.from(
+    (async function* () {
+      try {
+        for (;;) {
+          const { bytesRead, buffer } = await readFd(fd, Buffer.allocUnsafe(CHUNK), 0, CHUNK, null);
+          if (bytesRead === 0) return;
+          yield buffer.subarray(0, bytesRead);
+        }
+      } finally {
+        await closeFd(fd);
+      }
+    })(),
+    { objectMode: false },
+  );
+}
+
+/**
+ * Reads a regular file in 1 MiB chunks with one read always in flight ahead of the consumer, so disk
+ * reads overlap with hashing and writing. The bytes hashed must be one state of the file: a file
+ * that shrinks, grows or is rewritten while it is read fails with SourceError (nothing is stored),
+ * where it would otherwise be stored as a prefix, or as a mix of two versions. Reads stop one byte
+ * past the size seen at open, so the read that finds the end is also the check that nothing was
+ * appended (no read is added); one fstat at the end compares size and modification time with those
+ * at open. A rewrite within one tick of a coarse filesystem clock can go unseen: that is the limit
+ * of what a reader can check without locks.
+ */
+async function* readRegular(
+  fd: number,
+  path: string,
+  atOpen: BigIntStats,
+  signal?: AbortSignal,
+): AsyncGenerator<Buffer> {
+  const size = Number(atOpen.size);
+  const limit = size + 1;
+  let position = 0;
+  const readAt = (pos: number) => {
+    const n = Math.min(CHUNK, limit - pos);
+    return readFd(fd, Buffer.allocUnsafe(n), 0, n, pos);
+  };
+  const changed = (what: string) =>
+    new SourceError(
+      `${path} changed while it was read (${what}); nothing was stored; put it again once nothing writes to it`,
+    );
+  let next = readAt(position);
+  try {
+    for (;;) {
+      const { bytesRead, buffer } = await next;
+      if (bytesRead === 0) break;
+      position += bytesRead;
+      if (position > size) throw changed(`it grew past the ${size} bytes it had when opened`);
+      throwIfAborted(signal);
+      next = readAt(position);
+      yield bytesRead === buffer.byteLength ? buffer : buffer.subarray(0, bytesRead);
+    }
+    if (position < size) throw changed(`${size} bytes when opened, ${position} when read`);
+    const atEnd = await fstatBig(fd);
+    if (atEnd.size !== atOpen.size || atEnd.mtimeNs !== atOpen.mtimeNs)
+      throw changed('it was modified during the read');
+  } finally {
+    // An early return leaves the read-ahead in flight; it must settle before the descriptor closes.
+    await next.catch(() => undefined);
   }
 }

@@ -1,25 +1,24 @@
-import { randomBytes } from 'node:crypto';
-import { createWriteStream } from 'node:fs';
-import { copyFile, readFile, rename, rm, stat } from 'node:fs/promises';
-import { basename, dirname, join } from 'node:path';
-import { pipeline } from 'node:stream/promises';
+import { readFile, stat } from 'node:fs/promises';
+import { basename } from 'node:path';
 import { parseArgs } from 'node:util';
 import { fromConfigFile } from '../config/load.js';
-import { AbortError, RefusedError, TarnError } from '../errors.js';
+import { ConfigError, IoError, isSystemError, RefusedError, SourceError, statusOf } from '../errors.js';
 import { DiskLocation } from '../location/disk/index.js';
 import { HashKeyStorage } from '../storage.js';
-import type { StoredValue } from '../stored-value.js';
 import { formatSize } from '../util/size.js';
 import { describeStorage, formatDescription } from './describe.js';
-import { EXIT, exitCodeOf, UsageError } from './exit-codes.js';
+import { EXIT, UsageError } from './exit-codes.js';
+import { saveTo, toStdout } from './output.js';
 import { Progress } from './progress.js';
+import { stdinWasClosed } from './stdin.js';
 
 const USAGE = `usage: tarn [--storage <dir|config.yml>] [--json] <command> [args]
 
 commands:
   init <dir>            create a lake (--levels 1,-1 --max-size 500G --min-free 10G --algorithm sha256)
-  put <file|-> ...      store files (or stdin) and print their keys (--expect <key>)
-  get <key> [-o file]   write a value to a file (atomically) or to stdout (--verify)
+  put <file|-> ...      store files, FIFOs or stdin (-) and print their keys (--expect <key>)
+  get <key> [-o file]   write a value to a file (replaced atomically; a FIFO or device is written
+                        through, a symlink followed) or to stdout (--verify)
   cat <key>             write a value to stdout (--verify)
   has <key>             exit 0 if stored, 3 if not
   rm <key>              delete a value (exit 3 if it was not stored)
@@ -27,8 +26,10 @@ commands:
   verify                re-hash every value, quarantine corrupt ones, sweep stale temp files
   describe              print the location tree and whether each location answers (exit 1 if one does not)
 
-The storage is --storage, else $TARN_STORAGE, else ./.tarn: a lake folder, or a config file.
-Exit codes: 0 ok, 1 error, 2 usage, 3 not found, 4 corrupt, 5 refused (full), 6 config, 7 key mismatch.`;
+The storage is --storage, else $TARN_STORAGE, else ./.tarn: a lake folder, or a config file
+(.yml, .yaml, .json). --json prints results as JSON lines, and an error as {"error":{...}} on stderr.
+Exit codes: 0 ok, 1 error, 2 usage or invalid key, 3 not found, 4 corrupt, 5 refused (full),
+6 config, 7 key mismatch or collision, 130 interrupted.`;
 
 interface Io {
   stdout: NodeJS.WritableStream & { isTTY?: boolean };
@@ -57,8 +58,8 @@ export async function main(argv: string[], io: Io): Promise<number> {
   try {
     parsed = parseArgs({ args: argv, options: OPTIONS, allowPositionals: true });
   } catch (e) {
-    io.stderr.write(`tarn: ${(e as Error).message}\n${USAGE}\n`);
-    return EXIT.usage;
+    // The flags did not parse, so --json is looked for by hand.
+    return report(new UsageError((e as Error).message), io.stderr, argv.includes('--json'));
   }
   const { values: opts, positionals } = parsed;
   const [command, ...args] = positionals;
@@ -103,6 +104,11 @@ export async function main(argv: string[], io: Io): Promise<number> {
         if (args.length === 0)
           throw new UsageError('put <file|-> ...: name at least one file, or - for stdin');
         if (opts.expect && args.length > 1) throw new UsageError('--expect takes a single file');
+        if (args.includes('-') && io.stdin === process.stdin && stdinWasClosed()) {
+          throw new SourceError(
+            'stdin is closed; give `tarn put -` a file or a pipe on stdin, or name the files to put',
+          );
+        }
         storage = await open(true);
         for (const file of args) {
           const size = file === '-' ? undefined : (await stat(file).catch(() => undefined))?.size;
@@ -132,8 +138,8 @@ export async function main(argv: string[], io: Io): Promise<number> {
         await storage.read(
           key,
           async (value) => {
-            if (target && target !== '-') await saveTo(value, target, io, signal);
-            else await toStdout(value, io, signal);
+            if (target && target !== '-') await saveTo(value, target, io.stderr, signal);
+            else await toStdout(value, io.stdout, io.stderr, signal);
           },
           { verify: opts.verify, signal },
         );
@@ -178,6 +184,7 @@ export async function main(argv: string[], io: Io): Promise<number> {
       case 'describe': {
         if (args.length > 0)
           throw new UsageError('describe takes no arguments; name the storage with --storage');
+        if (!(await stat(spec).catch(() => undefined))) mustNotBeAConfigFile(spec);
         const d = await describeStorage(spec);
         out(formatDescription(d), d);
         return d.reachable ? EXIT.ok : EXIT.error;
@@ -187,14 +194,7 @@ export async function main(argv: string[], io: Io): Promise<number> {
     }
   } catch (e) {
     if (e instanceof RefusedError) await e.discard();
-    if (e instanceof AbortError) {
-      io.stderr.write('tarn: interrupted; nothing partial was stored\n');
-      return EXIT.interrupted;
-    }
-    const known = e instanceof TarnError || e instanceof UsageError;
-    io.stderr.write(`tarn: ${known ? (e as Error).message : ((e as Error).stack ?? String(e))}\n`);
-    if (e instanceof UsageError) io.stderr.write(`${USAGE}\n`);
-    return exitCodeOf(e);
+    return report(e, io.stderr, opts.json ?? false);
   } finally {
     await storage?.close();
   }
@@ -209,46 +209,42 @@ async function openStorage(spec: string, create: boolean): Promise<HashKeyStorag
   const st = await stat(spec).catch(() => undefined);
   // A config file says where its lakes are and whether to create them; a bare folder is only created on purpose.
   if (st?.isFile()) return fromConfigFile(spec);
+  if (!st) mustNotBeAConfigFile(spec);
   return new HashKeyStorage(new DiskLocation(spec, { create }));
 }
 
-/** Writes to a temp name beside the target, then renames: the target is never half-written. */
-async function saveTo(value: StoredValue, target: string, io: Io, signal: AbortSignal): Promise<void> {
-  const tmp = join(dirname(target), `.${basename(target)}.tarn-${randomBytes(4).toString('hex')}`);
-  try {
-    if (value.path) await copyFile(value.path, tmp);
-    else await streamTo(value, createWriteStream(tmp), io, signal);
-    await rename(tmp, target);
-  } catch (e) {
-    await rm(tmp, { force: true });
-    throw e;
-  }
+/**
+ * A storage that does not exist and is named like a config file is a config file that is missing
+ * (a typo, the wrong folder), not a lake to create under that name.
+ */
+function mustNotBeAConfigFile(spec: string): void {
+  if (/\.(ya?ml|json)$/i.test(spec))
+    throw new ConfigError(`the config file ${spec} does not exist; check --storage or $TARN_STORAGE`);
 }
 
-async function toStdout(value: StoredValue, io: Io, signal: AbortSignal): Promise<void> {
-  try {
-    await streamTo(value, io.stdout, io, signal);
-  } catch (e) {
-    // `tarn cat key | head` closes the pipe early: not an error.
-    if ((e as NodeJS.ErrnoException).code !== 'EPIPE') throw e;
+/**
+ * Prints an error and gives the exit status. An expected condition (a TarnError, an OS error, an
+ * abort) is one line, `tarn: <message>`; a bug keeps its stack. With --json it is one JSON object
+ * on stderr instead: `{"error":{"code","message"}}`, plus `errno` and `path` for an OS error and
+ * `stack` for a bug.
+ */
+function report(thrown: unknown, stderr: NodeJS.WritableStream, json: boolean): number {
+  const e = isSystemError(thrown) ? IoError.from(thrown) : thrown;
+  const status = statusOf(e);
+  const aborted = status.code === 'TARN_ABORTED';
+  const message = aborted
+    ? 'interrupted; nothing partial was stored'
+    : e instanceof Error
+      ? e.message
+      : String(e);
+  if (json) {
+    const error: Record<string, unknown> = { code: status.code, message };
+    if (e instanceof IoError) Object.assign(error, { errno: e.errno, path: e.path });
+    if (!status.expected) error.stack = (e as Error)?.stack;
+    stderr.write(`${JSON.stringify({ error })}\n`);
+  } else {
+    stderr.write(`tarn: ${status.expected ? message : ((e as Error)?.stack ?? message)}\n`);
+    if (e instanceof UsageError) stderr.write(`${USAGE}\n`);
   }
-}
-
-async function streamTo(
-  value: StoredValue,
-  dest: NodeJS.WritableStream,
-  io: Io,
-  signal: AbortSignal,
-): Promise<void> {
-  const bar = Progress.start(value.key.slice(0, 12), value.size, io.stderr);
-  const source = value.stream({ signal });
-  if (bar) {
-    let n = 0;
-    source.on('data', (c: Buffer) => {
-      n += c.byteLength;
-      bar.update(n);
-    });
-  }
-  await pipeline(source, dest);
-  bar?.done();
+  return status.exit;
 }

@@ -1,6 +1,6 @@
-import { readFileSync } from 'node:fs';
+import { existsSync, lstatSync, readdirSync, readFileSync, rmdirSync, unlinkSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
-import { dirname, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { parse } from 'yaml';
 import { ConfigError } from '../errors.js';
 import { Fanout } from '../location/combinators/fanout.js';
@@ -89,16 +89,36 @@ export function buildLocation(
   options: BuildOptions = {},
   path: Path = ['location'],
 ): Location {
-  return new Builder(options).build(config, path);
+  const builder = new Builder(options);
+  return builder.atomically(() => builder.build(config, path));
 }
 
 class Builder {
   readonly #named = new Map<string, Location>();
   readonly #building = new Set<string>();
   readonly #base: string;
+  /** How to take back what each disk leaf created, in the order they were built. */
+  readonly #undo: Array<() => void> = [];
 
   constructor(readonly options: BuildOptions) {
     this.#base = options.base ?? '.';
+  }
+
+  /**
+   * Runs a build; when it throws, the lake folders its disk leaves created are removed again, so a
+   * config that does not build (a missing secret, a bad node after a disk node, lakes that disagree)
+   * leaves nothing on disk. Disk leaves create their folders while the tree is built, and the
+   * alternative (validate every node first, create the lakes afterwards) would need a second,
+   * creating pass through DiskLocation's own checks, which only it knows.
+   */
+  atomically<T>(build: () => T): T {
+    try {
+      return build();
+    } catch (e) {
+      for (const undo of this.#undo.reverse()) undo();
+      this.#undo.length = 0;
+      throw e;
+    }
   }
 
   build(node: LocationNode, path: Path): Location {
@@ -174,16 +194,23 @@ class Builder {
 
   #buildLeaf(c: LeafConfig, path: Path): Location {
     switch (c.kind) {
-      case 'disk':
-        return new DiskLocation(resolve(this.#base, c.root), {
+      case 'disk': {
+        const root = resolve(this.#base, c.root);
+        const create = this.options.create ?? c.create ?? true;
+        if (create) {
+          const undo = undoCreation(root);
+          if (undo) this.#undo.push(undo);
+        }
+        return new DiskLocation(root, {
           levels: c.levels,
           maxSize: c.maxSize,
           minFreeSpace: c.minFreeSpace,
           fsync: c.fsync,
-          create: this.options.create ?? c.create,
+          create,
           staleTempAfterMs: c.staleTempAfterMs,
           algorithm: this.options.algorithm,
         });
+      }
       case 'redis': {
         const password = c.password && this.#secret(c.password, [...path, 'password']);
         return new RedisLocation({
@@ -275,6 +302,55 @@ class Builder {
   }
 }
 
+/**
+ * Notes what a new lake at `root` would add, and returns how to remove exactly that: the folders
+ * that do not exist yet on the way down to `root` (a lake's folder may be deep in new folders), or,
+ * in a folder that exists but is no lake yet, the entries it does not have yet. Only folders and the
+ * lake's own config.yml are removed, and a folder only when empty: a file someone else put there
+ * meanwhile keeps its folders. Undefined for an existing lake, where building creates nothing.
+ */
+function undoCreation(root: string): (() => void) | undefined {
+  let top: string | undefined;
+  for (let p = root; !existsSync(p); p = dirname(p)) {
+    top = p;
+    if (dirname(p) === p) break;
+  }
+  if (top) {
+    const first = top;
+    return () => prune(first, root);
+  }
+  if (existsSync(join(root, 'config.yml'))) return undefined;
+  let before: Set<string>;
+  try {
+    before = new Set(readdirSync(root));
+  } catch {
+    return undefined; // not a folder: DiskLocation refuses it and creates nothing
+  }
+  return () => {
+    for (const name of readdirSync(root)) if (!before.has(name)) prune(join(root, name), root);
+  };
+}
+
+/** Removes `path` if it is the lake's config.yml, or a folder that holds nothing else once pruned. */
+function prune(path: string, root: string): void {
+  let st: ReturnType<typeof lstatSync>;
+  try {
+    st = lstatSync(path);
+  } catch {
+    return;
+  }
+  if (st.isDirectory()) {
+    for (const name of readdirSync(path)) prune(join(path, name), root);
+    try {
+      rmdirSync(path);
+    } catch {
+      // not empty: it holds something we did not create
+    }
+  } else if (path === join(root, 'config.yml')) {
+    unlinkSync(path);
+  }
+}
+
 /** A missing secret is a config error even for `tarn describe`: it is no reachability problem. */
 class SecretError extends ConfigError {}
 
@@ -292,11 +368,13 @@ export function openConfig(
   options: BuildOptions = {},
 ): { storage: HashKeyStorage; memoIndex: Location | undefined } {
   const builder = new Builder({ locations: config.locations, algorithm: config.algorithm, ...options });
-  const storage = new HashKeyStorage(builder.build(config.location, ['location']), {
-    algorithm: config.algorithm,
+  return builder.atomically(() => {
+    const storage = new HashKeyStorage(builder.build(config.location, ['location']), {
+      algorithm: config.algorithm,
+    });
+    const memoIndex = config.memo && builder.build(config.memo.index, ['memo', 'index']);
+    return { storage, memoIndex };
   });
-  const memoIndex = config.memo && builder.build(config.memo.index, ['memo', 'index']);
-  return { storage, memoIndex };
 }
 
 export async function fromConfigFile(file: string, options: BuildOptions = {}): Promise<HashKeyStorage> {

@@ -129,17 +129,19 @@ describe('tarn CLI', () => {
     const done = collect(proc);
     proc.stdin.on('error', () => undefined); // the child stops reading when interrupted
     proc.stdin.write(pseudoRandom('interrupted', 3 << 20));
-    await new Promise((r) => setTimeout(r, 300));
+    // Its temp file exists once the put is under way (stdin stays open: it then waits for more).
+    const { readdirSync } = await import('node:fs');
+    const { until } = await import('../../helpers/wait.js');
+    await until(() => readdirSync(join(lake, '.tmp')).length > 0, 'the put has its temp file');
     proc.kill('SIGINT');
     const r = await done;
     expect(r.code).toBe(130);
     expect(r.stderr).toMatch(/interrupted; nothing partial was stored/);
     expect((await tarn(['--storage', lake, 'ls'])).stdout).toBe('');
-    const { readdirSync } = await import('node:fs');
     expect(readdirSync(join(lake, '.tmp'))).toEqual([]);
   });
 
-  it('get -o never leaves a half-written target', async () => {
+  it('get -o of a missing key creates no target (exit 3)', async () => {
     const lake = freshPath(base);
     await tarn(['init', lake]);
     const out = join(base, 'target.bin');

@@ -1,4 +1,4 @@
-import { writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import { type AddressInfo, createServer as createNetServer } from 'node:net';
 import { join } from 'node:path';
@@ -9,6 +9,7 @@ import {
   Fanout,
   fromConfig,
   fromConfigFile,
+  HashKeyStorage,
   Levels,
   type Location,
   type LocationNode,
@@ -277,5 +278,67 @@ describe('fromConfig', () => {
     const again = fromConfig(parseConfig({ location: join(folder, 'hdd') }));
     expect(await again.contains(key)).toBe(true);
     await again.close();
+  });
+});
+
+describe('a config that does not build', () => {
+  /** Builds a config that must fail with a ConfigError. */
+  function fails(raw: unknown, env: Record<string, string> = {}) {
+    expect(() => fromConfig(parseConfig(raw), { base, env })).toThrow(ConfigError);
+  }
+
+  it('leaves no lake behind: a new lake before a missing secret is removed', () => {
+    const lake = freshPath(base, 'undone');
+    fails({
+      location: { kind: 'levels', levels: [lake, { kind: 'redis', password: { env: 'TARN_TEST_UNSET' } }] },
+    });
+    expect(existsSync(lake)).toBe(false);
+  });
+
+  it('removes the folders it created on the way to a new lake, and only those', () => {
+    const parent = freshPath(base, 'parent');
+    mkdirSync(parent);
+    const lake = join(parent, 'a', 'b', 'lake');
+    const notAFolder = join(base, 'plain-file');
+    writeFileSync(notAFolder, 'x');
+    // The second member is a file, not a folder: the disk node fails after the first lake exists.
+    fails({ location: [lake, notAFolder] });
+    expect(existsSync(join(parent, 'a'))).toBe(false);
+    expect(existsSync(parent)).toBe(true);
+  });
+
+  it('an empty folder that was there keeps being an empty folder', () => {
+    const folder = freshPath(base, 'empty');
+    mkdirSync(folder);
+    fails({ location: [folder, { kind: 'redis', password: { env: 'TARN_TEST_UNSET' } }] });
+    expect(readdirSync(folder)).toEqual([]);
+  });
+
+  it('an existing lake, and what it holds, is left as it was', async () => {
+    const lake = freshPath(base, 'existing');
+    const storage = new HashKeyStorage(lake);
+    const key = await storage.write(Buffer.from('kept'));
+    await storage.close();
+    const before = readdirSync(lake).sort();
+    fails({ location: [lake, { kind: 'redis', password: { env: 'TARN_TEST_UNSET' } }] });
+    expect(readdirSync(lake).sort()).toEqual(before);
+    expect(await new HashKeyStorage(lake).contains(key)).toBe(true);
+  });
+
+  it('lakes that disagree on the digest leave no new lake either', () => {
+    const sha512Lake = freshPath(base, 'sha512');
+    new DiskLocation(sha512Lake, { algorithm: 'sha512' });
+    const lake = freshPath(base, 'undone-digest');
+    expect(() =>
+      fromConfig(parseConfig({ algorithm: 'sha256', location: [lake, sha512Lake] }), { base }),
+    ).toThrow(/sha512/);
+    expect(existsSync(lake)).toBe(false);
+  });
+
+  it('buildLocation undoes too', () => {
+    const lake = freshPath(base, 'undone-build');
+    const config = parseConfig({ location: [lake, { kind: 'redis', password: { env: 'TARN_TEST_UNSET' } }] });
+    expect(() => buildLocation(config.location, { base, env: {} })).toThrow(ConfigError);
+    expect(existsSync(lake)).toBe(false);
   });
 });
