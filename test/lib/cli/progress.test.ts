@@ -16,15 +16,22 @@ describe('progress bar', () => {
     expect(Progress.enabled(1 << 30, fakeTerminal(false))).toBe(false);
   });
 
-  it('shows percent, bytes and rate, and clears its line at the end', async () => {
+  it('shows percent, bytes and rate, at most every 100 ms, and clears its line at the end', () => {
     const out = fakeTerminal(true);
-    const bar = new Progress('file.bin', 200 << 20, out);
-    await new Promise((r) => setTimeout(r, 120));
-    bar.update(100 << 20);
+    let clock = 1_000;
+    const bar = new Progress('file.bin', 200 << 20, out, () => clock);
+    clock += 1_000;
+    bar.update(100 << 20); // the first update draws
+    clock += 99;
     bar.update(150 << 20); // within 100 ms of the last draw: skipped
+    clock += 1;
+    bar.update(160 << 20); // 100 ms after it: drawn
     bar.done();
-    expect(out.written).toHaveLength(2);
-    expect(out.written[0]).toMatch(/file\.bin \[#{15} {15}\] {2}50% 100\.0 MiB \/ 200\.0 MiB .*\/s/);
-    expect(out.written[1]).toBe('\r\x1b[K');
+    expect(out.written).toHaveLength(3);
+    expect(out.written[0]).toMatch(
+      /file\.bin \[#{15} {15}\] {2}50% 100\.0 MiB \/ 200\.0 MiB {2}100\.0 MiB\/s/,
+    );
+    expect(out.written[1]).toMatch(/ {2}80% 160\.0 MiB \/ 200\.0 MiB/);
+    expect(out.written[2]).toBe('\r\x1b[K');
   });
 });
