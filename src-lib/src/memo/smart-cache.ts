@@ -267,7 +267,7 @@ async function readEntry(
   // The index holds small JSON entries under call keys: keys do not name their bytes here.
   const raw = await s.index.read(key, { digest: null });
   if (!raw) return null;
-  let entry: { tarn?: unknown; value?: unknown; format?: unknown };
+  let entry: { tarn?: unknown; value?: unknown; format?: unknown } | null;
   try {
     // One read where the location can (a file: 2x faster than a stream for a 100-byte entry).
     let bytes: Buffer;
@@ -283,7 +283,14 @@ async function readEntry(
   } finally {
     await raw.close();
   }
-  if (entry.tarn !== ENTRY || typeof entry.value !== 'string' || entry.format !== serializer.name)
+  // Any JSON parses, `null` too: only an object of the current format is an entry.
+  if (
+    typeof entry !== 'object' ||
+    entry === null ||
+    entry.tarn !== ENTRY ||
+    typeof entry.value !== 'string' ||
+    entry.format !== serializer.name
+  )
     return 'repair';
   let bytes: Buffer;
   try {

@@ -361,4 +361,41 @@ describe('smartCache in one process', () => {
     expect(await f(1)).toBe(2);
     expect(await new DiskLocation(join(lake, 'tools', 'memo')).contains(await f.keyOf(1))).toBe(true);
   });
+
+  it('repairs an index entry that parses to JSON but not to an entry (null, a number, a list)', async () => {
+    for (const text of ['null', '42', '"entry"', '[]', 'true']) {
+      const folder = freshPath(base);
+      let runs = 0;
+      const f = smartCache(folder)((x: number) => {
+        runs++;
+        return { x };
+      });
+      await f(1);
+      const entry = new DiskLocation(join(folder, 'index')).pathOf(await f.keyOf(1));
+      overwrite(entry, text);
+      expect(await f(1)).toEqual({ x: 1 });
+      expect(f.stats).toMatchObject({ hits: 0, misses: 2, repaired: 1 });
+      // Rewritten: the next call is a hit.
+      expect(JSON.parse(readFileSync(entry, 'utf8'))).toMatchObject({ tarn: 'tarn-memo/1' });
+      expect(await f(1)).toEqual({ x: 1 });
+      expect(f.stats).toMatchObject({ hits: 1, misses: 2, repaired: 1 });
+      expect(runs).toBe(2);
+    }
+  });
+
+  it('arguments or a key nested too deeply are a CacheKeyError naming where, not a RangeError', async () => {
+    let deep: unknown[] = [];
+    for (let i = 0; i < 100_000; i++) deep = [deep];
+    const f = smartCache(freshPath(base))((_x: unknown) => 1);
+    await expect(f(deep)).rejects.toMatchObject({
+      code: 'TARN_CACHE_KEY',
+      path: expect.stringMatching(/^args\[0\]\[0\]\[0\].*\(\d+ levels\)/),
+      message: expect.stringMatching(/nested more than 10000 levels deep/),
+    });
+    const byKey = smartCache(freshPath(base), { key: () => deep })((_x: number) => 1);
+    await expect(byKey(1)).rejects.toMatchObject({
+      code: 'TARN_CACHE_KEY',
+      path: expect.stringMatching(/^key\(\.\.\.args\)\[0\]\[0\]/),
+    });
+  });
 });
