@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { chmodSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { DiskLocation, HashKeyStorage, Level, Levels, RedisLocation, smartCache } from '@tarnjs/tarn';
@@ -381,6 +381,36 @@ describe('smartCache in one process', () => {
       expect(f.stats).toMatchObject({ hits: 1, misses: 2, repaired: 1 });
       expect(runs).toBe(2);
     }
+  });
+
+  it('repairs an index entry or a value blob that is a folder: the call returns its value, the next hits', async () => {
+    const folder = freshPath(base);
+    let runs = 0;
+    const f = smartCache(folder)((x: number) => {
+      runs++;
+      return { x };
+    });
+    await f(1);
+    const index = new DiskLocation(join(folder, 'index'));
+    const entry = index.pathOf(await f.keyOf(1));
+    const valueKey = (JSON.parse(readFileSync(entry, 'utf8')) as { value: string }).value;
+    // An empty folder where the entry was, and a folder holding a folder named `data` (not
+    // Python tarn's legacy <key>/data file) where the value blob was.
+    rmSync(entry);
+    mkdirSync(entry);
+    expect(await f(1)).toEqual({ x: 1 });
+    expect(statSync(entry).isFile()).toBe(true);
+    const blob = new DiskLocation(join(folder, 'storage')).pathOf(valueKey);
+    rmSync(blob);
+    mkdirSync(join(blob, 'data'), { recursive: true });
+    expect(await f(1)).toEqual({ x: 1 });
+    expect(statSync(blob).isFile()).toBe(true);
+    expect(runs).toBe(3);
+    expect(await f(1)).toEqual({ x: 1 });
+    expect(f.stats).toMatchObject({ hits: 1, misses: 3 });
+    // The folders were moved aside, not deleted: a lake never destroys what it did not write.
+    expect(readdirSync(join(folder, 'index', 'tools', 'quarantine'))).toHaveLength(1);
+    expect(readdirSync(join(folder, 'storage', 'tools', 'quarantine'))).toHaveLength(1);
   });
 
   it('arguments or a key nested too deeply are a CacheKeyError naming where, not a RangeError', async () => {
