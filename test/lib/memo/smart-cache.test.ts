@@ -2,7 +2,15 @@ import { spawn } from 'node:child_process';
 import { chmodSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { DiskLocation, HashKeyStorage, Level, Levels, RedisLocation, smartCache } from '@tarnjs/tarn';
+import {
+  DiskLocation,
+  HashKeyStorage,
+  Level,
+  Levels,
+  MemoError,
+  RedisLocation,
+  smartCache,
+} from '@tarnjs/tarn';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { available } from '../../bed/index.js';
 import { type Redis, startRedis } from '../../bed/services.js';
@@ -411,6 +419,71 @@ describe('smartCache in one process', () => {
     // The folders were moved aside, not deleted: a lake never destroys what it did not write.
     expect(readdirSync(join(folder, 'index', 'tools', 'quarantine'))).toHaveLength(1);
     expect(readdirSync(join(folder, 'storage', 'tools', 'quarantine'))).toHaveLength(1);
+  });
+
+  it('a result the serializer cannot store is a MemoError naming the part, thrown at every call', async () => {
+    class Session {
+      readonly id = 7;
+      readonly pending = Promise.resolve(1);
+    }
+    const cases: Array<{
+      serializer: 'v8' | 'json';
+      result: () => unknown;
+      message: RegExp;
+    }> = [
+      {
+        serializer: 'v8',
+        result: () => ({ n: 1, opts: { cb: function onDone() {} } }),
+        message: /result\.opts\.cb is a function \(onDone\)/,
+      },
+      { serializer: 'v8', result: () => [new Session()], message: /result\[0\]\.pending is a Promise/ },
+      {
+        serializer: 'v8',
+        result: () => new Map([['k', Symbol('s')]]),
+        message: /result\.get\("k"\) is a symbol/,
+      },
+      { serializer: 'json', result: () => ({ big: 2n ** 70n }), message: /result\.big is a BigInt/ },
+      {
+        serializer: 'json',
+        result: () => {
+          const loop: Record<string, unknown> = { a: 1 };
+          loop.self = loop;
+          return loop;
+        },
+        message: /result\.self is a circular reference/,
+      },
+      { serializer: 'json', result: () => undefined, message: /result is undefined/ },
+    ];
+    for (const { serializer, result, message } of cases) {
+      let runs = 0;
+      const f = smartCache(freshPath(base), { serializer })((_x: number) => {
+        runs++;
+        return result();
+      });
+      for (let call = 1; call <= 2; call++) {
+        const error = await f(1).catch((e: unknown) => e);
+        expect(error).toBeInstanceOf(MemoError);
+        expect(error).toMatchObject({ code: 'TARN_MEMO', message: expect.stringMatching(message) });
+        expect((error as Error).message).toContain(`${serializer} serializer`);
+        expect((error as Error).cause).toBeInstanceOf(Error);
+      }
+      // Nothing half-stored: no index entry, so each call runs the function and says so again.
+      expect(await f.forget(1)).toBe(false);
+      expect(runs).toBe(2);
+      expect(f.stats).toMatchObject({ hits: 0, misses: 2, unstored: 2 });
+    }
+  });
+
+  it('a result nested too deeply to serialise is a MemoError, not a RangeError', async () => {
+    const f = smartCache(freshPath(base))(() => {
+      let deep: unknown[] = [];
+      for (let i = 0; i < 100_000; i++) deep = [deep];
+      return deep;
+    });
+    await expect(f()).rejects.toMatchObject({
+      code: 'TARN_MEMO',
+      message: expect.stringMatching(/nested too deeply/),
+    });
   });
 
   it('arguments or a key nested too deeply are a CacheKeyError naming where, not a RangeError', async () => {
