@@ -49,10 +49,12 @@ export function unserialisable(
   serializer: Serializer,
   cause: unknown,
 ): MemoError {
+  const message = cause instanceof Error ? cause.message : String(cause);
   const why =
-    cause instanceof RangeError
-      ? `it is nested too deeply to serialise (${cause.message})`
-      : (culprit(value, serializer) ?? (cause as Error)?.message ?? String(cause));
+    cause instanceof RangeError && /call stack/i.test(message)
+      ? `it is nested too deeply to serialise (${message})`
+      : // A DataCloneError quotes the whole source of the function it met: keep the start.
+        (culprit(value, serializer) ?? (message.length > 200 ? `${message.slice(0, 200)}…` : message));
   return new MemoError(
     `the result of ${what} cannot be stored with the ${serializer.name} serializer: ${why}; ` +
       'return data it can store, or pass another serializer (the call is not cached)',
