@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { parseSize } from '../util/size.js';
+import { hasSecretParam, hasUserInfo, NO_USER_INFO } from '../util/url.js';
 
 /**
  * The declarative description of a storage: the digest, and a tree of locations. One schema for
@@ -78,15 +79,34 @@ export const diskConfig = z
   .strict()
   .meta({ id: 'Disk', description: 'A lake folder, laid out as Python tarn lays it out' });
 
+/**
+ * A URL field that must not carry credentials (`user:password@`, see util/url.ts). The check is a
+ * pattern too, so that the JSON Schema (and a CRD built from it) refuses what zod refuses.
+ */
+function credentialFree<T extends z.ZodString | z.ZodURL>(
+  url: T,
+  message: string,
+  options: { secretParams?: boolean } = {},
+) {
+  const pattern = options.secretParams
+    ? `^(?![\\s\\S]*[?&]password=)${NO_USER_INFO.source.slice(1)}`
+    : NO_USER_INFO.source;
+  return url
+    .refine((u) => !hasUserInfo(u) && !(options.secretParams && hasSecretParam(u)), { message })
+    .meta({ pattern });
+}
+
 export const redisConfig = z
   .object({
     kind: z.literal('redis'),
-    url: z
-      .string()
-      .min(1)
+    url: credentialFree(
+      z.string().min(1),
+      'credentials in the URL (user:password@, ?password=) would sit in the config file and show in messages; give username, and password: { env: VAR } or { file: /path }',
+      { secretParams: true },
+    )
       .optional()
       .describe(
-        'redis://host:port/db or rediss:// (TLS); a bare host works too. Default redis://127.0.0.1:6379',
+        'redis://host:port/db or rediss:// (TLS); a bare host works too. Default redis://127.0.0.1:6379. No user:password@ (use username and password)',
       ),
     username: z.string().min(1).optional().describe('ACL user name'),
     password: secret.optional().describe('Password (never inline, and not in the URL)'),
@@ -109,7 +129,12 @@ export const s3Config = z
     kind: z.literal('s3'),
     bucket: z.string().min(1).describe('Bucket name'),
     prefix: z.string().optional().describe('Object key prefix, e.g. lake/'),
-    endpoint: z.string().min(1).optional().describe('A non-AWS server (MinIO, Ceph, R2, ...)'),
+    endpoint: credentialFree(
+      z.string().min(1),
+      'credentials in the endpoint (key:secret@) would show in messages and in tarn describe; give credentials: { accessKeyId: { env: VAR }, secretAccessKey: { file: /path } }, or leave them to the AWS chain',
+    )
+      .optional()
+      .describe('A non-AWS server (MinIO, Ceph, R2, ...); no key:secret@ (use credentials)'),
     region: z.string().min(1).optional().describe('Default: $AWS_REGION, else us-east-1'),
     forcePathStyle: z.boolean().optional().describe('Path-style URLs; default true with an endpoint'),
     credentials: z
@@ -177,7 +202,12 @@ export const scpConfig = z
 export const nginxConfig = z
   .object({
     kind: z.literal('nginx'),
-    url: z.url().describe('Base URL of a lake folder served by nginx with autoindex on'),
+    url: credentialFree(
+      z.url(),
+      'credentials in the URL (user:password@) would show in messages and in tarn describe; give them as headers: { authorization: { env: VAR } } (a literal @ in the path is %40)',
+    ).describe(
+      'Base URL of a lake folder served by nginx with autoindex on; no user:password@ (use headers)',
+    ),
     headers: z
       .record(z.string(), secret)
       .optional()

@@ -29,161 +29,345 @@ const TYPED = [
  * Feeds a canonical, type-tagged encoding of `value` into `hash`: equal values give equal bytes
  * whatever their object key order or Map and Set insertion order, and values of different types
  * never give the same bytes. Functions, symbols and class instances without `[cacheKey]` are
- * refused with a CacheKeyError naming where they are, never silently dropped.
+ * refused with a CacheKeyError naming where they are, never silently dropped. Any depth of nesting
+ * is encoded: the encoder keeps its own stack instead of recursing.
  */
 export function encodeInto(hash: Hash, value: unknown, path = 'value'): void {
-  new Encoder(hash).encode(value, path);
+  run(value, path, (b) => hash.update(b));
 }
 
 /** The canonical encoding as bytes (Map keys and Set members are sorted by these). */
 export function encode(value: unknown, path = 'value'): Buffer {
-  return bytesOfEncoding(value, path, new Set());
-}
-
-/** Encodes into a buffer, sharing `open` (the objects being encoded) so that cycles are seen. */
-function bytesOfEncoding(value: unknown, path: string, open: Set<object>): Buffer {
   const parts: Buffer[] = [];
-  new Encoder({ update: (b: Buffer) => parts.push(b) } as unknown as Hash, open).encode(value, path);
+  run(value, path, (b) => parts.push(b));
   return Buffer.concat(parts);
 }
 
-class Encoder {
-  constructor(
-    private readonly out: Hash,
-    /** The objects on the path from the root: meeting one again is a cycle. */
-    private readonly open = new Set<object>(),
-  ) {}
+/**
+ * Where a value sits, as links to its container: turned into a path string (`args[1].opts.cb`)
+ * only when an error names it, so a call that encodes fine builds no strings.
+ */
+interface At {
+  readonly up: At | undefined;
+  /** An array index, an object key, or one of the step kinds below. */
+  readonly step: number | string | Step;
+  /** Containers between the root and here. */
+  readonly depth: number;
+}
+type Step =
+  | { readonly kind: 'get'; readonly key: unknown }
+  | { readonly kind: 'keys' | 'values'; readonly i: number }
+  | { readonly kind: 'cacheKey' };
 
-  #tag(tag: string, payload?: Buffer | string): void {
-    const body = payload === undefined ? Buffer.alloc(0) : Buffer.from(payload);
-    const head = Buffer.alloc(5);
-    head.write(tag, 0, 1, 'latin1');
-    head.writeUInt32BE(body.length, 1);
-    this.out.update(head);
-    if (body.length > 0) this.out.update(body);
-  }
+const CACHE_KEY_STEP: Step = { kind: 'cacheKey' };
 
-  encode(value: unknown, path: string): void {
+/**
+ * Containers nested deeper than this are refused. Far beyond real arguments, and more than the
+ * recursive encoder this one replaced could reach before its stack ran out (about 2,000 arrays, 1,100
+ * Sets), so nothing that had a key loses it. The encoder keeps its own stack, so the limit is not
+ * about the call stack: it stops what never bottoms out (a `[cacheKey]()` returning a new instance
+ * of its class) and bounds the work a hostile argument can ask for (10,000 levels of Maps keyed by
+ * Maps take about 0.1 s).
+ */
+export const MAX_DEPTH = 10_000;
+
+// What is left to do, last first. Values are encoded in place; the other jobs finish containers.
+const VALUE = 0; // encode `value`, found at `at`
+const BYTES = 1; // emit `bytes` (a tag, or a sorted Map key)
+const CLOSE = 2; // `object` is done: meeting it again is no longer a cycle
+const OPEN_SINK = 3; // collect what follows apart, for sorting (a Map key, a Set member)
+const SHUT_SINK = 4; // the collected encoding is complete: add it to `into`
+const SET_DONE = 5; // every member of a Set is encoded: emit them sorted
+const MAP_KEYS_DONE = 6; // every key of a Map is encoded: emit the entries sorted by key
+
+type Job =
+  | { op: typeof VALUE; value: unknown; at: At }
+  | { op: typeof BYTES; bytes: Piece }
+  | { op: typeof CLOSE; object: object }
+  | { op: typeof OPEN_SINK }
+  | { op: typeof SHUT_SINK; into: Piece[] }
+  | { op: typeof SET_DONE; members: Piece[] }
+  | { op: typeof MAP_KEYS_DONE; keys: Piece[]; map: Map<unknown, unknown>; at: At };
+
+/**
+ * An encoding collected apart, to be sorted: a Buffer, or for a long one its parts. Copying each
+ * nested encoding into one Buffer at every level would make Sets in Sets (or Maps keyed by Maps)
+ * quadratic in their depth.
+ */
+type Piece = Buffer | Rope;
+interface Rope {
+  readonly parts: Piece[];
+  readonly size: number;
+}
+/** Encodings up to this size are joined into one Buffer (Buffer.compare sorts those fastest). */
+const JOIN_BELOW = 4096;
+
+function run(root: unknown, rootPath: string, out: (b: Buffer) => void): void {
+  /** The objects on the path from the root: meeting one again is a cycle. */
+  const open = new Set<object>();
+  /** Encodings being collected apart (innermost last); none: straight to `out`. */
+  const sinks: Array<{ parts: Piece[]; size: number }> = [];
+  const emit = (p: Piece) => {
+    const sink = sinks.at(-1);
+    if (sink) {
+      sink.parts.push(p);
+      sink.size += Buffer.isBuffer(p) ? p.length : p.size;
+    } else if (Buffer.isBuffer(p)) out(p);
+    else for (const b of leaves(p)) out(b);
+  };
+  const tag = (t: string, payload?: Buffer | string) => emit(tagged(t, payload));
+  const fail = (at: At, reason: string): never => {
+    throw new CacheKeyError(pathOf(rootPath, at), reason);
+  };
+
+  const jobs: Job[] = [{ op: VALUE, value: root, at: { up: undefined, step: '', depth: 0 } }];
+  const inside = (at: At, step: At['step']): At => ({ up: at, step, depth: at.depth + 1 });
+  for (let job = jobs.pop(); job !== undefined; job = jobs.pop()) {
+    switch (job.op) {
+      case BYTES:
+        emit(job.bytes);
+        continue;
+      case CLOSE:
+        open.delete(job.object);
+        continue;
+      case OPEN_SINK:
+        sinks.push({ parts: [], size: 0 });
+        continue;
+      case SHUT_SINK: {
+        const { parts, size } = sinks.pop() as (typeof sinks)[number];
+        // A short encoding holds no Rope: a Rope is longer than JOIN_BELOW, and so is what holds one.
+        job.into.push(size < JOIN_BELOW ? Buffer.concat(parts as Buffer[]) : { parts, size });
+        continue;
+      }
+      case SET_DONE:
+        job.members.sort(compare);
+        tag('S', String(job.members.length));
+        for (const m of job.members) emit(m);
+        continue;
+      case MAP_KEYS_DONE: {
+        const entries = [...job.map.entries()].map(([k, v], i) => ({ key: job.keys[i] as Piece, k, v }));
+        entries.sort((a, b) => compare(a.key, b.key));
+        tag('m', String(entries.length));
+        for (let i = entries.length - 1; i >= 0; i--) {
+          const e = entries[i] as (typeof entries)[number];
+          jobs.push({ op: VALUE, value: e.v, at: inside(job.at, { kind: 'get', key: e.k }) });
+          jobs.push({ op: BYTES, bytes: e.key });
+        }
+        continue;
+      }
+    }
+    const { value, at } = job;
     switch (typeof value) {
       case 'undefined':
-        this.#tag('u');
-        return;
+        emit(EMPTY.u);
+        continue;
       case 'boolean':
-        this.#tag(value ? 't' : 'f');
-        return;
+        emit(value ? EMPTY.t : EMPTY.f);
+        continue;
       case 'number': {
         const b = Buffer.alloc(8);
         b.writeDoubleBE(Number.isNaN(value) ? Number.NaN : value);
-        this.#tag('d', b);
-        return;
+        tag('d', b);
+        continue;
       }
       case 'bigint':
-        this.#tag('b', value.toString());
-        return;
+        tag('b', value.toString());
+        continue;
       case 'string':
-        this.#tag('s', value);
-        return;
+        tag('s', value);
+        continue;
       case 'symbol':
-        throw new CacheKeyError(path, 'a symbol has no stable encoding');
+        fail(at, 'a symbol has no stable encoding');
+        continue;
       case 'function':
-        throw new CacheKeyError(
-          path,
+        fail(
+          at,
           `a function (${value.name || 'anonymous'}) cannot be part of a cache key; pass a \`key\` option`,
         );
+        continue;
     }
     if (value === null) {
-      this.#tag('n');
-      return;
+      emit(EMPTY.n);
+      continue;
     }
     const object = value as object;
-    if (this.open.has(object))
-      throw new CacheKeyError(path, 'a circular reference has no canonical encoding');
-    this.open.add(object);
-    try {
-      this.#object(object, path);
-    } finally {
-      this.open.delete(object);
-    }
-  }
+    if (open.has(object)) fail(at, 'a circular reference has no canonical encoding');
+    // Leaves (Buffer, Date, …) hold no references, so they need no CLOSE.
+    if (leaf(object, tag)) continue;
+    if (at.depth >= MAX_DEPTH)
+      fail(at, `nested more than ${MAX_DEPTH} levels deep; pass a \`key\` option that identifies the call`);
+    open.add(object);
+    jobs.push({ op: CLOSE, object });
 
-  #object(value: object, path: string): void {
-    if (typeof (value as Partial<Encodable>)[cacheKey] === 'function') {
-      this.#tag('k', value.constructor?.name ?? '');
-      this.encode((value as Encodable)[cacheKey](), `${path}[cacheKey]()`);
-      return;
+    if (typeof (object as Partial<Encodable>)[cacheKey] === 'function') {
+      tag('k', object.constructor?.name ?? '');
+      jobs.push({ op: VALUE, value: (object as Encodable)[cacheKey](), at: inside(at, CACHE_KEY_STEP) });
+      continue;
     }
-    if (Array.isArray(value)) {
-      this.#tag('a', String(value.length));
-      for (let i = 0; i < value.length; i++) {
-        if (!(i in value)) this.#tag('h');
-        else this.encode(value[i], `${path}[${i}]`);
+    if (Array.isArray(object)) {
+      tag('a', String(object.length));
+      for (let i = object.length - 1; i >= 0; i--) {
+        if (!(i in object)) jobs.push({ op: BYTES, bytes: EMPTY.h });
+        else jobs.push({ op: VALUE, value: object[i], at: inside(at, i) });
       }
-      return;
+      continue;
     }
-    if (Buffer.isBuffer(value)) {
-      this.#tag('B', value);
-      return;
-    }
-    for (const T of TYPED) {
-      if (value instanceof T) {
-        this.#tag('T', `${T.name}:${bytesOf(value).toString('base64')}`);
-        return;
+    if (object instanceof Map) {
+      // The keys are encoded apart first, so that the entries can be sorted by them.
+      const keys: Buffer[] = [];
+      jobs.push({ op: MAP_KEYS_DONE, keys, map: object, at });
+      let i = object.size;
+      for (const k of [...object.keys()].reverse()) {
+        i--;
+        jobs.push({ op: SHUT_SINK, into: keys });
+        jobs.push({ op: VALUE, value: k, at: inside(at, { kind: 'keys', i }) });
+        jobs.push({ op: OPEN_SINK });
       }
+      continue;
     }
-    if (value instanceof ArrayBuffer) {
-      this.#tag('A', Buffer.from(value));
-      return;
-    }
-    if (value instanceof DataView) {
-      this.#tag('V', bytesOf(value));
-      return;
-    }
-    if (value instanceof Date) {
-      this.#tag('D', String(value.getTime()));
-      return;
-    }
-    if (value instanceof RegExp) {
-      this.#tag('r', `${value.flags}/${value.source}`);
-      return;
-    }
-    if (value instanceof Map) {
-      const entries = [...value.entries()].map(([k, v], i) => ({
-        key: bytesOfEncoding(k, `${path}.keys()[${i}]`, this.open),
-        k,
-        v,
-        i,
-      }));
-      entries.sort((a, b) => Buffer.compare(a.key, b.key));
-      this.#tag('m', String(entries.length));
-      for (const e of entries) {
-        this.out.update(e.key);
-        this.encode(e.v, `${path}.get(${describeKey(e.k)})`);
+    if (object instanceof Set) {
+      const members: Buffer[] = [];
+      jobs.push({ op: SET_DONE, members });
+      let i = object.size;
+      for (const m of [...object].reverse()) {
+        i--;
+        jobs.push({ op: SHUT_SINK, into: members });
+        jobs.push({ op: VALUE, value: m, at: inside(at, { kind: 'values', i }) });
+        jobs.push({ op: OPEN_SINK });
       }
-      return;
+      continue;
     }
-    if (value instanceof Set) {
-      const members = [...value].map((m, i) => bytesOfEncoding(m, `${path}.values()[${i}]`, this.open));
-      members.sort(Buffer.compare);
-      this.#tag('S', String(members.length));
-      for (const m of members) this.out.update(m);
-      return;
-    }
-    const proto = Object.getPrototypeOf(value);
+    const proto = Object.getPrototypeOf(object);
     if (proto !== Object.prototype && proto !== null) {
-      const name = value.constructor?.name ?? 'an object';
-      throw new CacheKeyError(
-        path,
+      const name = object.constructor?.name ?? 'an object';
+      fail(
+        at,
         `a ${name} instance has no declared encoding; give ${name} a [cacheKey]() method or pass a \`key\` option`,
       );
     }
-    if (Object.getOwnPropertySymbols(value).length > 0)
-      throw new CacheKeyError(path, 'symbol-keyed properties have no stable encoding');
-    const keys = Object.keys(value).sort();
-    this.#tag('o', String(keys.length));
-    for (const k of keys) {
-      this.#tag('s', k);
-      this.encode((value as Record<string, unknown>)[k], `${path}.${k}`);
+    if (Object.getOwnPropertySymbols(object).length > 0)
+      fail(at, 'symbol-keyed properties have no stable encoding');
+    const keys = Object.keys(object).sort();
+    tag('o', String(keys.length));
+    for (let i = keys.length - 1; i >= 0; i--) {
+      const k = keys[i] as string;
+      jobs.push({ op: VALUE, value: (object as Record<string, unknown>)[k], at: inside(at, k) });
+      jobs.push({ op: BYTES, bytes: tagged('s', k) });
     }
+  }
+}
+
+/** The Buffers of a Piece, in order (without recursing: a Rope may be deep). */
+function* leaves(piece: Piece): Generator<Buffer> {
+  const stack: Piece[] = [piece];
+  for (let p = stack.pop(); p !== undefined; p = stack.pop()) {
+    if (Buffer.isBuffer(p)) yield p;
+    else for (let i = p.parts.length - 1; i >= 0; i--) stack.push(p.parts[i] as Piece);
+  }
+}
+
+/** Buffer.compare over the bytes of two Pieces: bytewise, a prefix first. */
+function compare(a: Piece, b: Piece): number {
+  if (Buffer.isBuffer(a) && Buffer.isBuffer(b)) return Buffer.compare(a, b);
+  const as = leaves(a);
+  const bs = leaves(b);
+  let x: Buffer | undefined = EMPTY_BODY;
+  let y: Buffer | undefined = EMPTY_BODY;
+  let i = 0;
+  let j = 0;
+  for (;;) {
+    while (x && i === x.length) {
+      x = as.next().value;
+      i = 0;
+    }
+    while (y && j === y.length) {
+      y = bs.next().value;
+      j = 0;
+    }
+    if (!x || !y) return (x ? 1 : 0) - (y ? 1 : 0);
+    const n = Math.min(x.length - i, y.length - j);
+    const c = x.compare(y, j, j + n, i, i + n);
+    if (c !== 0) return c;
+    i += n;
+    j += n;
+  }
+}
+
+/** Encodes the objects that hold no other values; false for containers and the rest. */
+function leaf(value: object, tag: (t: string, payload?: Buffer | string) => void): boolean {
+  if (typeof (value as Partial<Encodable>)[cacheKey] === 'function' || Array.isArray(value)) return false;
+  if (Buffer.isBuffer(value)) {
+    tag('B', value);
+    return true;
+  }
+  for (const T of TYPED) {
+    if (value instanceof T) {
+      tag('T', `${T.name}:${bytesOf(value).toString('base64')}`);
+      return true;
+    }
+  }
+  if (value instanceof ArrayBuffer) {
+    tag('A', Buffer.from(value));
+    return true;
+  }
+  if (value instanceof DataView) {
+    tag('V', bytesOf(value));
+    return true;
+  }
+  if (value instanceof Date) {
+    tag('D', String(value.getTime()));
+    return true;
+  }
+  if (value instanceof RegExp) {
+    tag('r', `${value.flags}/${value.source}`);
+    return true;
+  }
+  return false;
+}
+
+/** A tag byte, the payload's length (uint32 BE), the payload. */
+function tagged(tag: string, payload?: Buffer | string): Buffer {
+  const body = payload === undefined ? EMPTY_BODY : Buffer.from(payload);
+  const out = Buffer.allocUnsafe(5 + body.length);
+  out.write(tag, 0, 1, 'latin1');
+  out.writeUInt32BE(body.length, 1);
+  body.copy(out, 5);
+  return out;
+}
+
+const EMPTY_BODY = Buffer.alloc(0);
+const EMPTY = {
+  u: tagged('u'),
+  t: tagged('t'),
+  f: tagged('f'),
+  n: tagged('n'),
+  h: tagged('h'),
+} as const;
+
+/** Steps kept at each end of a path too deep to print whole. */
+const PATH_ENDS = 16;
+
+function pathOf(root: string, at: At): string {
+  const steps: string[] = [];
+  for (let a: At | undefined = at; a?.up !== undefined; a = a.up) steps.push(stepText(a.step));
+  steps.reverse();
+  if (steps.length <= 2 * PATH_ENDS) return root + steps.join('');
+  const skipped = steps.length - 2 * PATH_ENDS;
+  return `${root}${steps.slice(0, PATH_ENDS).join('')}…(${skipped} levels)…${steps.slice(-PATH_ENDS).join('')}`;
+}
+
+function stepText(step: At['step']): string {
+  if (typeof step === 'number') return `[${step}]`;
+  if (typeof step === 'string') return `.${step}`;
+  switch (step.kind) {
+    case 'get':
+      return `.get(${describeKey(step.key)})`;
+    case 'keys':
+      return `.keys()[${step.i}]`;
+    case 'values':
+      return `.values()[${step.i}]`;
+    case 'cacheKey':
+      return '[cacheKey]()';
   }
 }
 

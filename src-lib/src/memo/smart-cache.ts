@@ -13,7 +13,7 @@ import { sleep } from '../util/process.js';
 import { encodeInto } from './encode.js';
 import { MemoError } from './errors.js';
 import { callerModule, dependencies } from './registry.js';
-import { type Serializer, serializerOf } from './serializers.js';
+import { type Serializer, serializerOf, unserialisable } from './serializers.js';
 import { readFunction } from './source.js';
 
 // biome-ignore lint/suspicious/noExplicitAny: a cached function keeps whatever signature it had
@@ -54,7 +54,10 @@ export interface CacheStats {
   joined: number;
   /** Corrupt or dangling index entries and blobs found (each then recomputed and stored again). */
   repaired: number;
-  /** Results computed but not stored (the storage refused or failed); they were still returned. */
+  /**
+   * Results computed but not stored: the storage refused or was down (the result was still
+   * returned), or the serializer could not store it (the call threw a MemoError).
+   */
   unstored: number;
   /** Lookups that failed because a server of the index or storage was down (the call computed instead). */
   unavailable: number;
@@ -98,6 +101,7 @@ export function smartCache(target: MemoTarget, options: SmartCacheOptions = {}) 
     if (typeof fn !== 'function') throw new MemoError('smartCache(...)(fn) takes a function');
     type Result = Awaited<ReturnType<F>>;
     const module = callerModule();
+    const name = fn.name || 'the cached function';
     const stats: CacheStats = { hits: 0, misses: 0, joined: 0, repaired: 0, unstored: 0, unavailable: 0 };
     const running = new Map<string, Promise<Result>>();
     // Read when first called, once every module (and every markUnstable) has loaded.
@@ -138,8 +142,9 @@ export function smartCache(target: MemoTarget, options: SmartCacheOptions = {}) 
       try {
         stats.misses++;
         const value = (await fn(...args)) as Result;
-        const stored = await store(s, key, value, serializer).catch((e: unknown) => {
+        const stored = await store(s, key, value, serializer, name).catch((e: unknown) => {
           if (isRemote(e)) return false;
+          stats.unstored++;
           throw e;
         });
         if (!stored) stats.unstored++;
@@ -267,7 +272,7 @@ async function readEntry(
   // The index holds small JSON entries under call keys: keys do not name their bytes here.
   const raw = await s.index.read(key, { digest: null });
   if (!raw) return null;
-  let entry: { tarn?: unknown; value?: unknown; format?: unknown };
+  let entry: { tarn?: unknown; value?: unknown; format?: unknown } | null;
   try {
     // One read where the location can (a file: 2x faster than a stream for a 100-byte entry).
     let bytes: Buffer;
@@ -283,7 +288,14 @@ async function readEntry(
   } finally {
     await raw.close();
   }
-  if (entry.tarn !== ENTRY || typeof entry.value !== 'string' || entry.format !== serializer.name)
+  // Any JSON parses, `null` too: only an object of the current format is an entry.
+  if (
+    typeof entry !== 'object' ||
+    entry === null ||
+    entry.tarn !== ENTRY ||
+    typeof entry.value !== 'string' ||
+    entry.format !== serializer.name
+  )
     return 'repair';
   let bytes: Buffer;
   try {
@@ -300,9 +312,24 @@ async function readEntry(
   }
 }
 
-/** Stores a result and its index entry; false when the storage would not take it. */
-async function store(s: Stores, key: string, value: unknown, serializer: Serializer): Promise<boolean> {
-  const bytes = serializer.serialize(value);
+/**
+ * Stores a result and its index entry; false when the storage would not take it. A result the
+ * serializer cannot store is a MemoError, before anything is written: returning it uncached would
+ * recompute it at every call without a word.
+ */
+async function store(
+  s: Stores,
+  key: string,
+  value: unknown,
+  serializer: Serializer,
+  what: string,
+): Promise<boolean> {
+  let bytes: Buffer;
+  try {
+    bytes = serializer.serialize(value);
+  } catch (e) {
+    throw unserialisable(what, value, serializer, e);
+  }
   let valueKey: string;
   try {
     valueKey = await s.storage.write(bytes);

@@ -43,12 +43,37 @@ function readCode(fn: (...args: never[]) => unknown): FunctionSource {
     let ast: Node;
     try {
       ast = parse(wrapped, OPTIONS);
-    } catch {
+    } catch (e) {
+      if (exhausted(e)) throw tooDeep(fn, e);
       continue;
     }
-    return { normalised: normalise(ast), ...namesOf(ast) };
+    try {
+      return { normalised: normalise(ast), ...namesOf(ast) };
+    } catch (e) {
+      if (exhausted(e)) throw tooDeep(fn, e);
+      throw e;
+    }
   }
   throw new MemoError(`cannot parse the code of ${fn.name || 'a function'}`);
+}
+
+/** The stack ran out: a RangeError, or acorn's SyntaxError for it ("Not enough stack space to parse input"). */
+function exhausted(e: unknown): e is Error {
+  return e instanceof RangeError || (e instanceof SyntaxError && /not enough stack space/i.test(e.message));
+}
+
+/**
+ * The parser, the normalisation and the walk recurse along the syntax tree, so code that V8 runs
+ * (deep brackets, or a chain of thousands of `+` or `.a`, which is a deep tree) can exhaust the stack.
+ * Such code is generated, not written: a clear refusal is better than a RangeError from our insides.
+ */
+function tooDeep(fn: (...args: never[]) => unknown, cause: Error): MemoError {
+  const name = fn.name || 'this function';
+  return new MemoError(
+    `the code of ${name} nests too deeply to be read (${cause.message}), so it cannot be fingerprinted; ` +
+      `cache a small function that calls it instead (and bump \`version\` when ${name} changes)`,
+    { cause },
+  );
 }
 
 /**

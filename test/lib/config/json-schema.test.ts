@@ -100,4 +100,16 @@ describe('JSON Schema of the config', () => {
     expect(valid(schema, { location: { kind: 'redis', password: 'x' } }, schema)).toBe(false);
     expect(valid(schema, { location: { kind: 'dsik', root: '/a' } }, schema)).toBe(false);
   });
+
+  it("refuses credentials in a URL's user-info, as the zod schema does", () => {
+    const schema = configJsonSchema();
+    const ok = (location: unknown) => valid(schema, { location }, schema);
+    expect(ok({ kind: 'nginx', url: 'http://user:pw@cdn/lake/' })).toBe(false);
+    expect(ok({ kind: 's3', bucket: 'b', endpoint: 'http://key:secret@minio:9000' })).toBe(false);
+    expect(ok({ kind: 'redis', url: 'redis://:pw@cache' })).toBe(false);
+    expect(ok({ kind: 'redis', url: 'redis://cache?password=pw' })).toBe(false);
+    expect(ok({ kind: 'nginx', url: 'https://cdn/%40team/lake/?sig=a@b' })).toBe(true);
+    expect(ok({ kind: 's3', bucket: 'b', endpoint: 'http://minio:9000' })).toBe(true);
+    expect(ok({ kind: 'redis', url: 'redis://cache:6379/0?family=6' })).toBe(true);
+  });
 });

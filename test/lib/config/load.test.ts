@@ -24,6 +24,7 @@ import {
 } from '@tarnjs/tarn';
 import { describe, expect, it } from 'vitest';
 import { sha256 } from '../../helpers/data.js';
+import { tarn } from '../../helpers/spawn.js';
 import { freshPath, tempDir } from '../../helpers/tmp.js';
 
 const base = tempDir();
@@ -259,6 +260,26 @@ describe('buildLocation', () => {
     ]);
     expect(unreadable.message).toMatch(/cannot read the secret file .*no-such-file/);
   });
+
+  it('refuses credentials in URLs built from code too, at the field, without echoing them', () => {
+    // buildLocation takes configs from code without parseConfig: the locations refuse them themselves.
+    const nodes: Array<[LocationNode, string]> = [
+      [{ kind: 'nginx', url: 'http://user:hunter2@127.0.0.1:1/lake/' }, 'url'],
+      [{ kind: 's3', bucket: 'b', endpoint: 'http://key:hunter2@127.0.0.1:1' }, 'endpoint'],
+    ];
+    for (const [node, field] of nodes) {
+      const e = (() => {
+        try {
+          buildLocation({ kind: 'levels', levels: [node] }, { base });
+        } catch (error) {
+          return error as ConfigError;
+        }
+      })();
+      expect(e).toBeInstanceOf(ConfigError);
+      expect(e?.path).toEqual(['location', 'levels', 0, field]);
+      expect(e?.message).not.toContain('hunter2');
+    }
+  });
 });
 
 describe('fromConfig', () => {
@@ -340,5 +361,26 @@ describe('a config that does not build', () => {
     const config = parseConfig({ location: [lake, { kind: 'redis', password: { env: 'TARN_TEST_UNSET' } }] });
     expect(() => buildLocation(config.location, { base, env: {} })).toThrow(ConfigError);
     expect(existsSync(lake)).toBe(false);
+  });
+});
+
+describe('tarn describe', () => {
+  it('refuses a config with credentials in a URL (exit 6) and never prints them', async () => {
+    const dir = freshPath(base, 'describe');
+    mkdirSync(dir);
+    for (const location of [
+      'kind: nginx\n  url: http://reader:hunter2@127.0.0.1:1/lake/',
+      'kind: s3\n  bucket: b\n  endpoint: http://key:hunter2@127.0.0.1:1',
+      'kind: redis\n  url: redis://:hunter2@127.0.0.1:1',
+    ]) {
+      const cfg = join(dir, 'tarn.yaml');
+      writeFileSync(cfg, `location:\n  ${location}\n`);
+      for (const args of [['describe'], ['--json', 'describe']]) {
+        const r = await tarn(['--storage', cfg, ...args]);
+        expect(r.code).toBe(6);
+        expect(r.stderr).toMatch(/location\.(url|endpoint): credentials in the/);
+        expect(r.stdout + r.stderr).not.toContain('hunter2');
+      }
+    }
   });
 });

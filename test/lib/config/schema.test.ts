@@ -209,4 +209,34 @@ location:
         .path,
     ).toEqual(['location', 'headers', 'authorization']);
   });
+
+  it("refuses credentials in a URL's user-info, naming the field and where they go, never echoing them", () => {
+    const cases: Array<[Record<string, unknown>, string, RegExp]> = [
+      [{ kind: 'nginx', url: 'http://user:hunter2@cdn/lake/' }, 'url', /give them as headers/],
+      [{ kind: 'nginx', url: 'http://hunter2@cdn/lake/' }, 'url', /give them as headers/],
+      [{ kind: 's3', bucket: 'b', endpoint: 'http://key:hunter2@minio:9000' }, 'endpoint', /credentials: \{/],
+      [{ kind: 'redis', url: 'redis://:hunter2@cache:6379' }, 'url', /password: \{ env: VAR \}/],
+      [{ kind: 'redis', url: 'redis://tarn:hunter2@cache:6379/0' }, 'url', /password: \{ env: VAR \}/],
+      [{ kind: 'redis', url: 'tarn:hunter2@cache:6379' }, 'url', /password: \{ env: VAR \}/],
+      // ioredis takes any client option from the query, the password too.
+      [{ kind: 'redis', url: 'redis://cache:6379?password=hunter2' }, 'url', /password: \{ env: VAR \}/],
+    ];
+    for (const [node, field, where] of cases) {
+      const e = rejected({ location: { kind: 'levels', levels: [node] } });
+      expect(e.path).toEqual(['location', 'levels', 0, field]);
+      expect(e.message).toMatch(/credentials in the (URL|endpoint)/);
+      expect(e.message).toMatch(where);
+      expect(e.message).not.toContain('hunter2');
+    }
+    // An @ in the query, or written %40 in the path, is no user-info.
+    expect(() =>
+      parseConfig({
+        location: [
+          { kind: 'nginx', url: 'https://cdn/%40team/lake/?sig=a@b' },
+          { kind: 'redis', url: 'redis://cache:6379/0?family=6' },
+          { kind: 's3', bucket: 'b', endpoint: 'http://minio:9000' },
+        ],
+      }),
+    ).not.toThrow();
+  });
 });

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { CacheKeyError, cacheKey, encodeCacheKey } from '@tarnjs/tarn';
 import { describe, expect, it } from 'vitest';
 
@@ -115,5 +116,74 @@ describe('canonical encoding of cache keys', () => {
     expect(same(new Point(1), new Point(2))).toBe(false);
     // The class name is part of it: another class with the same fields is another key.
     expect(same(new Point(1), { x: 1 })).toBe(false);
+  });
+
+  it('encodes containers nested 10,000 levels deep, whatever their kind (the encoder does not recurse)', () => {
+    const nest = (wrap: (inner: unknown) => unknown, levels: number) => {
+      let value: unknown = 1;
+      for (let i = 0; i < levels; i++) value = wrap(value);
+      return value;
+    };
+    const kinds: Array<(inner: unknown) => unknown> = [
+      (v) => [v],
+      (v) => ({ v }),
+      (v) => new Set([v]),
+      (v) => new Map([[v, 1]]),
+      (v) => new Map([[1, v]]),
+    ];
+    for (const wrap of kinds) {
+      const encoded = encodeCacheKey(nest(wrap, 10_000));
+      expect(encoded.equals(encodeCacheKey(nest(wrap, 9_999)))).toBe(false);
+    }
+  });
+
+  it('refuses containers nested deeper than 10,000 levels with a CacheKeyError and an abridged path', () => {
+    let deep: unknown[] = [];
+    for (let i = 0; i < 100_000; i++) deep = [deep];
+    const error = (() => {
+      try {
+        encodeCacheKey({ a: deep });
+      } catch (e) {
+        return e as CacheKeyError;
+      }
+    })();
+    expect(error).toBeInstanceOf(CacheKeyError);
+    expect(error?.message).toMatch(/: nested more than 10000 levels deep; pass a `key` option/);
+    // The first and last steps, and how many were left out between them.
+    expect(error?.path).toBe(`value.a${'[0]'.repeat(15)}…(9968 levels)…${'[0]'.repeat(16)}`);
+  });
+
+  it('refuses a [cacheKey]() that never bottoms out instead of looping', () => {
+    class Endless {
+      [cacheKey]() {
+        return new Endless();
+      }
+    }
+    expect(() => encodeCacheKey(new Endless())).toThrow(/^value(\[cacheKey\]\(\))+…\(\d+ levels\)…/);
+  });
+
+  it('gives the same bytes as it always has (existing caches keep their keys)', () => {
+    class Point {
+      constructor(readonly x: number) {}
+      [cacheKey]() {
+        return { x: this.x };
+      }
+    }
+    const withHole: unknown[] = [1, 'hole', 'two', -0, Number.NaN, 3n, null, undefined, true];
+    delete withHole[1];
+    const value = [
+      { b: withHole, a: new Date(5) },
+      new Map<unknown, unknown>([
+        ['k', new Set([2, 1])],
+        [{ z: 1 }, /re/g],
+      ]),
+      Buffer.from('buf'),
+      new Float32Array([1.5]),
+      new Point(2),
+    ];
+    // Pinned from the recursive encoder this one replaced.
+    expect(createHash('sha256').update(encodeCacheKey(value)).digest('hex')).toBe(
+      'd42a0b23697c45bc5b56d2bffa6e4daf7c2f5f1d82ebd5456a5319dfa70001ff',
+    );
   });
 });

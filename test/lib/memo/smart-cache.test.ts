@@ -1,8 +1,16 @@
 import { spawn } from 'node:child_process';
-import { chmodSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { DiskLocation, HashKeyStorage, Level, Levels, RedisLocation, smartCache } from '@tarnjs/tarn';
+import {
+  DiskLocation,
+  HashKeyStorage,
+  Level,
+  Levels,
+  MemoError,
+  RedisLocation,
+  smartCache,
+} from '@tarnjs/tarn';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { available } from '../../bed/index.js';
 import { type Redis, startRedis } from '../../bed/services.js';
@@ -360,5 +368,138 @@ describe('smartCache in one process', () => {
     const f = smartCache(new HashKeyStorage(lake))((x: number) => x + 1);
     expect(await f(1)).toBe(2);
     expect(await new DiskLocation(join(lake, 'tools', 'memo')).contains(await f.keyOf(1))).toBe(true);
+  });
+
+  it('repairs an index entry that parses to JSON but not to an entry (null, a number, a list)', async () => {
+    for (const text of ['null', '42', '"entry"', '[]', 'true']) {
+      const folder = freshPath(base);
+      let runs = 0;
+      const f = smartCache(folder)((x: number) => {
+        runs++;
+        return { x };
+      });
+      await f(1);
+      const entry = new DiskLocation(join(folder, 'index')).pathOf(await f.keyOf(1));
+      overwrite(entry, text);
+      expect(await f(1)).toEqual({ x: 1 });
+      expect(f.stats).toMatchObject({ hits: 0, misses: 2, repaired: 1 });
+      // Rewritten: the next call is a hit.
+      expect(JSON.parse(readFileSync(entry, 'utf8'))).toMatchObject({ tarn: 'tarn-memo/1' });
+      expect(await f(1)).toEqual({ x: 1 });
+      expect(f.stats).toMatchObject({ hits: 1, misses: 2, repaired: 1 });
+      expect(runs).toBe(2);
+    }
+  });
+
+  it('repairs an index entry or a value blob that is a folder: the call returns its value, the next hits', async () => {
+    const folder = freshPath(base);
+    let runs = 0;
+    const f = smartCache(folder)((x: number) => {
+      runs++;
+      return { x };
+    });
+    await f(1);
+    const index = new DiskLocation(join(folder, 'index'));
+    const entry = index.pathOf(await f.keyOf(1));
+    const valueKey = (JSON.parse(readFileSync(entry, 'utf8')) as { value: string }).value;
+    // An empty folder where the entry was, and a folder holding a folder named `data` (not
+    // Python tarn's legacy <key>/data file) where the value blob was.
+    rmSync(entry);
+    mkdirSync(entry);
+    expect(await f(1)).toEqual({ x: 1 });
+    expect(statSync(entry).isFile()).toBe(true);
+    const blob = new DiskLocation(join(folder, 'storage')).pathOf(valueKey);
+    rmSync(blob);
+    mkdirSync(join(blob, 'data'), { recursive: true });
+    expect(await f(1)).toEqual({ x: 1 });
+    expect(statSync(blob).isFile()).toBe(true);
+    expect(runs).toBe(3);
+    expect(await f(1)).toEqual({ x: 1 });
+    // The index reads a folder as no entry (a plain miss); the storage, as a missing blob (a repair).
+    expect(f.stats).toMatchObject({ hits: 1, misses: 3, repaired: 1 });
+    // The folders were moved aside, not deleted: a lake never destroys what it did not write.
+    expect(readdirSync(join(folder, 'index', 'tools', 'quarantine'))).toHaveLength(1);
+    expect(readdirSync(join(folder, 'storage', 'tools', 'quarantine'))).toHaveLength(1);
+  });
+
+  it('a result the serializer cannot store is a MemoError naming the part, thrown at every call', async () => {
+    class Session {
+      readonly id = 7;
+      readonly pending = Promise.resolve(1);
+    }
+    const cases: Array<{
+      serializer: 'v8' | 'json';
+      result: () => unknown;
+      message: RegExp;
+    }> = [
+      {
+        serializer: 'v8',
+        result: () => ({ n: 1, opts: { cb: function onDone() {} } }),
+        message: /result\.opts\.cb is a function \(onDone\)/,
+      },
+      { serializer: 'v8', result: () => [new Session()], message: /result\[0\]\.pending is a Promise/ },
+      {
+        serializer: 'v8',
+        result: () => new Map([['k', Symbol('s')]]),
+        message: /result\.get\("k"\) is a symbol/,
+      },
+      { serializer: 'json', result: () => ({ big: 2n ** 70n }), message: /result\.big is a BigInt/ },
+      {
+        serializer: 'json',
+        result: () => {
+          const loop: Record<string, unknown> = { a: 1 };
+          loop.self = loop;
+          return loop;
+        },
+        message: /result\.self is a circular reference/,
+      },
+      { serializer: 'json', result: () => undefined, message: /result is undefined/ },
+    ];
+    for (const { serializer, result, message } of cases) {
+      let runs = 0;
+      const f = smartCache(freshPath(base), { serializer })((_x: number) => {
+        runs++;
+        return result();
+      });
+      for (let call = 1; call <= 2; call++) {
+        const error = await f(1).catch((e: unknown) => e);
+        expect(error).toBeInstanceOf(MemoError);
+        expect(error).toMatchObject({ code: 'TARN_MEMO', message: expect.stringMatching(message) });
+        expect((error as Error).message).toContain(`${serializer} serializer`);
+        expect((error as Error).cause).toBeInstanceOf(Error);
+      }
+      // Nothing half-stored: no index entry, so each call runs the function and says so again.
+      expect(await f.forget(1)).toBe(false);
+      expect(runs).toBe(2);
+      expect(f.stats).toMatchObject({ hits: 0, misses: 2, unstored: 2 });
+    }
+  });
+
+  it('a result nested too deeply to serialise is a MemoError, not a RangeError', async () => {
+    const f = smartCache(freshPath(base))(() => {
+      let deep: unknown[] = [];
+      for (let i = 0; i < 100_000; i++) deep = [deep];
+      return deep;
+    });
+    await expect(f()).rejects.toMatchObject({
+      code: 'TARN_MEMO',
+      message: expect.stringMatching(/nested too deeply/),
+    });
+  });
+
+  it('arguments or a key nested too deeply are a CacheKeyError naming where, not a RangeError', async () => {
+    let deep: unknown[] = [];
+    for (let i = 0; i < 100_000; i++) deep = [deep];
+    const f = smartCache(freshPath(base))((_x: unknown) => 1);
+    await expect(f(deep)).rejects.toMatchObject({
+      code: 'TARN_CACHE_KEY',
+      path: expect.stringMatching(/^args\[0\]\[0\]\[0\].*\(\d+ levels\)/),
+      message: expect.stringMatching(/nested more than 10000 levels deep/),
+    });
+    const byKey = smartCache(freshPath(base), { key: () => deep })((_x: number) => 1);
+    await expect(byKey(1)).rejects.toMatchObject({
+      code: 'TARN_CACHE_KEY',
+      path: expect.stringMatching(/^key\(\.\.\.args\)\[0\]\[0\]/),
+    });
   });
 });

@@ -45,4 +45,26 @@ describe('function fingerprints', () => {
     const withDeps2 = smartCache(base, { deps: [helper2] })(f);
     expect(await withDeps1.keyOf(1)).not.toBe(await withDeps2.keyOf(1));
   });
+
+  it('refuse code nested too deeply to read with a MemoError, not a RangeError', async () => {
+    const cache = smartCache(base);
+    // Each is code V8 runs. Long chains are flat text but deep syntax trees: acorn parses a chain of
+    // members without recursing, so it is the walk over the tree that runs out of stack.
+    const members = new Function(`return function members(x) { return x${'.a'.repeat(50_000)}; }`)();
+    const chain = new Function(`return function chain(x) { return x${' + 1'.repeat(20_000)}; }`)();
+    const brackets = new Function(
+      `return function brackets() { return ${'['.repeat(1_500)}${']'.repeat(1_500)}; }`,
+    )();
+    for (const fn of [members, chain, brackets] as Array<(x?: number) => unknown>) {
+      await expect(cache(fn).keyOf(1)).rejects.toMatchObject({
+        code: 'TARN_MEMO',
+        message: expect.stringMatching(new RegExp(`^the code of ${fn.name} nests too deeply to be read`)),
+      });
+    }
+    // A marked helper that nests too deeply says so too, from any cached function that uses it.
+    const deepHelper = markUnstable(chain as (x: number) => number);
+    await expect(smartCache(base, { deps: [deepHelper] })((x: number) => x).keyOf(1)).rejects.toThrow(
+      /^the code of chain nests too deeply/,
+    );
+  });
 });

@@ -209,7 +209,13 @@ export class DiskStage implements Stage {
     let st = await lstat(final);
     if (st.isDirectory()) {
       path = join(final, 'data'); // Python tarn's legacy layout
-      st = await stat(path);
+      const data = await stat(path).catch(() => undefined);
+      // A folder without a data file holds no value (debris at a blob's place): move it aside.
+      if (!data?.isFile()) {
+        await this.#ctx.quarantine(key);
+        return 'replaced';
+      }
+      st = data;
     }
     if (st.size === this.#bytes) return 'same';
     const d = this.#ctx.digest;

@@ -1,11 +1,12 @@
 import type { Readable } from 'node:stream';
 import type { Agent, Dispatcher } from 'undici';
 import { assertHexKey } from '../../digest.js';
-import { raceAbort, throwIfAborted } from '../../errors.js';
+import { ConfigError, raceAbort, throwIfAborted } from '../../errors.js';
 import type { Location, OpOptions, Stage, StageOptions, Value } from '../../location.js';
 import { Lazy } from '../../util/lazy.js';
 import { lazyStream } from '../../util/lazy-stream.js';
 import { sleep } from '../../util/process.js';
+import { hasUserInfo } from '../../util/url.js';
 import { CONFIG_NAME, type LakeConfig, parseLakeConfig } from '../disk/config.js';
 import { keyToParts, type LakeEntry, walkLake } from '../disk/layout.js';
 import { RemoteError, remoteError } from '../remote-error.js';
@@ -38,6 +39,12 @@ export class NginxLocation implements Location {
 
   constructor(urlOrOptions: string | NginxLocationOptions) {
     this.#options = typeof urlOrOptions === 'string' ? { url: urlOrOptions } : urlOrOptions;
+    // The URL is the target, printed in every message: a password in it would be printed too.
+    if (hasUserInfo(this.#options.url))
+      throw new ConfigError(
+        'credentials in the URL (user:password@) would show in messages and in tarn describe; pass them in headers (e.g. authorization), read from a secret (a literal @ in the path is %40)',
+        ['url'],
+      );
     this.#base = new URL(this.#options.url.endsWith('/') ? this.#options.url : `${this.#options.url}/`);
     this.target = this.#base.href;
   }

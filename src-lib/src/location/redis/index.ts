@@ -5,11 +5,16 @@ import { throwIfAborted } from '../../errors.js';
 import type { Lease } from '../../lease.js';
 import type { Location, OpOptions, Stage, StageOptions, Value } from '../../location.js';
 import { Lazy } from '../../util/lazy.js';
+import { redactUrl } from '../../util/url.js';
 import { remoteError } from '../remote-error.js';
 import { memoryValue, SpoolStage } from '../spool.js';
 
 export interface RedisLocationOptions {
-  /** `redis://[:password@]host:port/db` or `rediss://…` (TLS). Default `redis://127.0.0.1:6379`. */
+  /**
+   * `redis://[[user]:password@]host:port/db` or `rediss://…` (TLS). Default `redis://127.0.0.1:6379`.
+   * A password here is used but never printed (`target` shows `redis://***@host`); a config file
+   * refuses it (its `password` field takes a secret).
+   */
   url?: string;
   /** Extra ioredis options (password from a secret, TLS, sentinels, …). */
   client?: ClientOptions;
@@ -41,7 +46,8 @@ export class RedisLocation implements Location {
     const options = typeof urlOrOptions === 'string' ? { url: urlOrOptions } : urlOrOptions;
     this.#options = options;
     this.#url = redisUrl(options.url ?? 'redis://127.0.0.1:6379');
-    this.target = this.#url.replace(/\/\/[^@/]*@/, '//');
+    // ioredis users put the password in the URL; it is accepted from code, never printed.
+    this.target = redactUrl(this.#url);
     this.#prefix = Buffer.from(options.prefix ?? '');
     this.#max = options.maxValueSize ?? 64 << 20;
   }

@@ -6,6 +6,7 @@ import type { CommitResult, Location, OpOptions, Stage, StageOptions, Value } fr
 import { CHUNK } from '../../util/chunks.js';
 import { Lazy } from '../../util/lazy.js';
 import { lazyStream } from '../../util/lazy-stream.js';
+import { hasUserInfo } from '../../util/url.js';
 import { remoteError } from '../remote-error.js';
 import { type Spool, SpoolStage } from '../spool.js';
 
@@ -75,6 +76,12 @@ export class S3Location implements Location {
         : { ...rest, bucket: bucket as string, ...(first === null ? {} : { endpoint: first }) };
     if (typeof options.bucket !== 'string' || options.bucket === '')
       throw new ConfigError('an S3 location needs a bucket', ['bucket']);
+    // The endpoint is part of the target, printed in every message: a secret in it would be printed too.
+    if (options.endpoint !== undefined && hasUserInfo(options.endpoint))
+      throw new ConfigError(
+        'credentials in the endpoint (key:secret@) would show in messages and in tarn describe; pass credentials: { accessKeyId, secretAccessKey }, or leave them to the AWS chain',
+        ['endpoint'],
+      );
     this.#options = options;
     this.#prefix = options.prefix ?? '';
     this.#partSize = Math.max(options.partSize ?? 16 * CHUNK, 5 * CHUNK);

@@ -1,6 +1,6 @@
 import { createServer, request as httpRequest } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { DiskLocation, HashKeyStorage, NginxLocation, RemoteError } from '@tarnjs/tarn';
+import { ConfigError, DiskLocation, HashKeyStorage, NginxLocation, RemoteError } from '@tarnjs/tarn';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { available } from '../../../bed/index.js';
 import { type Nginx, startNginx } from '../../../bed/services.js';
@@ -93,3 +93,28 @@ describe.runIf(available('nginx'))('Nginx location', () => {
     await location.close();
   });
 });
+
+describe('Nginx location options', () => {
+  it('refuses credentials in the URL, which every message prints, without echoing them', () => {
+    for (const url of ['http://reader:hunter2@127.0.0.1:1/lake/', 'http://hunter2@127.0.0.1:1/']) {
+      const error = thrown(() => new NginxLocation({ url }));
+      expect(error).toBeInstanceOf(ConfigError);
+      expect(error).toMatchObject({ code: 'TARN_CONFIG', path: ['url'] });
+      expect((error as Error).message).toMatch(/pass them in headers/);
+      expect((error as Error).message).not.toContain('hunter2');
+    }
+    // An @ written %40 in the path is no user-info.
+    expect(new NginxLocation('http://127.0.0.1:1/%40team/lake/').target).toBe(
+      'http://127.0.0.1:1/%40team/lake/',
+    );
+  });
+});
+
+function thrown(fn: () => unknown): unknown {
+  try {
+    fn();
+  } catch (e) {
+    return e;
+  }
+  throw new Error('did not throw');
+}

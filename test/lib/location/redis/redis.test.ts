@@ -1,4 +1,4 @@
-import { HashKeyStorage, RedisLocation } from '@tarnjs/tarn';
+import { HashKeyStorage, RedisLocation, RemoteError } from '@tarnjs/tarn';
 import { Redis as Client } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { available } from '../../../bed/index.js';
@@ -25,5 +25,39 @@ describe.runIf(available('redis'))('Redis location', () => {
       raw.disconnect();
       await storage.close();
     }
+  });
+
+  it('takes a password in a URL given in code, and never shows it in its target or its errors', async () => {
+    // A user of its own, so the server's default user (the other tests') keeps no password.
+    const admin = new Client(redis.url);
+    const password = 'hunter2/with@signs';
+    await admin.call('ACL', 'SETUSER', 'tarn-url', 'on', `>${password}`, '~*', '+@all');
+    admin.disconnect();
+    const { hostname, port } = new URL(redis.url);
+    const url = (pw: string) => `redis://tarn-url:${encodeURIComponent(pw)}@${hostname}:${port}/0`;
+
+    const right = new RedisLocation({ url: url(password), prefix: 'url-auth:' });
+    expect(right.target).toBe(`redis://***@${hostname}:${port}/0`);
+    const storage = new HashKeyStorage(right);
+    const key = await storage.write(Buffer.from('authenticated'));
+    expect(await storage.read(key, (v) => v.text())).toBe('authenticated');
+    await storage.close();
+
+    const wrong = new RedisLocation({ url: url('wrong-hunter3'), connectTimeoutMs: 2000 });
+    const error = await wrong.contains(key).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(RemoteError);
+    expect((error as Error).message).toContain(`redis://***@${hostname}:${port}/0`);
+    expect(JSON.stringify({ message: (error as Error).message, target: wrong.target })).not.toMatch(
+      /hunter3|hunter2/,
+    );
+    await wrong.close();
+
+    // Unencoded, as people write them: the whole user-info is hidden, whatever it holds.
+    expect(new RedisLocation(`redis://:pa/ss@word@${hostname}:${port}`).target).toBe(
+      `redis://***@${hostname}:${port}`,
+    );
+    expect(new RedisLocation(`${hostname}:${port}?password=hunter2&db=1`).target).toBe(
+      `redis://${hostname}:${port}?password=***&db=1`,
+    );
   });
 });

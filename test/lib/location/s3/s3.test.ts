@@ -1,5 +1,5 @@
 import { ListObjectsV2Command } from '@aws-sdk/client-s3';
-import { HashKeyStorage, RemoteError, S3Location } from '@tarnjs/tarn';
+import { ConfigError, HashKeyStorage, RemoteError, S3Location } from '@tarnjs/tarn';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { available } from '../../../bed/index.js';
 import { type S3, startS3 } from '../../../bed/services.js';
@@ -66,3 +66,28 @@ describe.runIf(available('s3'))('S3 location', () => {
     await down.close();
   });
 });
+
+describe('S3 location options', () => {
+  it('refuses credentials in the endpoint, which every message prints, without echoing them', () => {
+    const endpoint = 'http://key:hunter2@127.0.0.1:9000';
+    for (const make of [
+      () => new S3Location({ bucket: 'b', endpoint }),
+      () => new S3Location(endpoint, 'b'), // the original tarn's form
+    ]) {
+      const error = thrown(make);
+      expect(error).toBeInstanceOf(ConfigError);
+      expect(error).toMatchObject({ code: 'TARN_CONFIG', path: ['endpoint'] });
+      expect((error as Error).message).toMatch(/pass credentials/);
+      expect((error as Error).message).not.toContain('hunter2');
+    }
+  });
+});
+
+function thrown(fn: () => unknown): unknown {
+  try {
+    fn();
+  } catch (e) {
+    return e;
+  }
+  throw new Error('did not throw');
+}
