@@ -17,7 +17,7 @@ const OPTIONS = { ecmaVersion: 'latest', allowHashBang: true } as const;
 /**
  * Reads a function's code (`fn.toString()`): functions, arrows, async and generator functions,
  * methods and classes. Native and bound functions have no code to read, so they cannot be
- * fingerprinted; the caller must then give a `version` or `key`.
+ * fingerprinted (a MemoError): cache a plain function that calls them instead.
  */
 export function readFunction(fn: (...args: never[]) => unknown): FunctionSource {
   // A function's code cannot change while it lives; helpers shared by many cached functions are parsed once.
