@@ -57,25 +57,47 @@ describe('keys from untrusted input (property-based)', () => {
     );
   });
 
-  it('normalizeKey refuses every value that is not a string with InvalidKeyError', () => {
+  const notAString = (options: Parameters<typeof fc.anything>[0]) =>
+    fc
+      .anything({
+        withBigInt: true,
+        withMap: true,
+        withSet: true,
+        withBoxedValues: true,
+        withDate: true,
+        withTypedArray: true,
+        ...options,
+      })
+      .filter((v) => typeof v !== 'string');
+
+  it('normalizeKey and assertHexKey refuse values that are not strings with InvalidKeyError', () => {
     fc.assert(
       fc.property(
-        fc
-          .anything({
-            withBigInt: true,
-            withMap: true,
-            withSet: true,
-            withBoxedValues: true,
-            withDate: true,
-            withTypedArray: true,
-          })
-          .filter((v) => typeof v !== 'string'),
+        // Objects whose own toString/valueOf are no functions are the next property's.
+        notAString({ key: fc.string().filter((k) => k !== 'toString' && k !== 'valueOf') }),
         (value) => {
           expect(thrown(() => normalizeKey(value, digest('sha256')))).toBeInstanceOf(InvalidKeyError);
           expect(thrown(() => assertHexKey(value))).toBeInstanceOf(InvalidKeyError);
         },
       ),
       params(200),
+    );
+  });
+
+  // BUG (errors.ts, InvalidKeyError's constructor): it quotes the key with String(key), which
+  // throws "TypeError: Cannot convert object to primitive value" for a JSON object with a
+  // "toString" member that is no function ({"toString": 0}, as a client can send) and for objects
+  // without a prototype. Minimal counterexamples: {"toString": 0}, Object.create(null).
+  it.fails('…also objects that cannot be converted to a string (JSON {"toString": 0}, no prototype)', () => {
+    fc.assert(
+      fc.property(
+        notAString({ key: fc.constantFrom('toString', 'valueOf', 'a'), withNullPrototype: true }),
+        (value) => {
+          expect(thrown(() => normalizeKey(value, digest('sha256')))).toBeInstanceOf(InvalidKeyError);
+          expect(thrown(() => assertHexKey(value))).toBeInstanceOf(InvalidKeyError);
+        },
+      ),
+      params(200, { examples: [[JSON.parse('{"toString": 0}')], [Object.create(null)]] }),
     );
   });
 
@@ -93,7 +115,7 @@ describe('keys from untrusted input (property-based)', () => {
   it('a huge key is refused at once, with a message of bounded size', () => {
     fc.assert(
       fc.property(
-        fc.integer({ min: 100_000, max: 4_000_000 }),
+        fc.integer({ min: 100_000, max: 1_000_000 }),
         fc.constantFrom('a', 'A', '/', '0', '\uD800'),
         (size, c) => {
           const error = thrown(() => normalizeKey(c.repeat(size), digest('sha256')));
