@@ -22,7 +22,7 @@ export function runs(defaultRuns: number): number {
 }
 
 /** fast-check parameters for a property with `defaultRuns` runs, with the FC_* overrides. */
-export function params<T>(defaultRuns: number, extra: fc.Parameters<T> = {}): fc.Parameters<T> {
+export function params<T>(defaultRuns: number, extra: fc.Parameters<NoInfer<T>> = {}): fc.Parameters<T> {
   const seed = process.env.FC_SEED?.trim();
   const path = process.env.FC_PATH?.trim();
   return {
