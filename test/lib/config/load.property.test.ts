@@ -77,7 +77,7 @@ describe('building configs from untrusted input (property-based)', () => {
         const all = [...tree(built.storage.location), ...(built.memoIndex ? tree(built.memoIndex) : [])];
         await Promise.all(all.map((l) => l.close()));
       }),
-      params(150),
+      params(100),
     );
   });
 

@@ -146,7 +146,7 @@ describe("a lake's config.yml from untrusted input (property-based)", () => {
         const usage = typeof raw.usage === 'string' ? raw.usage : raw.usage?.name;
         expect(c.statUsage).toBe(usage === 'StatUsage');
       }),
-      params(300, {
+      params(200, {
         examples: [
           // Python names inherited from Object.prototype crashed with a TypeError (fixed in digest.ts).
           [{ hash: 'constructor' }],

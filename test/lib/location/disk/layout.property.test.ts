@@ -305,7 +305,7 @@ describe('a disk lake given untrusted keys (property-based)', () => {
           for (const key of keys) expect(await lake.contains(key)).toBe(true);
         },
       ),
-      params(60),
+      params(40),
     );
   });
 });
