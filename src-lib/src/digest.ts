@@ -85,7 +85,8 @@ const PY_TO_NODE: Record<string, string> = {
 };
 
 export function digestFromPython(name: string, kwargs: Record<string, unknown>): Digest {
-  const nodeName = PY_TO_NODE[name];
+  // Own entries only: a lake's `hash: constructor` must not find Object.prototype.constructor.
+  const nodeName = Object.hasOwn(PY_TO_NODE, name) ? PY_TO_NODE[name] : undefined;
   const extra = Object.keys(kwargs);
   const defaultSize =
     (name === 'blake2b' && (kwargs.digest_size === undefined || kwargs.digest_size === 64)) ||

@@ -1,7 +1,6 @@
 import { existsSync, lstatSync, readdirSync, readFileSync, rmdirSync, unlinkSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
-import { parse } from 'yaml';
 import { ConfigError } from '../errors.js';
 import { Fanout } from '../location/combinators/fanout.js';
 import { Level, Levels } from '../location/combinators/levels.js';
@@ -16,6 +15,7 @@ import { SFTPLocation } from '../location/ssh/sftp.js';
 import type { Location } from '../location.js';
 import { HashKeyStorage } from '../storage.js';
 import { parseSize } from '../util/size.js';
+import { parseYaml } from '../util/yaml.js';
 import { configErrorFrom } from '../util/zod.js';
 import {
   type DiskConfig,
@@ -35,12 +35,52 @@ import {
 type Path = ReadonlyArray<string | number>;
 type LeafConfig = DiskConfig | RedisConfig | S3Config | SftpConfig | ScpConfig | NginxConfig;
 
+/**
+ * How deep a config may nest, in JSON levels. Each combinator adds two or three, so this allows
+ * trees far deeper than any real one, and stays far below what exhausts the stack of the
+ * (recursive) validation and building.
+ */
+const MAX_DEPTH = 100;
+
 /** Validates a parsed config; the ConfigError names the path of the first bad field. */
 export function parseConfig(raw: unknown, where = 'config'): StorageConfig {
+  checkShape(raw, where);
   // reportInput lets configErrorFrom tell which branch of a union the input was meant for.
   const parsed = storageConfig.safeParse(raw, { reportInput: true });
   if (!parsed.success) throw configErrorFrom(parsed.error, where);
   return parsed.data;
+}
+
+/**
+ * Refuses what the recursive validation cannot take: nesting deeper than MAX_DEPTH (which would
+ * overflow the stack) and values that contain themselves (YAML aliases can make them), walking
+ * iteratively so that the check itself cannot overflow.
+ */
+function checkShape(raw: unknown, where: string): void {
+  const open = new Set<object>();
+  const stack: Array<{ value: unknown; path: Path; leave?: boolean }> = [{ value: raw, path: [] }];
+  for (let frame = stack.pop(); frame; frame = stack.pop()) {
+    const { value, path } = frame;
+    if (value === null || typeof value !== 'object') continue;
+    if (frame.leave) {
+      open.delete(value);
+      continue;
+    }
+    if (open.has(value))
+      throw new ConfigError(`a value that contains itself (a cycle of YAML aliases?) in ${where}`, path);
+    if (path.length >= MAX_DEPTH)
+      throw new ConfigError(`nested deeper than ${MAX_DEPTH} levels in ${where}`, path);
+    open.add(value);
+    stack.push({ value, path, leave: true });
+    const entries: Array<[string | number, unknown]> = Array.isArray(value)
+      ? value.map((v, i) => [i, v])
+      : Object.entries(value);
+    // Reversed, so that the first problem in document order is the one reported.
+    for (let i = entries.length - 1; i >= 0; i--) {
+      const [k, v] = entries[i] as [string | number, unknown];
+      if (v !== null && typeof v === 'object') stack.push({ value: v, path: [...path, k] });
+    }
+  }
 }
 
 /** Reads a YAML or JSON config file. */
@@ -53,7 +93,7 @@ export async function loadConfigFile(file: string): Promise<StorageConfig> {
   }
   let raw: unknown;
   try {
-    raw = parse(text);
+    raw = parseYaml(text);
   } catch (e) {
     throw new ConfigError(`${file} is not valid YAML or JSON: ${(e as Error).message}`);
   }
@@ -93,12 +133,16 @@ export function buildLocation(
   return builder.atomically(() => builder.build(config, path));
 }
 
+/** How deep locations may nest while building, refs followed; see MAX_DEPTH. */
+const MAX_BUILD_DEPTH = 100;
+
 class Builder {
   readonly #named = new Map<string, Location>();
   readonly #building = new Set<string>();
   readonly #base: string;
   /** How to take back what each disk leaf created, in the order they were built. */
   readonly #undo: Array<() => void> = [];
+  #depth = 0;
 
   constructor(readonly options: BuildOptions) {
     this.#base = options.base ?? '.';
@@ -122,6 +166,18 @@ class Builder {
   }
 
   build(node: LocationNode, path: Path): Location {
+    // A chain of refs nests without nesting in the config; a caller's node may be a cycle.
+    if (this.#depth >= MAX_BUILD_DEPTH)
+      throw new ConfigError(`locations nested deeper than ${MAX_BUILD_DEPTH} levels (refs followed)`, path);
+    this.#depth++;
+    try {
+      return this.#build(node, path);
+    } finally {
+      this.#depth--;
+    }
+  }
+
+  #build(node: LocationNode, path: Path): Location {
     // The short forms of the original tarn: a path is a disk lake, a list is a fanout.
     if (typeof node === 'string') return this.build({ kind: 'disk', root: node }, path);
     if (Array.isArray(node)) return new Fanout(...node.map((m, i) => this.build(m, [...path, i])));
@@ -157,7 +213,9 @@ class Builder {
   #ref(name: string, path: Path): Location {
     const built = this.#named.get(name);
     if (built) return built;
-    const target = this.options.locations?.[name];
+    // Own entries only: `{ ref: constructor }` must not find Object.prototype.constructor.
+    const locations = this.options.locations;
+    const target = locations && Object.hasOwn(locations, name) ? locations[name] : undefined;
     if (target === undefined) {
       const known = Object.keys(this.options.locations ?? {});
       throw new ConfigError(

@@ -14,22 +14,34 @@ import { hasSecretParam, hasUserInfo, NO_USER_INFO } from '../util/url.js';
 
 const NOT_A_SIZE = 'not a size; use bytes or a number with a unit (10G, 512MiB)';
 
+// One way to match each string, so that a long run of blanks cannot make it backtrack quadratically.
+const SIZE = /^\s*\d+(\.\d+)?\s*([a-zA-Z]+\s*)?$/;
+
 /** Bytes, as an integer or a humanfriendly size string (`100K`, `10MiB`, `500G`). */
 export const size = z
-  .union([z.number().int().nonnegative(), z.string().regex(/^\s*\d+(\.\d+)?\s*[a-zA-Z]*\s*$/)], {
+  .union([z.number().int().nonnegative(), z.string().regex(SIZE)], {
     error: (issue) => (issue.input === undefined ? 'required' : NOT_A_SIZE),
   })
   .refine((v) => sizeOk(v), { message: NOT_A_SIZE })
   .describe('Bytes: an integer, or a number with a unit (100K, 10M, 500G decimal; 10MiB binary)');
 
 function sizeOk(v: unknown): boolean {
+  // Checked again here: zod runs this refinement even when the pattern has failed.
+  if (typeof v === 'string' && !SIZE.test(v)) return false;
   try {
-    parseSize(v);
-    return true;
+    // `9999…9P` parses, to more bytes than a number counts exactly (or Infinity).
+    return Number.isSafeInteger(parseSize(v));
   } catch {
     return false;
   }
 }
+
+/** A local file or folder: no file system takes a name with a NUL character in it. */
+const localPath = () =>
+  z
+    .string()
+    .min(1)
+    .refine((p) => !p.includes('\0'), { message: 'a path cannot contain a NUL character' });
 
 const ms = (what: string) => z.number().int().positive().describe(`${what}, in milliseconds`);
 
@@ -41,10 +53,9 @@ export const secret = z
         .strict(),
       z
         .object({
-          file: z
-            .string()
-            .min(1)
-            .describe('File holding the secret (a trailing newline is dropped); relative to the config file'),
+          file: localPath().describe(
+            'File holding the secret (a trailing newline is dropped); relative to the config file',
+          ),
         })
         .strict(),
     ],
@@ -63,7 +74,7 @@ export const secret = z
 export const diskConfig = z
   .object({
     kind: z.literal('disk'),
-    root: z.string().min(1).describe('Folder of the lake; relative paths are relative to the config file'),
+    root: localPath().describe('Folder of the lake; relative paths are relative to the config file'),
     levels: z
       .array(z.number().int())
       .optional()
@@ -161,17 +172,13 @@ const sshFields = {
   root: z.string().min(1).describe('Folder of the lake on the host'),
   port: z.number().int().min(1).max(65535).optional().describe('Default 22'),
   username: z.string().min(1).optional().describe('Default: the local user name'),
-  privateKeyPath: z
-    .string()
-    .min(1)
+  privateKeyPath: localPath()
     .optional()
     .describe('Private key file (OpenSSH format); relative to the config file'),
   privateKey: secret.optional().describe('Private key contents'),
   passphrase: secret.optional().describe('Passphrase of the private key'),
-  agent: z.string().min(1).optional().describe('ssh-agent socket (default $SSH_AUTH_SOCK when no key)'),
-  knownHostsPath: z
-    .string()
-    .min(1)
+  agent: localPath().optional().describe('ssh-agent socket (default $SSH_AUTH_SOCK when no key)'),
+  knownHostsPath: localPath()
     .optional()
     .describe('known_hosts file (default ~/.ssh/known_hosts); relative to the config file'),
   hostKeyFingerprint: z
@@ -362,7 +369,7 @@ const locationObject = z.discriminatedUnion('kind', [...KINDS], {
 export const locationNode: z.ZodType<LocationNode> = z
   .union(
     [
-      z.string().min(1).describe('Short form: a disk lake at this folder'),
+      localPath().describe('Short form: a disk lake at this folder'),
       z
         .array(node)
         .min(1)

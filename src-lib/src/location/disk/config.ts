@@ -1,10 +1,11 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { parse, stringify } from 'yaml';
+import { stringify } from 'yaml';
 import { z } from 'zod';
 import { type Digest, digest, digestFromPython, digestToPython } from '../../digest.js';
 import { ConfigError } from '../../errors.js';
 import { parseSize } from '../../util/size.js';
+import { parseYaml } from '../../util/yaml.js';
 import { configErrorFrom } from '../../util/zod.js';
 import { type Levels, validateLevels } from './layout.js';
 
@@ -68,7 +69,7 @@ export function readLakeConfig(root: string): LakeConfig | undefined {
 export function parseLakeConfig(text: string, file: string): LakeConfig {
   let raw: unknown;
   try {
-    raw = parse(text) ?? {};
+    raw = parseYaml(text) ?? {};
   } catch (e) {
     throw new ConfigError(`${file} is not valid YAML: ${(e as Error).message}`);
   }

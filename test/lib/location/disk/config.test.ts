@@ -14,6 +14,28 @@ function lakeWith(configYml: string): string {
 }
 
 describe('config.yml of a lake', () => {
+  it('refuses YAML the parser would only warn about (an unknown tag), printing nothing', async () => {
+    const warnings: unknown[] = [];
+    const onWarning = (w: unknown) => warnings.push(w);
+    process.on('warning', onWarning);
+    try {
+      const err = (() => {
+        try {
+          new DiskLocation(lakeWith('levels: !custom [1, -1]\n'));
+        } catch (e) {
+          return e;
+        }
+      })();
+      expect(err).toBeInstanceOf(ConfigError);
+      expect((err as Error).message).toMatch(/config\.yml is not valid YAML: .*tag/i);
+      // Process warnings are emitted on a later tick.
+      await new Promise((r) => setImmediate(r));
+    } finally {
+      process.off('warning', onWarning);
+    }
+    expect(warnings).toEqual([]);
+  });
+
   it('reads sizes written the humanfriendly way (decimal units, binary with i)', () => {
     const lake = new DiskLocation(lakeWith('levels: [1, -1]\nfree_disk_size: 10G\nmax_size: 2GiB\n'));
     expect(lake.config.minFreeSpace).toBe(10e9);
