@@ -70,7 +70,7 @@ export class HashKeyStorage {
     const other = recorded.find((d) => d.name !== this.digest.name);
     if (other) {
       throw new ConfigError(
-        `the storage is keyed by ${this.digest.name}, but a lake in it records ${other.name} (its config.yml says so)`,
+        `the storage is keyed by ${this.digest.name}, but a lake in it records ${other.name} (its config.yml says so: its hash, or levels that only keys of that length fit)`,
         ['algorithm'],
       );
     }

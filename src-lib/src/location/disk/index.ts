@@ -1,14 +1,14 @@
 import { mkdirSync, rmSync, statSync } from 'node:fs';
 import { mkdir, opendir, rename, rm, stat, statfs, utimes, writeFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
-import { assertHexKey, type Digest } from '../../digest.js';
+import { assertHexKey, type Digest, digest } from '../../digest.js';
 import { ConfigError, throwIfAborted } from '../../errors.js';
 import type { Lease } from '../../lease.js';
 import type { Location, OpOptions, ReadOpOptions, Stage, StageOptions, Value } from '../../location.js';
 import { parseSize } from '../../util/size.js';
 import { FileValue } from '../../value.js';
-import { type LakeConfig, readLakeConfig, writeLakeConfig } from './config.js';
-import { keyToParts, walkLake } from './layout.js';
+import { CONFIG_NAME, type LakeConfig, readLakeConfig, writeLakeConfig } from './config.js';
+import { checkLevelsFit, fixedHexLength, keyToParts, walkLake } from './layout.js';
 import { diskLease } from './lease.js';
 import { Ledger, type Usage } from './ledger.js';
 import { DiskStage, type StageContext } from './stage.js';
@@ -47,6 +47,7 @@ export class DiskLocation implements Location {
   readonly #ctx: StageContext;
   readonly #ledger: Ledger | undefined;
   readonly #staleAfter: number;
+  readonly #digest: Digest | undefined;
   #swept = false;
 
   constructor(root: string, options: DiskOptions = {}) {
@@ -54,6 +55,7 @@ export class DiskLocation implements Location {
     this.target = this.root;
     const create = options.create ?? true;
     // Bad options fail before anything is created.
+    const wantedDigest = options.algorithm === undefined ? undefined : digest(options.algorithm);
     const wanted = {
       levels: options.levels,
       algorithm: options.algorithm,
@@ -88,7 +90,24 @@ export class DiskLocation implements Location {
       }
     }
     checkAgrees(config, wanted, this.root);
+    // Where the lake learns its digest: config.yml's hash, else the algorithm it is opened with, else
+    // Python's default, sha256. Keys of that digest must fit the levels, or the lake would refuse
+    // every key and list none of its blobs. (A recorded hash was checked when config.yml was parsed;
+    // an algorithm that contradicts it is refused by HashKeyStorage, which sees every lake of a tree.)
+    if (!config.digest) {
+      checkLevelsFit(
+        config.levels,
+        wantedDigest ?? digest('sha256'),
+        join(this.root, CONFIG_NAME),
+        wantedDigest ? 'the algorithm given' : 'the default, sha256: config.yml records no hash',
+      );
+    }
     this.config = config;
+    // A layout of fixed length admits one digest: sha256 unless recorded or given (checked just above).
+    this.#digest =
+      config.digest ??
+      wantedDigest ??
+      (fixedHexLength(config.levels) === undefined ? undefined : digest('sha256'));
 
     this.#tmp = join(this.root, '.tmp');
     this.#tools = join(this.root, 'tools');
@@ -103,7 +122,7 @@ export class DiskLocation implements Location {
       tree: this.#tree,
       blobMode: 0o444 & mode,
       fsync: options.fsync ?? false,
-      digest: config.digest,
+      digest: this.#digest,
       ledger: this.#ledger,
       maxSize: config.maxSize,
       headroom: () => this.#headroom(),
@@ -115,9 +134,13 @@ export class DiskLocation implements Location {
     };
   }
 
-  /** The digest recorded in config.yml, if the lake records one. */
+  /**
+   * The digest the lake is keyed by, when the lake fixes it: recorded in config.yml (`hash`), given as
+   * `algorithm`, or sha256 for a fixed layout (`levels` without -1) that records none, as Python
+   * assumes. Undefined for a `[…, -1]` lake that records none: it takes keys of any digest.
+   */
   get digest(): Digest | undefined {
-    return this.config.digest;
+    return this.#digest;
   }
 
   /** The blob's path (whether or not it exists). Throws InvalidKeyError for a malformed key. */
