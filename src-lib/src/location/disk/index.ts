@@ -8,6 +8,7 @@ import type { Location, OpOptions, ReadOpOptions, Stage, StageOptions, Value } f
 import { parseSize } from '../../util/size.js';
 import { FileValue } from '../../value.js';
 import { CONFIG_NAME, type LakeConfig, readLakeConfig, writeLakeConfig } from './config.js';
+import { isFull } from './errno.js';
 import { checkLevelsFit, fixedHexLength, keyToParts, walkLake } from './layout.js';
 import { diskLease } from './lease.js';
 import { Ledger, type Usage } from './ledger.js';
@@ -174,12 +175,18 @@ export class DiskLocation implements Location {
       if (used + (options.size ?? 0) > this.config.maxSize) return null;
     }
     if ((options.size ?? 0) > headroom) return null;
-    return DiskStage.create(
-      { ...this.#ctx, digest: this.#ctx.digest ?? options.digest },
-      options.key,
-      headroom,
-      used,
-    );
+    try {
+      return await DiskStage.create(
+        { ...this.#ctx, digest: this.#ctx.digest ?? options.digest },
+        options.key,
+        headroom,
+        used,
+      );
+    } catch (e) {
+      // No inode left for the temp file: the disk is full, so the value goes elsewhere.
+      if (isFull(e)) return null;
+      throw e;
+    }
   }
 
   async delete(key: string, options?: OpOptions): Promise<boolean> {

@@ -6,6 +6,7 @@ import { CollisionError, WriteError } from '../../errors.js';
 import type { CommitResult, Stage } from '../../location.js';
 import { CHUNK, readChunks, writeFully } from '../../util/chunks.js';
 import { ownedName } from '../../util/process.js';
+import { isFull } from './errno.js';
 import type { Ledger } from './ledger.js';
 import { TEMP_PREFIX } from './temp.js';
 import type { Tree } from './tree.js';
@@ -40,8 +41,15 @@ export class DiskStage implements Stage {
   readonly #tmp: string;
   readonly #fh: FileHandle;
   readonly #key: string | undefined;
-  #pending: Promise<void> = Promise.resolve();
+  /**
+   * The write in flight, settled as its outcome (never rejecting): it is awaited only by the next
+   * push, commit or abort, and a write that fails while the caller waits for its source (a slow pipe)
+   * must not be a rejection nobody listens to, which kills the process.
+   */
+  #pending: Promise<{ error: unknown } | undefined> = Promise.resolve(undefined);
   #inflight: { chunk: Uint8Array; at: number } | undefined;
+  /** The key of a commit that was refused after fsync or close failed: reclaim checks the bytes against it. */
+  #suspectKey: string | undefined;
   /** Bytes accepted so far. */
   #bytes = 0;
   /** Bytes known to be in the temp file (a failed write leaves less than accepted). */
@@ -97,7 +105,10 @@ export class DiskStage implements Stage {
     // One write in flight behind the caller: hashing the next chunk overlaps with this write.
     if (!(await this.#settle())) return this.#refuse(chunk);
     this.#inflight = { chunk, at: this.#bytes };
-    this.#pending = writeFully(this.#fh, chunk, this.#bytes);
+    this.#pending = writeFully(this.#fh, chunk, this.#bytes).then(
+      () => undefined,
+      (error: unknown) => ({ error }),
+    );
     this.#bytes = after;
     return true;
   }
@@ -105,21 +116,19 @@ export class DiskStage implements Stage {
   /** Waits for the write in flight; false when the disk filled up under it. */
   async #settle(): Promise<boolean> {
     const inflight = this.#inflight;
-    try {
-      await this.#pending;
+    const outcome = await this.#pending;
+    this.#inflight = undefined;
+    this.#pending = Promise.resolve(undefined);
+    if (!outcome) {
       if (inflight) this.#fileBytes = inflight.at + inflight.chunk.byteLength;
       return true;
-    } catch (e) {
-      const code = (e as NodeJS.ErrnoException).code;
-      if (!inflight || (code !== 'ENOSPC' && code !== 'EDQUOT')) throw e;
-      // A full disk is a refusal, not an error: keep the chunk so the value can go elsewhere.
-      this.#fileBytes = inflight.at;
-      this.#held.push(inflight.chunk);
-      return false;
-    } finally {
-      this.#inflight = undefined;
-      this.#pending = Promise.resolve();
     }
+    if (!inflight || !isFull(outcome.error)) throw outcome.error;
+    // A full disk is a refusal, not an error: keep the chunk so the value can go elsewhere. The file
+    // may hold part of it; reclaim reads the file only up to the bytes known to be whole.
+    this.#fileBytes = inflight.at;
+    this.#held.push(inflight.chunk);
+    return false;
   }
 
   async #refuse(chunk: Uint8Array): Promise<false> {
@@ -145,13 +154,33 @@ export class DiskStage implements Stage {
       if (this.#ctx.fsync) await this.#fh.sync();
       await this.#fh.close();
     } catch (e) {
+      if (isFull(e)) {
+        // fsync or close (NFS reports there) found the disk full: the page cache may have dropped
+        // bytes, so the replay is checked against the key.
+        this.#suspectKey = key;
+        this.#state = 'refused';
+        return { status: 'refused', reason: 'the disk is full' };
+      }
       await this.abort();
       throw e;
     }
     const { ledger, maxSize } = this.#ctx;
-    if (ledger && maxSize !== undefined && !(await ledger.reserve(this.#bytes, maxSize))) {
-      this.#state = 'refused';
-      return { status: 'refused', reason: `the lake's max_size of ${maxSize} bytes is reached` };
+    if (ledger && maxSize !== undefined) {
+      let reserved: boolean;
+      try {
+        reserved = await ledger.reserve(this.#bytes, maxSize);
+      } catch (e) {
+        if (!isFull(e)) {
+          await this.abort();
+          throw e;
+        }
+        this.#state = 'refused';
+        return { status: 'refused', reason: 'the disk is full' };
+      }
+      if (!reserved) {
+        this.#state = 'refused';
+        return { status: 'refused', reason: `the lake's max_size of ${maxSize} bytes is reached` };
+      }
     }
     this.#state = 'closed';
     let result: CommitResult;
@@ -159,6 +188,11 @@ export class DiskStage implements Stage {
       result = await this.#publish(key, final);
     } catch (e) {
       await ledger?.release(this.#bytes);
+      if (isFull(e)) {
+        // No room for the blob's folder or name: refused, and the temp file still holds every byte.
+        this.#state = 'refused';
+        return { status: 'refused', reason: 'the disk is full' };
+      }
       await unlink(this.#tmp).catch(() => undefined);
       throw e;
     }
@@ -229,17 +263,30 @@ export class DiskStage implements Stage {
   async *reclaim(): AsyncIterable<Uint8Array> {
     if (this.#state !== 'refused') throw new WriteError('reclaim is only for a refused stage');
     this.#state = 'closed';
+    const d = this.#ctx.digest;
+    const check = this.#suspectKey !== undefined && d ? d.create() : undefined;
     try {
       await this.#fh.close().catch(() => undefined);
       if (this.#fileBytes > 0) {
         const fh = await open(this.#tmp, 'r');
         try {
-          yield* readChunks(fh, undefined, this.#fileBytes);
+          for await (const chunk of readChunks(fh, undefined, this.#fileBytes)) {
+            check?.update(chunk);
+            yield chunk;
+          }
         } finally {
           await fh.close();
         }
       }
-      yield* this.#held;
+      for (const chunk of this.#held) {
+        check?.update(chunk);
+        yield chunk;
+      }
+      if (check && check.digest('hex') !== this.#suspectKey) {
+        throw new WriteError(
+          `the refused value could not be read back intact from ${this.#tmp}: the disk failed while it was synced`,
+        );
+      }
     } finally {
       await unlink(this.#tmp).catch(() => undefined);
     }

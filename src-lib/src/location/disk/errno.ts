@@ -1,0 +1,5 @@
+/** The disk or the user's quota is full (or a file would pass the filesystem's size limit): a write meeting it is refused, not failed. */
+export function isFull(e: unknown): boolean {
+  const code = (e as NodeJS.ErrnoException | undefined)?.code;
+  return code === 'ENOSPC' || code === 'EDQUOT' || code === 'EFBIG';
+}
