@@ -1,3 +1,4 @@
+import type { Hash } from 'node:crypto';
 import { type Digest, digest, normalizeKey } from './digest.js';
 import {
   AbortError,
@@ -100,6 +101,13 @@ export class HashKeyStorage {
         throw new KeyMismatchError(expected, known as string);
       stage = await this.location.stage({ size: src.size, key: known, digest: this.digest, signal });
       if (!stage) {
+        const stored = await this.#storedAnyway(src, {
+          key: src.whole ? known : undefined,
+          hash: src.whole ? undefined : this.digest.create(),
+          expected,
+          signal,
+        });
+        if (stored !== undefined) return stored;
         handedOver = !src.replayable;
         throw await this.#refused(null, src, this.#refusal(src.size));
       }
@@ -108,15 +116,8 @@ export class HashKeyStorage {
       let refusedMidway = false;
       let done = 0;
       for (;;) {
-        let next: IteratorResult<Uint8Array>;
-        try {
-          next = await raceAbort(src.chunks.next(), signal);
-        } catch (e) {
-          if (e instanceof TarnError) throw e;
-          throw new SourceError(`reading the source failed: ${(e as Error).message}`, { cause: e });
-        }
+        const next = await this.#next(src, signal);
         if (next.done) break;
-        throwIfAborted(signal);
         h?.update(next.value);
         done += next.value.byteLength;
         options.onProgress?.(done);
@@ -126,6 +127,17 @@ export class HashKeyStorage {
         }
       }
       if (refusedMidway) {
+        const stored = await this.#storedAnyway(src, {
+          key: h ? undefined : known,
+          hash: h,
+          expected,
+          signal,
+        });
+        if (stored !== undefined) {
+          await stage.abort();
+          stage = null;
+          return stored;
+        }
         handedOver = !src.replayable;
         throw await this.#refused(stage, src, 'a location limit was reached while writing');
       }
@@ -133,6 +145,11 @@ export class HashKeyStorage {
       if (expected !== undefined && key !== expected) throw new KeyMismatchError(expected, key);
       const result = await stage.commit(key);
       if (result.status === 'refused') {
+        if ((await this.#storedAnyway(src, { key, signal })) !== undefined) {
+          await stage.abort();
+          stage = null;
+          return key;
+        }
         handedOver = !src.replayable;
         throw await this.#refused(stage, src, result.reason);
       }
@@ -145,6 +162,45 @@ export class HashKeyStorage {
     } finally {
       if (!handedOver) await src.close();
     }
+  }
+
+  /** The source's next chunk; its failures are SourceErrors, an abort an AbortError. */
+  async #next(src: OpenedSource, signal: AbortSignal | undefined): Promise<IteratorResult<Uint8Array>> {
+    let next: IteratorResult<Uint8Array>;
+    try {
+      next = await raceAbort(src.chunks.next(), signal);
+    } catch (e) {
+      if (e instanceof TarnError) throw e;
+      throw new SourceError(`reading the source failed: ${(e as Error).message}`, { cause: e });
+    }
+    throwIfAborted(signal);
+    return next;
+  }
+
+  /**
+   * The location refused the value (full, at its cap): a value that is already stored is no refusal,
+   * whatever the free space. Its key is `key` when known; for a file it is learnt by hashing the rest
+   * of it into `hash` (which has seen every byte so far): a read, not a second write. A stream's key
+   * cannot be learnt without holding the rest of it: locations that can (the disk) hold a stream
+   * past their limit themselves and answer `existed` at commit. Answers the key when it is stored.
+   */
+  async #storedAnyway(
+    src: OpenedSource,
+    probe: { key?: string; hash?: Hash; expected?: string; signal?: AbortSignal },
+  ): Promise<string | undefined> {
+    let key = probe.key;
+    if (key === undefined && probe.hash && src.replayable) {
+      for (;;) {
+        const next = await this.#next(src, probe.signal);
+        if (next.done) break;
+        probe.hash.update(next.value);
+      }
+      key = probe.hash.digest('hex');
+    }
+    if (key === undefined || (probe.expected !== undefined && key !== probe.expected)) return undefined;
+    // A location that cannot answer is taken not to hold it: the refusal stands, nothing is lost.
+    const stored = await this.location.contains(key, { signal: probe.signal }).catch(() => false);
+    return stored ? key : undefined;
   }
 
   #refusal(size: number | undefined): string {

@@ -12,7 +12,7 @@ import { isFull } from './errno.js';
 import { checkLevelsFit, fixedHexLength, keyToParts, walkLake } from './layout.js';
 import { diskLease } from './lease.js';
 import { Ledger, type Usage } from './ledger.js';
-import { DiskStage, type StageContext } from './stage.js';
+import { DiskStage, HeldStage, type StageContext } from './stage.js';
 import { sweepTemp } from './temp.js';
 import { Tree } from './tree.js';
 
@@ -128,6 +128,7 @@ export class DiskLocation implements Location {
       maxSize: config.maxSize,
       headroom: () => this.#headroom(),
       pathOf: (key) => this.pathOf(key),
+      find: (key) => this.#find(key),
       quarantine: (key) => this.quarantine(key),
       published: async (key) => {
         if (config.statUsage) await this.touch(key);
@@ -170,11 +171,14 @@ export class DiskLocation implements Location {
     }
     const headroom = await this.#headroom();
     let used = 0;
-    if (this.#ledger && this.config.maxSize !== undefined) {
+    const { maxSize } = this.config;
+    if (this.#ledger && maxSize !== undefined) {
       used = (await this.#ledger.read()).bytes;
-      if (used + (options.size ?? 0) > this.config.maxSize) return null;
+      if (used + (options.size ?? 0) > maxSize)
+        return this.#noRoom(options, `the lake's max_size of ${maxSize} bytes is reached`);
     }
-    if ((options.size ?? 0) > headroom) return null;
+    if ((options.size ?? 0) > headroom)
+      return this.#noRoom(options, "the disk's free space is down to the lake's reserve");
     try {
       return await DiskStage.create(
         { ...this.#ctx, digest: this.#ctx.digest ?? options.digest },
@@ -183,10 +187,20 @@ export class DiskLocation implements Location {
         used,
       );
     } catch (e) {
-      // No inode left for the temp file: the disk is full, so the value goes elsewhere.
-      if (isFull(e)) return null;
+      // No inode left for the temp file: the disk is full.
+      if (isFull(e)) return this.#noRoom(options, 'the disk is full');
       throw e;
     }
+  }
+
+  /**
+   * No room for the value. One of known size is refused at once (its writer can tell from its key
+   * whether it is stored; HashKeyStorage does). One of unknown size may still be a value the lake
+   * has, which only its key, known at commit, can tell: a stage that holds it in memory answers then.
+   */
+  #noRoom(options: StageOptions, reason: string): Stage | null {
+    if (options.size !== undefined) return null;
+    return new HeldStage((key) => this.#find(key), reason);
   }
 
   async delete(key: string, options?: OpOptions): Promise<boolean> {

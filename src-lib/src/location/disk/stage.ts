@@ -23,12 +23,75 @@ export interface StageContext {
   /** Free bytes left on the lake's filesystem beyond its reserve; re-checked as the value grows. */
   headroom(): Promise<number>;
   pathOf(key: string): string;
+  /** The key's stored blob, if it has one. */
+  find(key: string): Promise<{ size: number } | undefined>;
   quarantine(key: string): Promise<string | undefined>;
   published(key: string): Promise<void>;
 }
 
 // Re-check free space after this many bytes, so a long write into a filling disk stops in time.
 const SPACE_CHECK_EVERY = 64 * CHUNK;
+
+/**
+ * Past a limit (the lake is full, or at its max_size) a value can only be `existed`, which its key
+ * tells at commit. Until then the chunks of a value of unknown size are held in memory, up to this
+ * many bytes; past that the stage refuses, since a refused stream's bytes have nowhere else to go.
+ */
+export const HOLD_PAST_LIMIT = 16 << 20;
+
+/** Chunks accepted but not written, in order, with their byte count. */
+class Held {
+  readonly chunks: Uint8Array[] = [];
+  bytes = 0;
+  add(chunk: Uint8Array): void {
+    this.chunks.push(chunk);
+    this.bytes += chunk.byteLength;
+  }
+}
+
+/**
+ * The stage of a lake that has no room for a value of unknown size (no inode for a temp file, or
+ * already past its limits): it writes nothing, holds the bytes in memory up to HOLD_PAST_LIMIT, and at
+ * commit answers `existed` if the lake has the key, else `refused`, handing every byte back.
+ */
+export class HeldStage implements Stage {
+  readonly #held = new Held();
+  #state: 'open' | 'refused' | 'closed' = 'open';
+  constructor(
+    private readonly find: (key: string) => Promise<{ size: number } | undefined>,
+    private readonly reason: string,
+  ) {}
+
+  async push(chunk: Uint8Array): Promise<boolean> {
+    if (this.#state !== 'open') throw new WriteError('push after the stage was refused or closed');
+    this.#held.add(chunk);
+    if (this.#held.bytes <= HOLD_PAST_LIMIT) return true;
+    this.#state = 'refused';
+    return false;
+  }
+
+  async commit(key: string): Promise<CommitResult> {
+    if (this.#state !== 'open') throw new WriteError('commit after the stage was refused or closed');
+    const found = await this.find(key).catch(() => undefined);
+    if (found !== undefined && found.size === this.#held.bytes) {
+      await this.abort();
+      return { status: 'existed' };
+    }
+    this.#state = 'refused';
+    return { status: 'refused', reason: this.reason };
+  }
+
+  async *reclaim(): AsyncIterable<Uint8Array> {
+    if (this.#state !== 'refused') throw new WriteError('reclaim is only for a refused stage');
+    this.#state = 'closed';
+    yield* this.#held.chunks;
+  }
+
+  async abort(): Promise<void> {
+    this.#state = 'closed';
+    this.#held.chunks.length = 0;
+  }
+}
 
 /**
  * A value being written to a lake: bytes go to a private temp file inside the lake (same
@@ -58,7 +121,9 @@ export class DiskStage implements Stage {
   #headroom: number;
   #usedAtStart: number;
   /** Accepted bytes that are not in the temp file, in order, kept for reclaim. */
-  readonly #held: Uint8Array[] = [];
+  readonly #held = new Held();
+  /** Why the value cannot be stored here (a limit was passed), once it cannot: it may still be `existed`. */
+  #over: string | undefined;
   #state: 'open' | 'refused' | 'closed' = 'open';
 
   private constructor(
@@ -93,24 +158,39 @@ export class DiskStage implements Stage {
 
   async push(chunk: Uint8Array): Promise<boolean> {
     if (this.#state !== 'open') throw new WriteError('push after the stage was refused or closed');
-    const after = this.#bytes + chunk.byteLength;
+    const at = this.#bytes;
+    this.#bytes += chunk.byteLength;
+    if (this.#over === undefined) {
+      this.#over = await this.#limitPassed(at, this.#bytes);
+      // One write in flight behind the caller: hashing the next chunk overlaps with this write.
+      if (!(await this.#settle())) this.#over ??= 'the disk is full';
+      if (this.#over === undefined) {
+        this.#inflight = { chunk, at };
+        this.#pending = writeFully(this.#fh, chunk, at).then(
+          () => undefined,
+          (error: unknown) => ({ error }),
+        );
+        return true;
+      }
+    }
+    // Past a limit: held in memory until commit tells whether the lake has the value already.
+    this.#held.add(chunk);
+    if (this.#held.bytes <= HOLD_PAST_LIMIT) return true;
+    this.#state = 'refused';
+    return false;
+  }
+
+  /** Why `after` bytes cannot be stored (max_size, the free space reserve), or undefined while they can. */
+  async #limitPassed(at: number, after: number): Promise<string | undefined> {
     const { maxSize } = this.#ctx;
-    if (maxSize !== undefined && this.#usedAtStart + after > maxSize) return this.#refuse(chunk);
-    if (after > this.#headroom) return this.#refuse(chunk);
+    if (maxSize !== undefined && this.#usedAtStart + after > maxSize)
+      return `the lake's max_size of ${maxSize} bytes is reached`;
     if (after >= this.#nextSpaceCheck) {
       this.#nextSpaceCheck = after + SPACE_CHECK_EVERY;
-      this.#headroom = this.#bytes + (await this.#ctx.headroom());
-      if (after > this.#headroom) return this.#refuse(chunk);
+      this.#headroom = at + (await this.#ctx.headroom());
     }
-    // One write in flight behind the caller: hashing the next chunk overlaps with this write.
-    if (!(await this.#settle())) return this.#refuse(chunk);
-    this.#inflight = { chunk, at: this.#bytes };
-    this.#pending = writeFully(this.#fh, chunk, this.#bytes).then(
-      () => undefined,
-      (error: unknown) => ({ error }),
-    );
-    this.#bytes = after;
-    return true;
+    if (after > this.#headroom) return "the disk's free space is down to the lake's reserve";
+    return undefined;
   }
 
   /** Waits for the write in flight; false when the disk filled up under it. */
@@ -127,14 +207,7 @@ export class DiskStage implements Stage {
     // A full disk is a refusal, not an error: keep the chunk so the value can go elsewhere. The file
     // may hold part of it; reclaim reads the file only up to the bytes known to be whole.
     this.#fileBytes = inflight.at;
-    this.#held.push(inflight.chunk);
-    return false;
-  }
-
-  async #refuse(chunk: Uint8Array): Promise<false> {
-    this.#state = 'refused';
-    await this.#settle();
-    this.#held.push(chunk);
+    this.#held.add(inflight.chunk);
     return false;
   }
 
@@ -147,10 +220,8 @@ export class DiskStage implements Stage {
     let final: string;
     try {
       final = this.#ctx.pathOf(key);
-      if (!(await this.#settle())) {
-        this.#state = 'refused';
-        return { status: 'refused', reason: 'the disk is full' };
-      }
+      if (!(await this.#settle())) this.#over ??= 'the disk is full';
+      if (this.#over !== undefined) return this.#refusedUnlessStored(key, this.#over);
       if (this.#ctx.fsync) await this.#fh.sync();
       await this.#fh.close();
     } catch (e) {
@@ -158,8 +229,7 @@ export class DiskStage implements Stage {
         // fsync or close (NFS reports there) found the disk full: the page cache may have dropped
         // bytes, so the replay is checked against the key.
         this.#suspectKey = key;
-        this.#state = 'refused';
-        return { status: 'refused', reason: 'the disk is full' };
+        return this.#refusedUnlessStored(key, 'the disk is full');
       }
       await this.abort();
       throw e;
@@ -174,13 +244,10 @@ export class DiskStage implements Stage {
           await this.abort();
           throw e;
         }
-        this.#state = 'refused';
-        return { status: 'refused', reason: 'the disk is full' };
+        return this.#refusedUnlessStored(key, 'the disk is full');
       }
-      if (!reserved) {
-        this.#state = 'refused';
-        return { status: 'refused', reason: `the lake's max_size of ${maxSize} bytes is reached` };
-      }
+      if (!reserved)
+        return this.#refusedUnlessStored(key, `the lake's max_size of ${maxSize} bytes is reached`);
     }
     this.#state = 'closed';
     let result: CommitResult;
@@ -188,11 +255,8 @@ export class DiskStage implements Stage {
       result = await this.#publish(key, final);
     } catch (e) {
       await ledger?.release(this.#bytes);
-      if (isFull(e)) {
-        // No room for the blob's folder or name: refused, and the temp file still holds every byte.
-        this.#state = 'refused';
-        return { status: 'refused', reason: 'the disk is full' };
-      }
+      // No room for the blob's folder or name: refused, and the temp file still holds every byte.
+      if (isFull(e)) return this.#refusedUnlessStored(key, 'the disk is full');
       await unlink(this.#tmp).catch(() => undefined);
       throw e;
     }
@@ -200,6 +264,21 @@ export class DiskStage implements Stage {
     await unlink(this.#tmp).catch(() => undefined);
     if (result.status === 'stored') await this.#ctx.published(key);
     return result;
+  }
+
+  /**
+   * About to refuse for lack of room: a value that is already stored is no refusal, whatever the
+   * free space, and one look at the key's place (no second write) tells. A blob of another size
+   * would need replacing, which a full disk cannot do: refused.
+   */
+  async #refusedUnlessStored(key: string, reason: string): Promise<CommitResult> {
+    this.#state = 'refused';
+    const found = await this.#ctx.find(key).catch(() => undefined);
+    if (found !== undefined && found.size === this.#bytes) {
+      await this.#drop();
+      return { status: 'existed' };
+    }
+    return { status: 'refused', reason };
   }
 
   async #publish(key: string, final: string, attempt = 0): Promise<CommitResult> {
@@ -278,7 +357,7 @@ export class DiskStage implements Stage {
           await fh.close();
         }
       }
-      for (const chunk of this.#held) {
+      for (const chunk of this.#held.chunks) {
         check?.update(chunk);
         yield chunk;
       }
@@ -294,6 +373,10 @@ export class DiskStage implements Stage {
 
   async abort(): Promise<void> {
     if (this.#state === 'closed') return;
+    await this.#drop();
+  }
+
+  async #drop(): Promise<void> {
     this.#state = 'closed';
     await this.#settle().catch(() => undefined);
     await this.#fh.close().catch(() => undefined);

@@ -1,4 +1,4 @@
-import { readdirSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
+import { closeSync, openSync, readdirSync, rmSync, truncateSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { DiskLocation, HashKeyStorage, RefusedError, WriteError } from '@tarnjs/tarn';
@@ -9,8 +9,9 @@ import { chunks } from '../../../helpers/lake.js';
 import { freshPath, tempDir } from '../../../helpers/tmp.js';
 import { tmpfs } from '../../../helpers/tmpfs.js';
 
-// A filesystem we may fill up: 4 MiB of space.
+// Filesystems we may fill up: 4 MiB of space; and one with space but hardly any inodes.
 const disk = tmpfs('size=4m');
+const inodes = tmpfs('size=4m,nr_inodes=16');
 const base = tempDir();
 const MiB = 1 << 20;
 
@@ -18,6 +19,29 @@ async function drain(source: AsyncIterable<Uint8Array> | undefined): Promise<Buf
   const parts: Uint8Array[] = [];
   for await (const c of source ?? []) parts.push(c);
   return Buffer.concat(parts);
+}
+
+/** Fills the filesystem of `dir` to the last byte (or inode, with `files`). */
+function fill(dir: string, how: 'bytes' | 'files'): void {
+  if (how === 'files') {
+    for (let i = 0; ; i++) {
+      try {
+        writeFileSync(join(dir, `filler-${i}`), '');
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code === 'ENOSPC') return;
+        throw e;
+      }
+    }
+  }
+  const fd = openSync(join(dir, 'filler'), 'w');
+  const block = Buffer.alloc(64 << 10);
+  try {
+    for (;;) writeSync(fd, block);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'ENOSPC') throw e;
+  } finally {
+    closeSync(fd);
+  }
 }
 
 /**
@@ -90,6 +114,47 @@ describe.skipIf(!disk)('a disk that fills up', () => {
       expect((err as RefusedError).source()).toBeUndefined();
       expect(readdirSync(join(root, '.tmp'))).toEqual([]);
     }
+  });
+
+  it('a value already stored is `existed` on a full disk (buffer, path, stream); a new one is refused', async () => {
+    const storage = new HashKeyStorage(new DiskLocation(root));
+    const data = pseudoRandom('stored before the disk filled', MiB + 5);
+    const key = await storage.write(data);
+    fill(mount, 'bytes');
+    const file = join(base, 'stored.bin');
+    writeFileSync(file, data);
+    expect(await storage.write(data)).toBe(key);
+    expect(await storage.write(file)).toBe(key);
+    expect(await storage.write(chunks(data))).toBe(key);
+    expect(await storage.write(Readable.from(chunks(data, 4096)))).toBe(key);
+    expect(await storage.write(chunks(data), { expectedKey: key })).toBe(key);
+
+    const other = pseudoRandom('new value', MiB);
+    const err = (await storage.write(chunks(other)).catch((e: unknown) => e)) as RefusedError;
+    expect(err).toBeInstanceOf(RefusedError);
+    expect((await drain(err.source())).equals(other)).toBe(true);
+    expect(readdirSync(join(root, key.slice(0, 2)))).toEqual([key.slice(2)]);
+    expect(readdirSync(join(root, '.tmp'))).toEqual([]);
+  });
+});
+
+describe.skipIf(!inodes)('a disk out of inodes', () => {
+  const mount = inodes as string;
+
+  it('refuses a new value before any byte moves, and a stored one is `existed`', async () => {
+    const root = freshPath(mount);
+    const storage = new HashKeyStorage(new DiskLocation(root));
+    const key = await storage.write(Buffer.from('stored first'));
+    fill(mount, 'files');
+    expect(await storage.write(Buffer.from('stored first'))).toBe(key);
+    expect(await storage.write(chunks(Buffer.from('stored first')))).toBe(key);
+    await expect(storage.write(Buffer.from('new'))).rejects.toBeInstanceOf(RefusedError);
+    const err = (await storage
+      .write(chunks(Buffer.from('new stream')))
+      .catch((e: unknown) => e)) as RefusedError;
+    expect(err).toBeInstanceOf(RefusedError);
+    expect((await drain(err.source())).toString()).toBe('new stream');
+    expect(readdirSync(join(root, '.tmp'))).toEqual([]);
   });
 });
 
