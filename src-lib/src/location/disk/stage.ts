@@ -1,4 +1,4 @@
-import { createReadStream } from 'node:fs';
+import { createReadStream, type Stats } from 'node:fs';
 import { type FileHandle, link, lstat, open, rename, stat, unlink } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import type { Digest } from '../../digest.js';
@@ -31,6 +31,12 @@ export interface StageContext {
 
 // Re-check free space after this many bytes, so a long write into a filling disk stops in time.
 const SPACE_CHECK_EVERY = 64 * CHUNK;
+
+/**
+ * How often a publish is tried. It is tried again when the place was taken by a corrupt blob (moved
+ * aside first) or by a blob deleted before it could be examined (a racing delete).
+ */
+const PUBLISH_ATTEMPTS = 8;
 
 /**
  * Past a limit (the lake is full, or at its max_size) a value can only be `existed`, which its key
@@ -281,33 +287,38 @@ export class DiskStage implements Stage {
     return { status: 'refused', reason };
   }
 
-  async #publish(key: string, final: string, attempt = 0): Promise<CommitResult> {
-    await this.#ctx.tree.ensure(dirname(final));
-    try {
-      await link(this.#tmp, final);
-      if (this.#ctx.fsync) await syncDir(dirname(final));
-      return { status: 'stored' };
-    } catch (e) {
-      const code = (e as NodeJS.ErrnoException).code;
-      if (code === 'EEXIST') {
-        const verdict = await this.#existing(key, final);
-        if (verdict === 'replaced' && attempt < 2) return this.#publish(key, final, attempt + 1);
-        return { status: 'existed' };
-      }
-      if (code === 'ENOENT' && attempt < 2) {
-        this.#ctx.tree.forget();
-        return this.#publish(key, final, attempt + 1);
-      }
-      // Filesystems without hard links (some FUSE and SMB mounts): rename, after a look.
-      if (code === 'EPERM' || code === 'ENOTSUP' || code === 'EOPNOTSUPP' || code === 'EMLINK') {
-        if (await exists(final))
-          return (await this.#existing(key, final)) === 'replaced'
-            ? this.#publish(key, final, attempt + 1)
-            : { status: 'existed' };
-        await rename(this.#tmp, final);
+  async #publish(key: string, final: string): Promise<CommitResult> {
+    for (let attempt = 1; ; attempt++) {
+      const last = attempt >= PUBLISH_ATTEMPTS;
+      await this.#ctx.tree.ensure(dirname(final));
+      try {
+        await link(this.#tmp, final);
+        if (this.#ctx.fsync) await syncDir(dirname(final));
         return { status: 'stored' };
+      } catch (e) {
+        const code = (e as NodeJS.ErrnoException).code;
+        // Filesystems without hard links (some FUSE and SMB mounts): rename, after a look.
+        const noLinks = code === 'EPERM' || code === 'ENOTSUP' || code === 'EOPNOTSUPP' || code === 'EMLINK';
+        if (code === 'EEXIST' || (noLinks && (await exists(final)))) {
+          const verdict = await this.#existing(key, final);
+          if (verdict === 'same') return { status: 'existed' };
+          // 'gone': the blob link saw was deleted before it could be examined (a racing delete), so
+          // the write was 'existed' at that moment; trying again stores it. 'replaced': the place was
+          // taken by a corrupt blob, now moved aside.
+          if (!last) continue;
+          if (verdict === 'gone') return { status: 'existed' };
+          throw new WriteError(`cannot publish ${key}: its place keeps being taken by something else`);
+        }
+        if (noLinks) {
+          await rename(this.#tmp, final);
+          return { status: 'stored' };
+        }
+        if (code === 'ENOENT' && !last) {
+          this.#ctx.tree.forget(); // a folder was removed behind our back
+          continue;
+        }
+        throw e;
       }
-      throw e;
     }
   }
 
@@ -315,20 +326,33 @@ export class DiskStage implements Stage {
    * The key is already stored. Same size: it is the same value (we trust the digest rather
    * than re-read the blob on every duplicate write). Different size: either the stored blob
    * is corrupt (it no longer hashes to its key), and ours replaces it, or it is intact and
-   * this is a true collision.
+   * this is a true collision. Gone: deleted since link saw it.
    */
-  async #existing(key: string, final: string): Promise<'same' | 'replaced'> {
+  async #existing(key: string, final: string): Promise<'same' | 'replaced' | 'gone'> {
     let path = final;
-    let st = await lstat(final);
-    if (st.isDirectory()) {
-      path = join(final, 'data'); // Python tarn's legacy layout
-      st = await stat(path);
+    let st: Stats;
+    try {
+      st = await lstat(final);
+      if (st.isDirectory()) {
+        path = join(final, 'data'); // Python tarn's legacy layout
+        st = await stat(path);
+      }
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      if (code === 'ENOENT' || code === 'ENOTDIR') return 'gone';
+      throw e;
     }
     if (st.size === this.#bytes) return 'same';
     const d = this.#ctx.digest;
     if (!d)
       throw new CollisionError(key, `the stored blob has ${st.size} bytes, the new value ${this.#bytes}`);
-    const actual = await hashFile(path, d);
+    let actual: string;
+    try {
+      actual = await hashFile(path, d);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return 'gone';
+      throw e;
+    }
     if (actual === key) {
       throw new CollisionError(
         key,
