@@ -12,6 +12,7 @@ import {
   TarnError,
   throwIfAborted,
 } from './errors.js';
+import type { ForeignEntry } from './location/disk/blob.js';
 import { type LocationLike, toLocation, walkTree } from './location/like.js';
 import type { Location, OpOptions, Stage, Value } from './location.js';
 import { type OpenedSource, openSource, type WriteSource } from './source.js';
@@ -41,6 +42,12 @@ export interface VerifyReport {
   checked: number;
   bytes: number;
   corrupt: Array<{ key: string; actual: string | undefined; quarantinedTo: string | undefined }>;
+  /**
+   * Entries of a lake where a blob or a folder belongs that are neither (a symbolic link, a FIFO, a
+   * socket, a device node, a file in place of a folder, a legacy `<key>/` without a regular `data`).
+   * They are not values: never read, followed or counted, and left in place for someone to look at.
+   */
+  foreign: ForeignEntry[];
   /** Housekeeping done by the location (temp files swept, accounting rebuilt), when it does any. */
   housekeeping?: unknown;
 }
@@ -48,6 +55,11 @@ export interface VerifyReport {
 /** A location that offers housekeeping (the disk location does). */
 interface Sweepable {
   sweep(): Promise<unknown>;
+}
+
+/** A location that can list what it holds besides values (the disk location can). */
+interface ForeignLister {
+  foreign(options?: OpOptions): AsyncIterable<ForeignEntry>;
 }
 
 /**
@@ -343,7 +355,7 @@ export class HashKeyStorage {
   async verify(
     options: OpOptions & { onProgress?: (checked: number, key: string) => void } = {},
   ): Promise<VerifyReport> {
-    const report: VerifyReport = { checked: 0, bytes: 0, corrupt: [] };
+    const report: VerifyReport = { checked: 0, bytes: 0, corrupt: [], foreign: [] };
     for await (const key of this.keys(options)) {
       // Checking a blob is not using it: the lakes' last-use records stay as they are.
       const raw = await this.location.read(key, { ...options, digest: this.digest, touch: false });
@@ -364,6 +376,12 @@ export class HashKeyStorage {
       }
       report.checked++;
       options.onProgress?.(report.checked, key);
+    }
+    // Every lake of the tree is asked, each once: a link in any of them is reported.
+    for (const l of walkTree(this.location)) {
+      const lister = l as Partial<ForeignLister>;
+      if (typeof lister.foreign !== 'function') continue;
+      for await (const entry of lister.foreign.call(l, options)) report.foreign.push(entry);
     }
     const sweepable = this.location as Partial<Sweepable>;
     if (typeof sweepable.sweep === 'function') report.housekeeping = await sweepable.sweep();

@@ -1,11 +1,12 @@
-import { createReadStream, type Stats } from 'node:fs';
-import { type FileHandle, link, lstat, open, rename, stat, unlink } from 'node:fs/promises';
-import { dirname, join } from 'node:path';
+import { constants } from 'node:fs';
+import { type FileHandle, link, lstat, open, rename, unlink } from 'node:fs/promises';
+import { dirname, join, sep } from 'node:path';
 import type { Digest } from '../../digest.js';
 import { CollisionError, WriteError } from '../../errors.js';
 import type { CommitResult, Stage } from '../../location.js';
 import { CHUNK, readChunks, writeFully } from '../../util/chunks.js';
 import { ownedName } from '../../util/process.js';
+import type { Found } from './blob.js';
 import { isFull } from './errno.js';
 import type { Ledger } from './ledger.js';
 import { TEMP_PREFIX } from './temp.js';
@@ -23,9 +24,14 @@ export interface StageContext {
   /** Free bytes left on the lake's filesystem beyond its reserve; re-checked as the value grows. */
   headroom(): Promise<number>;
   pathOf(key: string): string;
-  /** The key's stored blob, if it has one. */
-  find(key: string): Promise<{ size: number } | undefined>;
+  /** What sits at the key's place (see BlobFinder.find). */
+  find(key: string): Promise<Found>;
+  /** The first folder above the key's blob that is no real folder (a link out of the lake), if any. */
+  foreignFolder(key: string): Promise<Found | undefined>;
+  /** Moves whatever sits at the key's place to the quarantine. */
   quarantine(key: string): Promise<string | undefined>;
+  /** Moves any entry of the lake (a foreign folder) to the quarantine. */
+  moveAside(path: string): Promise<string | undefined>;
   published(key: string): Promise<void>;
 }
 
@@ -33,8 +39,8 @@ export interface StageContext {
 const SPACE_CHECK_EVERY = 64 * CHUNK;
 
 /**
- * How often a publish is tried. It is tried again when the place was taken by a corrupt blob (moved
- * aside first) or by a blob deleted before it could be examined (a racing delete).
+ * How often a publish is tried. It is tried again when the place was taken by something that is not
+ * the value (moved aside first) or by a blob deleted before it could be examined (a racing delete).
  */
 const PUBLISH_ATTEMPTS = 8;
 
@@ -64,7 +70,7 @@ export class HeldStage implements Stage {
   readonly #held = new Held();
   #state: 'open' | 'refused' | 'closed' = 'open';
   constructor(
-    private readonly find: (key: string) => Promise<{ size: number } | undefined>,
+    private readonly find: (key: string) => Promise<Found>,
     private readonly reason: string,
   ) {}
 
@@ -79,7 +85,7 @@ export class HeldStage implements Stage {
   async commit(key: string): Promise<CommitResult> {
     if (this.#state !== 'open') throw new WriteError('commit after the stage was refused or closed');
     const found = await this.find(key).catch(() => undefined);
-    if (found !== undefined && found.size === this.#held.bytes) {
+    if (found?.kind === 'blob' && found.size === this.#held.bytes) {
       await this.abort();
       return { status: 'existed' };
     }
@@ -280,7 +286,7 @@ export class DiskStage implements Stage {
   async #refusedUnlessStored(key: string, reason: string): Promise<CommitResult> {
     this.#state = 'refused';
     const found = await this.#ctx.find(key).catch(() => undefined);
-    if (found !== undefined && found.size === this.#bytes) {
+    if (found?.kind === 'blob' && found.size === this.#bytes) {
       await this.#drop();
       return { status: 'existed' };
     }
@@ -291,6 +297,14 @@ export class DiskStage implements Stage {
     for (let attempt = 1; ; attempt++) {
       const last = attempt >= PUBLISH_ATTEMPTS;
       await this.#ctx.tree.ensure(dirname(final));
+      // A folder on the way that is a link would put the blob outside the lake: move it aside first.
+      const folder = await this.#ctx.foreignFolder(key);
+      if (folder?.kind === 'foreign') {
+        if (last) throw new WriteError(`cannot publish ${key}: ${folder.entry.path} keeps being no folder`);
+        await this.#ctx.moveAside(folder.entry.path);
+        this.#ctx.tree.forget();
+        continue;
+      }
       try {
         await link(this.#tmp, final);
         if (this.#ctx.fsync) await syncDir(dirname(final));
@@ -304,7 +318,7 @@ export class DiskStage implements Stage {
           if (verdict === 'same') return { status: 'existed' };
           // 'gone': the blob link saw was deleted before it could be examined (a racing delete), so
           // the write was 'existed' at that moment; trying again stores it. 'replaced': the place was
-          // taken by a corrupt blob, now moved aside.
+          // taken by a corrupt blob or a foreign entry, now moved aside.
           if (!last) continue;
           if (verdict === 'gone') return { status: 'existed' };
           throw new WriteError(`cannot publish ${key}: its place keeps being taken by something else`);
@@ -323,40 +337,37 @@ export class DiskStage implements Stage {
   }
 
   /**
-   * The key is already stored. Same size: it is the same value (we trust the digest rather
-   * than re-read the blob on every duplicate write). Different size: either the stored blob
-   * is corrupt (it no longer hashes to its key), and ours replaces it, or it is intact and
-   * this is a true collision. Gone: deleted since link saw it.
+   * The key's place is taken. By the same value when the blob has the same size (we trust the
+   * digest rather than re-read the blob on every duplicate write). By a blob of another size:
+   * either it is corrupt (it no longer hashes to its key), and is moved aside for ours, or it is
+   * intact and this is a true collision. By something that is no blob (a link, a FIFO, …): moved
+   * aside. Or by nothing any more: deleted since it was seen.
    */
   async #existing(key: string, final: string): Promise<'same' | 'replaced' | 'gone'> {
-    let path = final;
-    let st: Stats;
-    try {
-      st = await lstat(final);
-      if (st.isDirectory()) {
-        path = join(final, 'data'); // Python tarn's legacy layout
-        st = await stat(path);
-      }
-    } catch (e) {
-      const code = (e as NodeJS.ErrnoException).code;
-      if (code === 'ENOENT' || code === 'ENOTDIR') return 'gone';
-      throw e;
+    const found = await this.#ctx.find(key);
+    if (found.kind === 'missing') return 'gone';
+    if (found.kind === 'foreign') {
+      const { path } = found.entry;
+      if (path === final || path.startsWith(final + sep)) await this.#ctx.quarantine(key);
+      else await this.#ctx.moveAside(path);
+      return 'replaced';
     }
-    if (st.size === this.#bytes) return 'same';
+    if (found.size === this.#bytes) return 'same';
     const d = this.#ctx.digest;
     if (!d)
-      throw new CollisionError(key, `the stored blob has ${st.size} bytes, the new value ${this.#bytes}`);
+      throw new CollisionError(key, `the stored blob has ${found.size} bytes, the new value ${this.#bytes}`);
     let actual: string;
     try {
-      actual = await hashFile(path, d);
+      actual = await hashFile(found.path, d);
     } catch (e) {
-      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return 'gone';
+      const code = (e as NodeJS.ErrnoException).code;
+      if (code === 'ENOENT' || code === 'ELOOP') return 'gone'; // deleted, or swapped, meanwhile
       throw e;
     }
     if (actual === key) {
       throw new CollisionError(
         key,
-        `the stored blob (${st.size} bytes) and the new value (${this.#bytes} bytes) both hash to it`,
+        `the stored blob (${found.size} bytes) and the new value (${this.#bytes} bytes) both hash to it`,
       );
     }
     await this.#ctx.quarantine(key);
@@ -426,6 +437,12 @@ async function syncDir(dir: string): Promise<void> {
 
 async function hashFile(path: string, d: Digest): Promise<string> {
   const h = d.create();
-  for await (const chunk of createReadStream(path, { highWaterMark: CHUNK })) h.update(chunk as Buffer);
+  // Found to be a regular file by lstat: were it swapped for a link or a FIFO since, it is not followed or waited on.
+  const fh = await open(path, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
+  try {
+    for await (const chunk of readChunks(fh)) h.update(chunk);
+  } finally {
+    await fh.close();
+  }
   return h.digest('hex');
 }
