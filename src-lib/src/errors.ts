@@ -94,7 +94,10 @@ export class CollisionError extends WriteError {
   }
 }
 
-/** A stored blob does not hash to its key. It has been moved aside (quarantined) where the location allows it. */
+/**
+ * A stored blob does not hash to its key. It has been moved aside (quarantined) where the location
+ * allows it; when that failed (a lake the user may only read), `notMoved` says why and the blob stays.
+ */
 export class StorageCorruption extends ReadError {
   override readonly code = 'TARN_CORRUPTION';
   constructor(
@@ -102,11 +105,14 @@ export class StorageCorruption extends ReadError {
     readonly actual: string | undefined,
     readonly where: string,
     readonly quarantinedTo?: string,
+    readonly notMoved?: string,
   ) {
     super(
       `stored blob ${key} in ${where} is corrupt${actual ? ` (its bytes hash to ${actual})` : ''}` +
         (quarantinedTo ? `; moved to ${quarantinedTo}` : '') +
-        '; write the original value again to repair it',
+        (notMoved === undefined
+          ? '; write the original value again to repair it'
+          : `; it could not be moved aside (${notMoved}), so it stays where it is until someone allowed to write there removes it or writes the original value again`),
     );
   }
 }

@@ -41,7 +41,16 @@ export interface ReadOptions extends OpOptions {
 export interface VerifyReport {
   checked: number;
   bytes: number;
-  corrupt: Array<{ key: string; actual: string | undefined; quarantinedTo: string | undefined }>;
+  /**
+   * Blobs that do not hash to their keys. Each was moved aside (`quarantinedTo`), or, where that
+   * failed (a lake this user may only read), stays in place and `notMoved` says why.
+   */
+  corrupt: Array<{
+    key: string;
+    actual: string | undefined;
+    quarantinedTo: string | undefined;
+    notMoved?: string;
+  }>;
   /**
    * Entries of a lake where a blob or a folder belongs that are neither (a symbolic link, a FIFO, a
    * socket, a device node, a file in place of a folder, a legacy `<key>/` without a regular `data`).
@@ -298,6 +307,8 @@ export class HashKeyStorage {
       } catch (e) {
         await value.close();
         if (!(e instanceof StorageCorruption)) throw e;
+        // A copy that could not be moved aside would be found again: no other copy is reachable.
+        if (e.notMoved !== undefined) throw e;
         corruption = e;
       }
     }
@@ -306,10 +317,18 @@ export class HashKeyStorage {
 
   async #corrupt(key: string, actual: string | undefined, raw?: Value): Promise<StorageCorruption> {
     let to: string | undefined;
-    if (raw?.quarantine) to = await raw.quarantine();
-    else if (this.location.quarantine) to = await this.location.quarantine(key);
-    else await this.location.delete(key);
-    return new StorageCorruption(key, actual, `${this.location.kind} ${this.location.target}`, to);
+    let notMoved: string | undefined;
+    try {
+      if (raw?.quarantine) to = await raw.quarantine();
+      else if (this.location.quarantine) to = await this.location.quarantine(key);
+      else await this.location.delete(key);
+    } catch (e) {
+      // The corruption is the news; failing to move the blob aside (a lake this user may only read)
+      // is said in the same error, so that verification goes on with the other blobs.
+      if (e instanceof AbortError) throw e;
+      notMoved = (e as Error).message;
+    }
+    return new StorageCorruption(key, actual, `${this.location.kind} ${this.location.target}`, to, notMoved);
   }
 
   async contains(key: string, options?: OpOptions): Promise<boolean> {
@@ -372,7 +391,12 @@ export class HashKeyStorage {
       const actual = h.digest('hex');
       if (actual !== key) {
         const err = await this.#corrupt(key, actual, raw);
-        report.corrupt.push({ key, actual, quarantinedTo: err.quarantinedTo });
+        report.corrupt.push({
+          key,
+          actual,
+          quarantinedTo: err.quarantinedTo,
+          ...(err.notMoved === undefined ? {} : { notMoved: err.notMoved }),
+        });
       }
       report.checked++;
       options.onProgress?.(report.checked, key);

@@ -3,3 +3,9 @@ export function isFull(e: unknown): boolean {
   const code = (e as NodeJS.ErrnoException | undefined)?.code;
   return code === 'ENOSPC' || code === 'EDQUOT' || code === 'EFBIG';
 }
+
+/** This user may not change the lake (a read-only mount, permissions): reading and verifying go on. */
+export function isReadOnly(e: unknown): boolean {
+  const code = (e as NodeJS.ErrnoException | undefined)?.code;
+  return code === 'EACCES' || code === 'EPERM' || code === 'EROFS';
+}

@@ -2,14 +2,14 @@ import { mkdirSync, rmSync, statSync } from 'node:fs';
 import { lstat, lutimes, mkdir, rename, rm, statfs, unlink, writeFile } from 'node:fs/promises';
 import { dirname, join, resolve, sep } from 'node:path';
 import { assertHexKey, type Digest, digest } from '../../digest.js';
-import { ConfigError, throwIfAborted } from '../../errors.js';
+import { ConfigError, throwIfAborted, WriteError } from '../../errors.js';
 import type { Lease } from '../../lease.js';
 import type { Location, OpOptions, ReadOpOptions, Stage, StageOptions, Value } from '../../location.js';
 import { parseSize } from '../../util/size.js';
 import { FileValue } from '../../value.js';
 import { BlobFinder, type ForeignEntry, type Found } from './blob.js';
 import { CONFIG_NAME, type LakeConfig, readLakeConfig, writeLakeConfig } from './config.js';
-import { isFull } from './errno.js';
+import { isFull, isReadOnly } from './errno.js';
 import { checkLevelsFit, fixedHexLength, keyToParts } from './layout.js';
 import { diskLease } from './lease.js';
 import { Ledger, type Usage } from './ledger.js';
@@ -119,7 +119,12 @@ export class DiskLocation implements Location {
     this.#tools = join(this.root, 'tools');
     // Python tarn creates these on open, with the root's mode and group, and expects them; so do we.
     for (const dir of [this.#tmp, join(this.#tools, 'usage'), join(this.#tools, 'labels')]) {
-      this.#tree.ensureSync(dir);
+      try {
+        this.#tree.ensureSync(dir);
+      } catch (e) {
+        // A lake this user may only read is still read; its writes fail when they are tried.
+        if (!isReadOnly(e)) throw e;
+      }
     }
     this.#staleAfter = options.staleTempAfterMs ?? 24 * 3600_000;
     this.#ledger = config.maxSize === undefined ? undefined : new Ledger(this.#tools, () => this.#count());
@@ -276,7 +281,8 @@ export class DiskLocation implements Location {
 
   /**
    * Moves a corrupt blob (or whatever foreign entry sits at the key's place) to tools/quarantine/
-   * (Python tarn lists nothing under tools/).
+   * (Python tarn lists nothing under tools/). Throws WriteError when it cannot be moved, e.g. on a lake
+   * this user may only read.
    */
   async quarantine(key: string): Promise<string | undefined> {
     const path = this.pathOf(key);
@@ -291,12 +297,18 @@ export class DiskLocation implements Location {
 
   /**
    * Housekeeping: removes temp files no live writer will finish, and recounts a capped lake's
-   * byte total (dropping the slack that killed writers leave).
+   * byte total (dropping the slack that killed writers leave). On a lake this user may only read,
+   * what needs writing is skipped and `notWritable` says why.
    */
-  async sweep(): Promise<{ tempFilesRemoved: number; usage?: Usage }> {
+  async sweep(): Promise<{ tempFilesRemoved: number; usage?: Usage; notWritable?: string }> {
     const tempFilesRemoved = await sweepTemp(this.#tmp, this.#staleAfter);
-    const usage = await this.#ledger?.rebuild();
-    return { tempFilesRemoved, usage };
+    try {
+      const usage = await this.#ledger?.rebuild();
+      return { tempFilesRemoved, usage };
+    } catch (e) {
+      if (!isReadOnly(e)) throw e;
+      return { tempFilesRemoved, notWritable: (e as Error).message };
+    }
   }
 
   async close(): Promise<void> {}
@@ -314,15 +326,16 @@ export class DiskLocation implements Location {
       await rename(path, to);
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code === 'ENOENT' && !(await exists(path))) return undefined;
-      throw e;
+      throw new WriteError(`cannot move ${path} aside to ${dir}: ${(e as Error).message}`, { cause: e });
     }
     return to;
   }
 
   /**
    * Records a use in Python's StatUsage marker (an empty, world-writable file whose mtime is the last
-   * use). The marker folder is world-writable, so nothing in it is followed: lutimes, O_EXCL, and a
-   * marker folder that is a link is left alone.
+   * use). Best effort: a lake this user may not write, or a full disk, keeps the old record, and a read
+   * still succeeds. The marker folder is world-writable, so nothing in it is followed: lutimes, O_EXCL,
+   * and a marker folder that is a link is left alone.
    */
   async #mark(key: string): Promise<void> {
     const mark = this.#usageMark(key);
@@ -340,7 +353,7 @@ export class DiskLocation implements Location {
       await writeFile(mark, '', { mode: 0o777, flag: 'wx' });
     } catch (e) {
       const code = (e as NodeJS.ErrnoException).code;
-      if (code === 'EEXIST' || code === 'ENOENT') return; // made meanwhile by another reader, or gone
+      if (isReadOnly(e) || isFull(e) || code === 'EEXIST' || code === 'ENOENT') return;
       throw e;
     }
   }
