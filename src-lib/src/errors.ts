@@ -96,7 +96,10 @@ export class CollisionError extends WriteError {
   }
 }
 
-/** A stored blob does not hash to its key. It has been moved aside (quarantined) where the location allows it. */
+/**
+ * A stored blob does not hash to its key. It has been moved aside (quarantined) where the location
+ * allows it; when that failed (a lake the user may only read), `notMoved` says why and the blob stays.
+ */
 export class StorageCorruption extends ReadError {
   override readonly code = 'TARN_CORRUPTION';
   constructor(
@@ -104,11 +107,14 @@ export class StorageCorruption extends ReadError {
     readonly actual: string | undefined,
     readonly where: string,
     readonly quarantinedTo?: string,
+    readonly notMoved?: string,
   ) {
     super(
       `stored blob ${key} in ${where} is corrupt${actual ? ` (its bytes hash to ${actual})` : ''}` +
         (quarantinedTo ? `; moved to ${quarantinedTo}` : '') +
-        '; write the original value again to repair it',
+        (notMoved === undefined
+          ? '; write the original value again to repair it'
+          : `; it could not be moved aside (${notMoved}), so it stays where it is until someone allowed to write there removes it or writes the original value again`),
     );
   }
 }
@@ -286,7 +292,7 @@ export const ERRORS = {
     error: 'StorageCorruption',
     exit: 4,
     http: 500,
-    when: 'stored bytes do not hash to their key; says where the blob was quarantined',
+    when: 'stored bytes do not hash to their key; says where the blob was quarantined (`quarantinedTo`), or, when it could not be moved aside, why (`notMoved`)',
   },
   TARN_WRITE_ERROR: { error: 'WriteError', exit: 1, http: 500, when: 'the base class of write failures' },
   // 507 Insufficient Storage (RFC 4918) says exactly this: the server cannot store the representation.
@@ -294,7 +300,7 @@ export const ERRORS = {
     error: 'RefusedError',
     exit: 5,
     http: 507,
-    when: 'no location accepted the value (full, over a limit). `source()` replays the caller’s bytes (those already read, then the unread rest), once, when the source was a stream that cannot be reread; `discard()` releases them instead',
+    when: 'no location accepted the value (full, over a limit; a value already stored is never refused). `source()` replays the caller’s bytes (those already read, then the unread rest), once, when the source was a stream that cannot be reread; `discard()` releases them instead',
   },
   // 422: the body is well-formed, but it is not the content the request said it was.
   TARN_KEY_MISMATCH: {

@@ -62,7 +62,13 @@ export {
   type LevelsStats,
 } from './location/combinators/levels.js';
 export { Small, type SmallOptions } from './location/combinators/small.js';
-export { DiskLocation as Disk, DiskLocation, type DiskOptions } from './location/disk/index.js';
+export {
+  DiskLocation as Disk,
+  DiskLocation,
+  type DiskOptions,
+  type ForeignEntry,
+  type ForeignReason,
+} from './location/disk/index.js';
 export { type LocationLike, toLocation } from './location/like.js';
 export { NginxLocation as Nginx, NginxLocation, type NginxLocationOptions } from './location/nginx/index.js';
 export { RedisLocation, type RedisLocationOptions } from './location/redis/index.js';

@@ -1,3 +1,4 @@
+import type { Hash } from 'node:crypto';
 import { type Digest, digest, normalizeKey } from './digest.js';
 import {
   AbortError,
@@ -11,6 +12,7 @@ import {
   TarnError,
   throwIfAborted,
 } from './errors.js';
+import type { ForeignEntry } from './location/disk/blob.js';
 import { type LocationLike, toLocation, walkTree } from './location/like.js';
 import type { Location, OpOptions, Stage, Value } from './location.js';
 import { type OpenedSource, openSource, type WriteSource } from './source.js';
@@ -39,7 +41,22 @@ export interface ReadOptions extends OpOptions {
 export interface VerifyReport {
   checked: number;
   bytes: number;
-  corrupt: Array<{ key: string; actual: string | undefined; quarantinedTo: string | undefined }>;
+  /**
+   * Blobs that do not hash to their keys. Each was moved aside (`quarantinedTo`), or, where that
+   * failed (a lake this user may only read), stays in place and `notMoved` says why.
+   */
+  corrupt: Array<{
+    key: string;
+    actual: string | undefined;
+    quarantinedTo: string | undefined;
+    notMoved?: string;
+  }>;
+  /**
+   * Entries of a lake where a blob or a folder belongs that are neither (a symbolic link, a FIFO, a
+   * socket, a device node, a file in place of a folder, a legacy `<key>/` without a regular `data`).
+   * They are not values: never read, followed or counted, and left in place for someone to look at.
+   */
+  foreign: ForeignEntry[];
   /** Housekeeping done by the location (temp files swept, accounting rebuilt), when it does any. */
   housekeeping?: unknown;
 }
@@ -47,6 +64,11 @@ export interface VerifyReport {
 /** A location that offers housekeeping (the disk location does). */
 interface Sweepable {
   sweep(): Promise<unknown>;
+}
+
+/** A location that can list what it holds besides values (the disk location can). */
+interface ForeignLister {
+  foreign(options?: OpOptions): AsyncIterable<ForeignEntry>;
 }
 
 /**
@@ -70,7 +92,7 @@ export class HashKeyStorage {
     const other = recorded.find((d) => d.name !== this.digest.name);
     if (other) {
       throw new ConfigError(
-        `the storage is keyed by ${this.digest.name}, but a lake in it records ${other.name} (its config.yml says so)`,
+        `the storage is keyed by ${this.digest.name}, but a lake in it records ${other.name} (its config.yml says so: its hash, or levels that only keys of that length fit)`,
         ['algorithm'],
       );
     }
@@ -100,6 +122,13 @@ export class HashKeyStorage {
         throw new KeyMismatchError(expected, known as string);
       stage = await this.location.stage({ size: src.size, key: known, digest: this.digest, signal });
       if (!stage) {
+        const stored = await this.#storedAnyway(src, {
+          key: src.whole ? known : undefined,
+          hash: src.whole ? undefined : this.digest.create(),
+          expected,
+          signal,
+        });
+        if (stored !== undefined) return stored;
         handedOver = !src.replayable;
         throw await this.#refused(null, src, this.#refusal(src.size));
       }
@@ -108,15 +137,8 @@ export class HashKeyStorage {
       let refusedMidway = false;
       let done = 0;
       for (;;) {
-        let next: IteratorResult<Uint8Array>;
-        try {
-          next = await raceAbort(src.chunks.next(), signal);
-        } catch (e) {
-          if (e instanceof TarnError) throw e;
-          throw new SourceError(`reading the source failed: ${(e as Error).message}`, { cause: e });
-        }
+        const next = await this.#next(src, signal);
         if (next.done) break;
-        throwIfAborted(signal);
         h?.update(next.value);
         done += next.value.byteLength;
         options.onProgress?.(done);
@@ -126,6 +148,17 @@ export class HashKeyStorage {
         }
       }
       if (refusedMidway) {
+        const stored = await this.#storedAnyway(src, {
+          key: h ? undefined : known,
+          hash: h,
+          expected,
+          signal,
+        });
+        if (stored !== undefined) {
+          await stage.abort();
+          stage = null;
+          return stored;
+        }
         handedOver = !src.replayable;
         throw await this.#refused(stage, src, 'a location limit was reached while writing');
       }
@@ -133,6 +166,11 @@ export class HashKeyStorage {
       if (expected !== undefined && key !== expected) throw new KeyMismatchError(expected, key);
       const result = await stage.commit(key);
       if (result.status === 'refused') {
+        if ((await this.#storedAnyway(src, { key, signal })) !== undefined) {
+          await stage.abort();
+          stage = null;
+          return key;
+        }
         handedOver = !src.replayable;
         throw await this.#refused(stage, src, result.reason);
       }
@@ -145,6 +183,45 @@ export class HashKeyStorage {
     } finally {
       if (!handedOver) await src.close();
     }
+  }
+
+  /** The source's next chunk; its failures are SourceErrors, an abort an AbortError. */
+  async #next(src: OpenedSource, signal: AbortSignal | undefined): Promise<IteratorResult<Uint8Array>> {
+    let next: IteratorResult<Uint8Array>;
+    try {
+      next = await raceAbort(src.chunks.next(), signal);
+    } catch (e) {
+      if (e instanceof TarnError) throw e;
+      throw new SourceError(`reading the source failed: ${(e as Error).message}`, { cause: e });
+    }
+    throwIfAborted(signal);
+    return next;
+  }
+
+  /**
+   * The location refused the value (full, at its cap): a value that is already stored is no refusal,
+   * whatever the free space. Its key is `key` when known; for a file it is learnt by hashing the rest
+   * of it into `hash` (which has seen every byte so far): a read, not a second write. A stream's key
+   * cannot be learnt without holding the rest of it: locations that can (the disk) hold a stream
+   * past their limit themselves and answer `existed` at commit. Answers the key when it is stored.
+   */
+  async #storedAnyway(
+    src: OpenedSource,
+    probe: { key?: string; hash?: Hash; expected?: string; signal?: AbortSignal },
+  ): Promise<string | undefined> {
+    let key = probe.key;
+    if (key === undefined && probe.hash && src.replayable) {
+      for (;;) {
+        const next = await this.#next(src, probe.signal);
+        if (next.done) break;
+        probe.hash.update(next.value);
+      }
+      key = probe.hash.digest('hex');
+    }
+    if (key === undefined || (probe.expected !== undefined && key !== probe.expected)) return undefined;
+    // A location that cannot answer is taken not to hold it: the refusal stands, nothing is lost.
+    const stored = await this.location.contains(key, { signal: probe.signal }).catch(() => false);
+    return stored ? key : undefined;
   }
 
   #refusal(size: number | undefined): string {
@@ -230,6 +307,8 @@ export class HashKeyStorage {
       } catch (e) {
         await value.close();
         if (!(e instanceof StorageCorruption)) throw e;
+        // A copy that could not be moved aside would be found again: no other copy is reachable.
+        if (e.notMoved !== undefined) throw e;
         corruption = e;
       }
     }
@@ -238,10 +317,18 @@ export class HashKeyStorage {
 
   async #corrupt(key: string, actual: string | undefined, raw?: Value): Promise<StorageCorruption> {
     let to: string | undefined;
-    if (raw?.quarantine) to = await raw.quarantine();
-    else if (this.location.quarantine) to = await this.location.quarantine(key);
-    else await this.location.delete(key);
-    return new StorageCorruption(key, actual, `${this.location.kind} ${this.location.target}`, to);
+    let notMoved: string | undefined;
+    try {
+      if (raw?.quarantine) to = await raw.quarantine();
+      else if (this.location.quarantine) to = await this.location.quarantine(key);
+      else await this.location.delete(key);
+    } catch (e) {
+      // The corruption is the news; failing to move the blob aside (a lake this user may only read)
+      // is said in the same error, so that verification goes on with the other blobs.
+      if (e instanceof AbortError) throw e;
+      notMoved = (e as Error).message;
+    }
+    return new StorageCorruption(key, actual, `${this.location.kind} ${this.location.target}`, to, notMoved);
   }
 
   async contains(key: string, options?: OpOptions): Promise<boolean> {
@@ -287,7 +374,7 @@ export class HashKeyStorage {
   async verify(
     options: OpOptions & { onProgress?: (checked: number, key: string) => void } = {},
   ): Promise<VerifyReport> {
-    const report: VerifyReport = { checked: 0, bytes: 0, corrupt: [] };
+    const report: VerifyReport = { checked: 0, bytes: 0, corrupt: [], foreign: [] };
     for await (const key of this.keys(options)) {
       // Checking a blob is not using it: the lakes' last-use records stay as they are.
       const raw = await this.location.read(key, { ...options, digest: this.digest, touch: false });
@@ -304,10 +391,21 @@ export class HashKeyStorage {
       const actual = h.digest('hex');
       if (actual !== key) {
         const err = await this.#corrupt(key, actual, raw);
-        report.corrupt.push({ key, actual, quarantinedTo: err.quarantinedTo });
+        report.corrupt.push({
+          key,
+          actual,
+          quarantinedTo: err.quarantinedTo,
+          ...(err.notMoved === undefined ? {} : { notMoved: err.notMoved }),
+        });
       }
       report.checked++;
       options.onProgress?.(report.checked, key);
+    }
+    // Every lake of the tree is asked, each once: a link in any of them is reported.
+    for (const l of walkTree(this.location)) {
+      const lister = l as Partial<ForeignLister>;
+      if (typeof lister.foreign !== 'function') continue;
+      for await (const entry of lister.foreign.call(l, options)) report.foreign.push(entry);
     }
     const sweepable = this.location as Partial<Sweepable>;
     if (typeof sweepable.sweep === 'function') report.housekeeping = await sweepable.sweep();

@@ -1,3 +1,4 @@
+import { constants } from 'node:fs';
 import { type FileHandle, open } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
 import type { OpOptions, Value } from './location.js';
@@ -17,16 +18,17 @@ export class FileValue implements Value {
   ) {}
 
   /**
-   * Opens a regular file; null when it does not exist. A folder is followed to `<folder>/data`
-   * (Python tarn's legacy layout).
+   * Opens a regular file; null when it does not exist or is no regular file. A folder is followed to
+   * `<folder>/data` (Python tarn's legacy layout). A symlink as the last component is not followed and
+   * a FIFO is not waited on (O_NOFOLLOW, O_NONBLOCK): both give null.
    */
   static async open(path: string, onClose?: () => Promise<void>): Promise<FileValue | null> {
     let fh: FileHandle;
     try {
-      fh = await open(path, 'r');
+      fh = await open(path, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
     } catch (e) {
       const code = (e as NodeJS.ErrnoException).code;
-      if (code === 'ENOENT' || code === 'ENOTDIR') return null;
+      if (code === 'ENOENT' || code === 'ENOTDIR' || code === 'ELOOP' || code === 'ENXIO') return null;
       throw e;
     }
     try {
@@ -38,6 +40,11 @@ export class FileValue implements Value {
       await fh.close().catch(() => undefined);
       throw e;
     }
+  }
+
+  /** A value of a file the caller has opened and checked to be regular; the value owns the handle. */
+  static fromHandle(path: string, size: number, fh: FileHandle, onClose?: () => Promise<void>): FileValue {
+    return new FileValue(path, size, fh, onClose);
   }
 
   stream(options?: OpOptions): Readable {

@@ -7,7 +7,7 @@ import { ConfigError } from '../../errors.js';
 import { parseSize } from '../../util/size.js';
 import { parseYaml } from '../../util/yaml.js';
 import { configErrorFrom } from '../../util/zod.js';
-import { type Levels, validateLevels } from './layout.js';
+import { checkLevelsFit, type Levels, validateLevels } from './layout.js';
 
 export const CONFIG_NAME = 'config.yml';
 
@@ -82,6 +82,7 @@ export function parseLakeConfig(text: string, file: string): LakeConfig {
     d = digestFromPython(name, kwargs);
   }
   const levels = validateLevels(c.levels ?? (d ? [1, d.hexLength / 2 - 1] : [1, -1]));
+  if (d) checkLevelsFit(levels, d, file, 'the digest config.yml records as hash');
   const usage = typeof c.usage === 'string' ? c.usage : c.usage?.name;
   return {
     levels,
@@ -111,6 +112,13 @@ export function writeLakeConfig(root: string, lake: NewLake, mode: number): Lake
   }
   if (lake.minFreeSpace) out.free_disk_size = lake.minFreeSpace;
   out.levels = [...validateLevels(lake.levels ?? [1, -1])];
+  // Checked before anything is written: a lake no key fits must not be created.
+  checkLevelsFit(
+    out.levels as Levels,
+    d ?? digest('sha256'),
+    join(root, CONFIG_NAME),
+    d ? 'the algorithm given' : 'the default, sha256',
+  );
   if (lake.maxSize !== undefined) out.max_size = lake.maxSize;
   const text = stringify(out, { indentSeq: false });
   // 'wx': two processes creating the same lake at once must not interleave; the loser reads the winner's file.

@@ -1,19 +1,23 @@
 import { mkdirSync, rmSync, statSync } from 'node:fs';
-import { mkdir, opendir, rename, rm, stat, statfs, utimes, writeFile } from 'node:fs/promises';
-import { dirname, join, resolve } from 'node:path';
-import { assertHexKey, type Digest } from '../../digest.js';
-import { ConfigError, throwIfAborted } from '../../errors.js';
+import { lstat, lutimes, mkdir, rename, rm, statfs, unlink, writeFile } from 'node:fs/promises';
+import { dirname, join, resolve, sep } from 'node:path';
+import { assertHexKey, type Digest, digest } from '../../digest.js';
+import { ConfigError, throwIfAborted, WriteError } from '../../errors.js';
 import type { Lease } from '../../lease.js';
 import type { Location, OpOptions, ReadOpOptions, Stage, StageOptions, Value } from '../../location.js';
 import { parseSize } from '../../util/size.js';
 import { FileValue } from '../../value.js';
-import { type LakeConfig, readLakeConfig, writeLakeConfig } from './config.js';
-import { keyToParts, walkLake } from './layout.js';
+import { BlobFinder, type ForeignEntry, type Found } from './blob.js';
+import { CONFIG_NAME, type LakeConfig, readLakeConfig, writeLakeConfig } from './config.js';
+import { isFull, isReadOnly } from './errno.js';
+import { checkLevelsFit, fixedHexLength, keyToParts } from './layout.js';
 import { diskLease } from './lease.js';
 import { Ledger, type Usage } from './ledger.js';
-import { DiskStage, type StageContext } from './stage.js';
+import { DiskStage, HeldStage, type StageContext } from './stage.js';
 import { sweepTemp } from './temp.js';
 import { Tree } from './tree.js';
+
+export type { ForeignEntry, ForeignReason } from './blob.js';
 
 export interface DiskOptions {
   /** Create the folder and its config.yml when missing (default true). */
@@ -47,6 +51,8 @@ export class DiskLocation implements Location {
   readonly #ctx: StageContext;
   readonly #ledger: Ledger | undefined;
   readonly #staleAfter: number;
+  readonly #blobs: BlobFinder;
+  readonly #digest: Digest | undefined;
   #swept = false;
 
   constructor(root: string, options: DiskOptions = {}) {
@@ -54,6 +60,7 @@ export class DiskLocation implements Location {
     this.target = this.root;
     const create = options.create ?? true;
     // Bad options fail before anything is created.
+    const wantedDigest = options.algorithm === undefined ? undefined : digest(options.algorithm);
     const wanted = {
       levels: options.levels,
       algorithm: options.algorithm,
@@ -88,13 +95,36 @@ export class DiskLocation implements Location {
       }
     }
     checkAgrees(config, wanted, this.root);
+    // Where the lake learns its digest: config.yml's hash, else the algorithm it is opened with, else
+    // Python's default, sha256. Keys of that digest must fit the levels, or the lake would refuse
+    // every key and list none of its blobs. (A recorded hash was checked when config.yml was parsed;
+    // an algorithm that contradicts it is refused by HashKeyStorage, which sees every lake of a tree.)
+    if (!config.digest) {
+      checkLevelsFit(
+        config.levels,
+        wantedDigest ?? digest('sha256'),
+        join(this.root, CONFIG_NAME),
+        wantedDigest ? 'the algorithm given' : 'the default, sha256: config.yml records no hash',
+      );
+    }
     this.config = config;
+    // A layout of fixed length admits one digest: sha256 unless recorded or given (checked just above).
+    this.#digest =
+      config.digest ??
+      wantedDigest ??
+      (fixedHexLength(config.levels) === undefined ? undefined : digest('sha256'));
+    this.#blobs = new BlobFinder(this.root);
 
     this.#tmp = join(this.root, '.tmp');
     this.#tools = join(this.root, 'tools');
     // Python tarn creates these on open, with the root's mode and group, and expects them; so do we.
     for (const dir of [this.#tmp, join(this.#tools, 'usage'), join(this.#tools, 'labels')]) {
-      this.#tree.ensureSync(dir);
+      try {
+        this.#tree.ensureSync(dir);
+      } catch (e) {
+        // A lake this user may only read is still read; its writes fail when they are tried.
+        if (!isReadOnly(e)) throw e;
+      }
     }
     this.#staleAfter = options.staleTempAfterMs ?? 24 * 3600_000;
     this.#ledger = config.maxSize === undefined ? undefined : new Ledger(this.#tools, () => this.#count());
@@ -103,21 +133,28 @@ export class DiskLocation implements Location {
       tree: this.#tree,
       blobMode: 0o444 & mode,
       fsync: options.fsync ?? false,
-      digest: config.digest,
+      digest: this.#digest,
       ledger: this.#ledger,
       maxSize: config.maxSize,
       headroom: () => this.#headroom(),
       pathOf: (key) => this.pathOf(key),
+      find: (key) => this.#find(key),
+      foreignFolder: (key) => this.#blobs.foreignFolder(keyToParts(key, this.config.levels)),
       quarantine: (key) => this.quarantine(key),
+      moveAside: (path) => this.#moveAside(path, path.slice(this.root.length + 1).replaceAll(sep, '')),
       published: async (key) => {
-        if (config.statUsage) await this.touch(key);
+        if (config.statUsage) await this.#mark(key);
       },
     };
   }
 
-  /** The digest recorded in config.yml, if the lake records one. */
+  /**
+   * The digest the lake is keyed by, when the lake fixes it: recorded in config.yml (`hash`), given as
+   * `algorithm`, or sha256 for a fixed layout (`levels` without -1) that records none, as Python
+   * assumes. Undefined for a `[…, -1]` lake that records none: it takes keys of any digest.
+   */
   get digest(): Digest | undefined {
-    return this.config.digest;
+    return this.#digest;
   }
 
   /** The blob's path (whether or not it exists). Throws InvalidKeyError for a malformed key. */
@@ -127,14 +164,15 @@ export class DiskLocation implements Location {
 
   async read(key: string, options?: ReadOpOptions): Promise<Value | null> {
     throwIfAborted(options?.signal);
-    const value = await FileValue.open(this.pathOf(key));
-    if (value && this.config.statUsage && options?.touch !== false) await this.touch(key);
-    return value;
+    const blob = await this.#blobs.open(keyToParts(key, this.config.levels));
+    if (!blob) return null;
+    if (this.config.statUsage && options?.touch !== false) await this.#mark(key);
+    return FileValue.fromHandle(blob.path, blob.size, blob.fh);
   }
 
   async contains(key: string, options?: OpOptions): Promise<boolean> {
     throwIfAborted(options?.signal);
-    return (await this.#find(key)) !== undefined;
+    return (await this.#find(key)).kind === 'blob';
   }
 
   async stage(options: StageOptions = {}): Promise<Stage | null> {
@@ -146,26 +184,53 @@ export class DiskLocation implements Location {
     }
     const headroom = await this.#headroom();
     let used = 0;
-    if (this.#ledger && this.config.maxSize !== undefined) {
+    const { maxSize } = this.config;
+    if (this.#ledger && maxSize !== undefined) {
       used = (await this.#ledger.read()).bytes;
-      if (used + (options.size ?? 0) > this.config.maxSize) return null;
+      if (used + (options.size ?? 0) > maxSize)
+        return this.#noRoom(options, `the lake's max_size of ${maxSize} bytes is reached`);
     }
-    if ((options.size ?? 0) > headroom) return null;
-    return DiskStage.create(
-      { ...this.#ctx, digest: this.#ctx.digest ?? options.digest },
-      options.key,
-      headroom,
-      used,
-    );
+    if ((options.size ?? 0) > headroom)
+      return this.#noRoom(options, "the disk's free space is down to the lake's reserve");
+    try {
+      return await DiskStage.create(
+        { ...this.#ctx, digest: this.#ctx.digest ?? options.digest },
+        options.key,
+        headroom,
+        used,
+      );
+    } catch (e) {
+      // No inode left for the temp file: the disk is full.
+      if (isFull(e)) return this.#noRoom(options, 'the disk is full');
+      throw e;
+    }
+  }
+
+  /**
+   * No room for the value. One of known size is refused at once (its writer can tell from its key
+   * whether it is stored; HashKeyStorage does). One of unknown size may still be a value the lake
+   * has, which only its key, known at commit, can tell: a stage that holds it in memory answers then.
+   */
+  #noRoom(options: StageOptions, reason: string): Stage | null {
+    if (options.size !== undefined) return null;
+    return new HeldStage((key) => this.#find(key), reason);
   }
 
   async delete(key: string, options?: OpOptions): Promise<boolean> {
     throwIfAborted(options?.signal);
-    const found = await this.#find(key);
-    if (!found) return false;
     const path = this.pathOf(key);
+    const found = await this.#find(key);
+    if (found.kind === 'missing') return false;
+    if (found.kind === 'foreign') {
+      // A link, FIFO, … where the blob belongs is removed itself (a link never takes what it points
+      // to along). A foreign folder above the blob is left: it also holds the places of other keys.
+      if (!within(found.entry.path, path)) return false;
+      await rm(path, { recursive: true, force: true });
+      return true;
+    }
     try {
-      await rm(path, { recursive: found.path !== path });
+      if (found.path === path) await unlink(path);
+      else await rm(path, { recursive: true }); // Python's legacy <key>/data
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code === 'ENOENT') return false; // another process won
       throw e;
@@ -176,42 +241,34 @@ export class DiskLocation implements Location {
   }
 
   async *keys(options?: OpOptions): AsyncIterable<string> {
-    const root = this.root;
-    yield* walkLake(
-      this.config.levels,
-      async function* (folder) {
-        let entries: Awaited<ReturnType<typeof opendir>>;
-        try {
-          entries = await opendir(join(root, folder));
-        } catch (e) {
-          if ((e as NodeJS.ErrnoException).code === 'ENOENT') return;
-          throw e;
-        }
-        for await (const e of entries) {
-          // A blob is a file, or Python tarn's legacy <key>/data folder.
-          yield { name: e.name, dir: e.isDirectory(), blob: e.isFile() || e.isDirectory() };
-        }
-      },
-      options?.signal,
-    );
+    for await (const entry of this.#blobs.walk(this.config.levels, options?.signal)) {
+      if (entry.key !== undefined) yield entry.key;
+    }
+  }
+
+  /**
+   * What sits where a blob or a folder of the lake belongs without being one: symbolic links, FIFOs,
+   * sockets, device nodes, files in place of folders, legacy folders without a regular `data`. The
+   * lake never reads or follows them; `HashKeyStorage.verify` reports them.
+   */
+  async *foreign(options?: OpOptions): AsyncIterable<ForeignEntry> {
+    for await (const entry of this.#blobs.walk(this.config.levels, options?.signal)) {
+      if (entry.foreign) yield entry.foreign;
+    }
   }
 
   async touch(key: string, options?: OpOptions): Promise<boolean> {
     throwIfAborted(options?.signal);
-    const path = this.pathOf(key);
-    if (!(await this.#find(key))) return false;
-    const now = new Date();
+    const found = await this.#find(key);
+    if (found.kind !== 'blob') return false;
     if (this.config.statUsage) {
-      // Python's StatUsage: an empty, world-writable marker whose mtime is the last use.
-      const mark = this.#usageMark(key);
-      await utimes(mark, now, now).catch(async () => {
-        await mkdir(dirname(mark), { recursive: true, mode: 0o777 });
-        await writeFile(mark, '', { mode: 0o777 });
-      });
+      await this.#mark(key);
       return true;
     }
-    // Without a tracker the blob's own mtime records the use; a blob owned by someone else keeps its time.
-    await utimes(path, now, now).catch(() => undefined);
+    // Without a tracker the blob's own mtime records the use; a blob owned by someone else keeps its
+    // time. lutimes: were the blob swapped for a link since it was found, the link's target keeps its time.
+    const now = new Date();
+    await lutimes(found.path, now, now).catch(() => undefined);
     return true;
   }
 
@@ -222,49 +279,81 @@ export class DiskLocation implements Location {
     return diskLease(join(this.#tools, 'locks'), name, ttlMs);
   }
 
-  /** Moves a corrupt blob to tools/quarantine/ (Python tarn lists nothing under tools/). */
+  /**
+   * Moves a corrupt blob (or whatever foreign entry sits at the key's place) to tools/quarantine/
+   * (Python tarn lists nothing under tools/). Throws WriteError when it cannot be moved, e.g. on a lake
+   * this user may only read.
+   */
   async quarantine(key: string): Promise<string | undefined> {
     const path = this.pathOf(key);
-    const size = (await this.#find(key))?.size;
-    const dir = join(this.#tools, 'quarantine');
-    await this.#tree.ensure(dir);
-    const to = join(dir, `${key}.${new Date().toISOString().replace(/[:.]/g, '-')}`);
-    try {
-      await rename(path, to);
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-      throw e;
-    }
-    if (size !== undefined) await this.#ledger?.release(size);
+    const found = await this.#find(key);
+    // A foreign folder above the key is not this key's to move (it is moved aside by a write under it).
+    if (found.kind === 'missing' || (found.kind === 'foreign' && !within(found.entry.path, path)))
+      return undefined;
+    const to = await this.#moveAside(path, key);
+    if (to !== undefined && found.kind === 'blob') await this.#ledger?.release(found.size);
     return to;
   }
 
   /**
    * Housekeeping: removes temp files no live writer will finish, and recounts a capped lake's
-   * byte total (dropping the slack that killed writers leave).
+   * byte total (dropping the slack that killed writers leave). On a lake this user may only read,
+   * what needs writing is skipped and `notWritable` says why.
    */
-  async sweep(): Promise<{ tempFilesRemoved: number; usage?: Usage }> {
+  async sweep(): Promise<{ tempFilesRemoved: number; usage?: Usage; notWritable?: string }> {
     const tempFilesRemoved = await sweepTemp(this.#tmp, this.#staleAfter);
-    const usage = await this.#ledger?.rebuild();
-    return { tempFilesRemoved, usage };
+    try {
+      const usage = await this.#ledger?.rebuild();
+      return { tempFilesRemoved, usage };
+    } catch (e) {
+      if (!isReadOnly(e)) throw e;
+      return { tempFilesRemoved, notWritable: (e as Error).message };
+    }
   }
 
   async close(): Promise<void> {}
 
-  async #find(key: string): Promise<{ path: string; size: number } | undefined> {
-    const path = this.pathOf(key);
+  async #find(key: string): Promise<Found> {
+    return this.#blobs.find(keyToParts(key, this.config.levels));
+  }
+
+  /** Renames `path` into tools/quarantine/ as `<name>.<time>`; undefined when it is gone already. */
+  async #moveAside(path: string, name: string): Promise<string | undefined> {
+    const dir = join(this.#tools, 'quarantine');
+    const to = join(dir, `${name}.${new Date().toISOString().replace(/[:.]/g, '-')}`);
     try {
-      const st = await stat(path);
-      if (st.isFile()) return { path, size: st.size };
-      if (st.isDirectory()) {
-        const data = join(path, 'data');
-        const dt = await stat(data);
-        return { path: data, size: dt.size };
+      await this.#tree.ensure(dir);
+      await rename(path, to);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT' && !(await exists(path))) return undefined;
+      throw new WriteError(`cannot move ${path} aside to ${dir}: ${(e as Error).message}`, { cause: e });
+    }
+    return to;
+  }
+
+  /**
+   * Records a use in Python's StatUsage marker (an empty, world-writable file whose mtime is the last
+   * use). Best effort: a lake this user may not write, or a full disk, keeps the old record, and a read
+   * still succeeds. The marker folder is world-writable, so nothing in it is followed: lutimes, O_EXCL,
+   * and a marker folder that is a link is left alone.
+   */
+  async #mark(key: string): Promise<void> {
+    const mark = this.#usageMark(key);
+    const now = new Date();
+    try {
+      try {
+        await lutimes(mark, now, now);
+        return;
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
       }
-      return undefined;
+      const folder = dirname(mark);
+      await mkdir(folder, { recursive: true, mode: 0o777 });
+      if (!(await lstat(folder)).isDirectory()) return;
+      await writeFile(mark, '', { mode: 0o777, flag: 'wx' });
     } catch (e) {
       const code = (e as NodeJS.ErrnoException).code;
-      if (code === 'ENOENT' || code === 'ENOTDIR') return undefined;
+      if (isReadOnly(e) || isFull(e) || code === 'EEXIST' || code === 'ENOENT') return;
       throw e;
     }
   }
@@ -284,7 +373,7 @@ export class DiskLocation implements Location {
     let blobs = 0;
     for await (const key of this.keys()) {
       const found = await this.#find(key);
-      if (found) {
+      if (found.kind === 'blob') {
         bytes += found.size;
         blobs++;
       }
@@ -317,4 +406,16 @@ function checkAgrees(
       ['minFreeSpace'],
     );
   }
+}
+
+async function exists(path: string): Promise<boolean> {
+  return lstat(path).then(
+    () => true,
+    () => false,
+  );
+}
+
+/** Whether `path` is `place` or inside it. */
+function within(path: string, place: string): boolean {
+  return path === place || path.startsWith(place + sep);
 }

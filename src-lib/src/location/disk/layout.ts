@@ -1,4 +1,4 @@
-import { assertHexKey } from '../../digest.js';
+import { assertHexKey, type Digest } from '../../digest.js';
 import { ConfigError, InvalidKeyError, throwIfAborted } from '../../errors.js';
 
 /**
@@ -24,6 +24,23 @@ export function validateLevels(levels: unknown): Levels {
 /** Hex length every key must have under these levels, or undefined when the last level is -1. */
 export function fixedHexLength(levels: Levels): number | undefined {
   return levels.at(-1) === -1 ? undefined : levels.reduce((a, b) => a + b, 0) * 2;
+}
+
+/**
+ * Throws ConfigError (field `levels`) unless keys of `d` fit the layout: a fixed layout must add up to
+ * the digest's size, and one ending in -1 must leave at least one byte for the blob's name. Otherwise
+ * every valid key would be rejected, and the lake's blobs would be invisible to listing and verify.
+ * `where` names the file, `whence` says where the digest came from.
+ */
+export function checkLevelsFit(levels: Levels, d: Digest, where: string, whence: string): void {
+  const fixed = fixedHexLength(levels);
+  const prefix = levels.reduce((a, l) => a + (l > 0 ? l * 2 : 0), 0);
+  if (fixed !== undefined ? fixed === d.hexLength : prefix < d.hexLength) return;
+  const takes = fixed !== undefined ? `${fixed} hex characters` : `keys longer than ${prefix} hex characters`;
+  throw new ConfigError(
+    `${JSON.stringify(levels)} in ${where} take${fixed !== undefined ? ' keys of' : ''} ${takes}, but ${d.name} keys have ${d.hexLength} (${whence}); fix levels, or record the lake's digest as \`hash\``,
+    ['levels'],
+  );
 }
 
 /** The key's path relative to the lake root, as folder components. */

@@ -42,10 +42,16 @@ export class Ledger {
   }
 
   async release(bytes: number): Promise<void> {
-    await withLock(this.#lock, async () => {
-      const u = await this.#load();
-      await this.#save({ bytes: Math.max(0, u.bytes - bytes), blobs: Math.max(0, u.blobs - 1) });
-    });
+    try {
+      await withLock(this.#lock, async () => {
+        const u = await this.#load();
+        await this.#save({ bytes: Math.max(0, u.bytes - bytes), blobs: Math.max(0, u.blobs - 1) });
+      });
+    } catch (e) {
+      // On a full disk the total stays too high, the safe side (the cap still holds); sweep() recounts.
+      const code = (e as NodeJS.ErrnoException).code;
+      if (code !== 'ENOSPC' && code !== 'EDQUOT') throw e;
+    }
   }
 
   /** Replaces the total by a fresh count of the lake. */

@@ -1,11 +1,13 @@
-import { createReadStream } from 'node:fs';
-import { type FileHandle, link, lstat, open, rename, stat, unlink } from 'node:fs/promises';
-import { dirname, join } from 'node:path';
+import { constants } from 'node:fs';
+import { type FileHandle, link, lstat, open, rename, unlink } from 'node:fs/promises';
+import { dirname, join, sep } from 'node:path';
 import type { Digest } from '../../digest.js';
 import { CollisionError, WriteError } from '../../errors.js';
 import type { CommitResult, Stage } from '../../location.js';
 import { CHUNK, readChunks, writeFully } from '../../util/chunks.js';
 import { ownedName } from '../../util/process.js';
+import type { Found } from './blob.js';
+import { isFull } from './errno.js';
 import type { Ledger } from './ledger.js';
 import { TEMP_PREFIX } from './temp.js';
 import type { Tree } from './tree.js';
@@ -22,12 +24,86 @@ export interface StageContext {
   /** Free bytes left on the lake's filesystem beyond its reserve; re-checked as the value grows. */
   headroom(): Promise<number>;
   pathOf(key: string): string;
+  /** What sits at the key's place (see BlobFinder.find). */
+  find(key: string): Promise<Found>;
+  /** The first folder above the key's blob that is no real folder (a link out of the lake), if any. */
+  foreignFolder(key: string): Promise<Found | undefined>;
+  /** Moves whatever sits at the key's place to the quarantine. */
   quarantine(key: string): Promise<string | undefined>;
+  /** Moves any entry of the lake (a foreign folder) to the quarantine. */
+  moveAside(path: string): Promise<string | undefined>;
   published(key: string): Promise<void>;
 }
 
 // Re-check free space after this many bytes, so a long write into a filling disk stops in time.
 const SPACE_CHECK_EVERY = 64 * CHUNK;
+
+/**
+ * How often a publish is tried. It is tried again when the place was taken by something that is not
+ * the value (moved aside first) or by a blob deleted before it could be examined (a racing delete).
+ */
+const PUBLISH_ATTEMPTS = 8;
+
+/**
+ * Past a limit (the lake is full, or at its max_size) a value can only be `existed`, which its key
+ * tells at commit. Until then the chunks of a value of unknown size are held in memory, up to this
+ * many bytes; past that the stage refuses, since a refused stream's bytes have nowhere else to go.
+ */
+export const HOLD_PAST_LIMIT = 16 << 20;
+
+/** Chunks accepted but not written, in order, with their byte count. */
+class Held {
+  readonly chunks: Uint8Array[] = [];
+  bytes = 0;
+  add(chunk: Uint8Array): void {
+    this.chunks.push(chunk);
+    this.bytes += chunk.byteLength;
+  }
+}
+
+/**
+ * The stage of a lake that has no room for a value of unknown size (no inode for a temp file, or
+ * already past its limits): it writes nothing, holds the bytes in memory up to HOLD_PAST_LIMIT, and at
+ * commit answers `existed` if the lake has the key, else `refused`, handing every byte back.
+ */
+export class HeldStage implements Stage {
+  readonly #held = new Held();
+  #state: 'open' | 'refused' | 'closed' = 'open';
+  constructor(
+    private readonly find: (key: string) => Promise<Found>,
+    private readonly reason: string,
+  ) {}
+
+  async push(chunk: Uint8Array): Promise<boolean> {
+    if (this.#state !== 'open') throw new WriteError('push after the stage was refused or closed');
+    this.#held.add(chunk);
+    if (this.#held.bytes <= HOLD_PAST_LIMIT) return true;
+    this.#state = 'refused';
+    return false;
+  }
+
+  async commit(key: string): Promise<CommitResult> {
+    if (this.#state !== 'open') throw new WriteError('commit after the stage was refused or closed');
+    const found = await this.find(key).catch(() => undefined);
+    if (found?.kind === 'blob' && found.size === this.#held.bytes) {
+      await this.abort();
+      return { status: 'existed' };
+    }
+    this.#state = 'refused';
+    return { status: 'refused', reason: this.reason };
+  }
+
+  async *reclaim(): AsyncIterable<Uint8Array> {
+    if (this.#state !== 'refused') throw new WriteError('reclaim is only for a refused stage');
+    this.#state = 'closed';
+    yield* this.#held.chunks;
+  }
+
+  async abort(): Promise<void> {
+    this.#state = 'closed';
+    this.#held.chunks.length = 0;
+  }
+}
 
 /**
  * A value being written to a lake: bytes go to a private temp file inside the lake (same
@@ -40,8 +116,15 @@ export class DiskStage implements Stage {
   readonly #tmp: string;
   readonly #fh: FileHandle;
   readonly #key: string | undefined;
-  #pending: Promise<void> = Promise.resolve();
+  /**
+   * The write in flight, settled as its outcome (never rejecting): it is awaited only by the next
+   * push, commit or abort, and a write that fails while the caller waits for its source (a slow pipe)
+   * must not be a rejection nobody listens to, which kills the process.
+   */
+  #pending: Promise<{ error: unknown } | undefined> = Promise.resolve(undefined);
   #inflight: { chunk: Uint8Array; at: number } | undefined;
+  /** The key of a commit that was refused after fsync or close failed: reclaim checks the bytes against it. */
+  #suspectKey: string | undefined;
   /** Bytes accepted so far. */
   #bytes = 0;
   /** Bytes known to be in the temp file (a failed write leaves less than accepted). */
@@ -50,7 +133,9 @@ export class DiskStage implements Stage {
   #headroom: number;
   #usedAtStart: number;
   /** Accepted bytes that are not in the temp file, in order, kept for reclaim. */
-  readonly #held: Uint8Array[] = [];
+  readonly #held = new Held();
+  /** Why the value cannot be stored here (a limit was passed), once it cannot: it may still be `existed`. */
+  #over: string | undefined;
   #state: 'open' | 'refused' | 'closed' = 'open';
 
   private constructor(
@@ -85,47 +170,56 @@ export class DiskStage implements Stage {
 
   async push(chunk: Uint8Array): Promise<boolean> {
     if (this.#state !== 'open') throw new WriteError('push after the stage was refused or closed');
-    const after = this.#bytes + chunk.byteLength;
+    const at = this.#bytes;
+    this.#bytes += chunk.byteLength;
+    if (this.#over === undefined) {
+      this.#over = await this.#limitPassed(at, this.#bytes);
+      // One write in flight behind the caller: hashing the next chunk overlaps with this write.
+      if (!(await this.#settle())) this.#over ??= 'the disk is full';
+      if (this.#over === undefined) {
+        this.#inflight = { chunk, at };
+        this.#pending = writeFully(this.#fh, chunk, at).then(
+          () => undefined,
+          (error: unknown) => ({ error }),
+        );
+        return true;
+      }
+    }
+    // Past a limit: held in memory until commit tells whether the lake has the value already.
+    this.#held.add(chunk);
+    if (this.#held.bytes <= HOLD_PAST_LIMIT) return true;
+    this.#state = 'refused';
+    return false;
+  }
+
+  /** Why `after` bytes cannot be stored (max_size, the free space reserve), or undefined while they can. */
+  async #limitPassed(at: number, after: number): Promise<string | undefined> {
     const { maxSize } = this.#ctx;
-    if (maxSize !== undefined && this.#usedAtStart + after > maxSize) return this.#refuse(chunk);
-    if (after > this.#headroom) return this.#refuse(chunk);
+    if (maxSize !== undefined && this.#usedAtStart + after > maxSize)
+      return `the lake's max_size of ${maxSize} bytes is reached`;
     if (after >= this.#nextSpaceCheck) {
       this.#nextSpaceCheck = after + SPACE_CHECK_EVERY;
-      this.#headroom = this.#bytes + (await this.#ctx.headroom());
-      if (after > this.#headroom) return this.#refuse(chunk);
+      this.#headroom = at + (await this.#ctx.headroom());
     }
-    // One write in flight behind the caller: hashing the next chunk overlaps with this write.
-    if (!(await this.#settle())) return this.#refuse(chunk);
-    this.#inflight = { chunk, at: this.#bytes };
-    this.#pending = writeFully(this.#fh, chunk, this.#bytes);
-    this.#bytes = after;
-    return true;
+    if (after > this.#headroom) return "the disk's free space is down to the lake's reserve";
+    return undefined;
   }
 
   /** Waits for the write in flight; false when the disk filled up under it. */
   async #settle(): Promise<boolean> {
     const inflight = this.#inflight;
-    try {
-      await this.#pending;
+    const outcome = await this.#pending;
+    this.#inflight = undefined;
+    this.#pending = Promise.resolve(undefined);
+    if (!outcome) {
       if (inflight) this.#fileBytes = inflight.at + inflight.chunk.byteLength;
       return true;
-    } catch (e) {
-      const code = (e as NodeJS.ErrnoException).code;
-      if (!inflight || (code !== 'ENOSPC' && code !== 'EDQUOT')) throw e;
-      // A full disk is a refusal, not an error: keep the chunk so the value can go elsewhere.
-      this.#fileBytes = inflight.at;
-      this.#held.push(inflight.chunk);
-      return false;
-    } finally {
-      this.#inflight = undefined;
-      this.#pending = Promise.resolve();
     }
-  }
-
-  async #refuse(chunk: Uint8Array): Promise<false> {
-    this.#state = 'refused';
-    await this.#settle();
-    this.#held.push(chunk);
+    if (!inflight || !isFull(outcome.error)) throw outcome.error;
+    // A full disk is a refusal, not an error: keep the chunk so the value can go elsewhere. The file
+    // may hold part of it; reclaim reads the file only up to the bytes known to be whole.
+    this.#fileBytes = inflight.at;
+    this.#held.add(inflight.chunk);
     return false;
   }
 
@@ -138,20 +232,34 @@ export class DiskStage implements Stage {
     let final: string;
     try {
       final = this.#ctx.pathOf(key);
-      if (!(await this.#settle())) {
-        this.#state = 'refused';
-        return { status: 'refused', reason: 'the disk is full' };
-      }
+      if (!(await this.#settle())) this.#over ??= 'the disk is full';
+      if (this.#over !== undefined) return this.#refusedUnlessStored(key, this.#over);
       if (this.#ctx.fsync) await this.#fh.sync();
       await this.#fh.close();
     } catch (e) {
+      if (isFull(e)) {
+        // fsync or close (NFS reports there) found the disk full: the page cache may have dropped
+        // bytes, so the replay is checked against the key.
+        this.#suspectKey = key;
+        return this.#refusedUnlessStored(key, 'the disk is full');
+      }
       await this.abort();
       throw e;
     }
     const { ledger, maxSize } = this.#ctx;
-    if (ledger && maxSize !== undefined && !(await ledger.reserve(this.#bytes, maxSize))) {
-      this.#state = 'refused';
-      return { status: 'refused', reason: `the lake's max_size of ${maxSize} bytes is reached` };
+    if (ledger && maxSize !== undefined) {
+      let reserved: boolean;
+      try {
+        reserved = await ledger.reserve(this.#bytes, maxSize);
+      } catch (e) {
+        if (!isFull(e)) {
+          await this.abort();
+          throw e;
+        }
+        return this.#refusedUnlessStored(key, 'the disk is full');
+      }
+      if (!reserved)
+        return this.#refusedUnlessStored(key, `the lake's max_size of ${maxSize} bytes is reached`);
     }
     this.#state = 'closed';
     let result: CommitResult;
@@ -159,6 +267,8 @@ export class DiskStage implements Stage {
       result = await this.#publish(key, final);
     } catch (e) {
       await ledger?.release(this.#bytes);
+      // No room for the blob's folder or name: refused, and the temp file still holds every byte.
+      if (isFull(e)) return this.#refusedUnlessStored(key, 'the disk is full');
       await unlink(this.#tmp).catch(() => undefined);
       throw e;
     }
@@ -168,64 +278,96 @@ export class DiskStage implements Stage {
     return result;
   }
 
-  async #publish(key: string, final: string, attempt = 0): Promise<CommitResult> {
-    await this.#ctx.tree.ensure(dirname(final));
-    try {
-      await link(this.#tmp, final);
-      if (this.#ctx.fsync) await syncDir(dirname(final));
-      return { status: 'stored' };
-    } catch (e) {
-      const code = (e as NodeJS.ErrnoException).code;
-      if (code === 'EEXIST') {
-        const verdict = await this.#existing(key, final);
-        if (verdict === 'replaced' && attempt < 2) return this.#publish(key, final, attempt + 1);
-        return { status: 'existed' };
-      }
-      if (code === 'ENOENT' && attempt < 2) {
+  /**
+   * About to refuse for lack of room: a value that is already stored is no refusal, whatever the
+   * free space, and one look at the key's place (no second write) tells. A blob of another size
+   * would need replacing, which a full disk cannot do: refused.
+   */
+  async #refusedUnlessStored(key: string, reason: string): Promise<CommitResult> {
+    this.#state = 'refused';
+    const found = await this.#ctx.find(key).catch(() => undefined);
+    if (found?.kind === 'blob' && found.size === this.#bytes) {
+      await this.#drop();
+      return { status: 'existed' };
+    }
+    return { status: 'refused', reason };
+  }
+
+  async #publish(key: string, final: string): Promise<CommitResult> {
+    for (let attempt = 1; ; attempt++) {
+      const last = attempt >= PUBLISH_ATTEMPTS;
+      await this.#ctx.tree.ensure(dirname(final));
+      // A folder on the way that is a link would put the blob outside the lake: move it aside first.
+      const folder = await this.#ctx.foreignFolder(key);
+      if (folder?.kind === 'foreign') {
+        if (last) throw new WriteError(`cannot publish ${key}: ${folder.entry.path} keeps being no folder`);
+        await this.#ctx.moveAside(folder.entry.path);
         this.#ctx.tree.forget();
-        return this.#publish(key, final, attempt + 1);
+        continue;
       }
-      // Filesystems without hard links (some FUSE and SMB mounts): rename, after a look.
-      if (code === 'EPERM' || code === 'ENOTSUP' || code === 'EOPNOTSUPP' || code === 'EMLINK') {
-        if (await exists(final))
-          return (await this.#existing(key, final)) === 'replaced'
-            ? this.#publish(key, final, attempt + 1)
-            : { status: 'existed' };
-        await rename(this.#tmp, final);
+      try {
+        await link(this.#tmp, final);
+        if (this.#ctx.fsync) await syncDir(dirname(final));
         return { status: 'stored' };
+      } catch (e) {
+        const code = (e as NodeJS.ErrnoException).code;
+        // Filesystems without hard links (some FUSE and SMB mounts): rename, after a look.
+        const noLinks = code === 'EPERM' || code === 'ENOTSUP' || code === 'EOPNOTSUPP' || code === 'EMLINK';
+        if (code === 'EEXIST' || (noLinks && (await exists(final)))) {
+          const verdict = await this.#existing(key, final);
+          if (verdict === 'same') return { status: 'existed' };
+          // 'gone': the blob link saw was deleted before it could be examined (a racing delete), so
+          // the write was 'existed' at that moment; trying again stores it. 'replaced': the place was
+          // taken by a corrupt blob or a foreign entry, now moved aside.
+          if (!last) continue;
+          if (verdict === 'gone') return { status: 'existed' };
+          throw new WriteError(`cannot publish ${key}: its place keeps being taken by something else`);
+        }
+        if (noLinks) {
+          await rename(this.#tmp, final);
+          return { status: 'stored' };
+        }
+        if (code === 'ENOENT' && !last) {
+          this.#ctx.tree.forget(); // a folder was removed behind our back
+          continue;
+        }
+        throw e;
       }
-      throw e;
     }
   }
 
   /**
-   * The key is already stored. Same size: it is the same value (we trust the digest rather
-   * than re-read the blob on every duplicate write). Different size: either the stored blob
-   * is corrupt (it no longer hashes to its key), and ours replaces it, or it is intact and
-   * this is a true collision.
+   * The key's place is taken. By the same value when the blob has the same size (we trust the
+   * digest rather than re-read the blob on every duplicate write). By a blob of another size:
+   * either it is corrupt (it no longer hashes to its key), and is moved aside for ours, or it is
+   * intact and this is a true collision. By something that is no blob (a link, a FIFO, …): moved
+   * aside. Or by nothing any more: deleted since it was seen.
    */
-  async #existing(key: string, final: string): Promise<'same' | 'replaced'> {
-    let path = final;
-    let st = await lstat(final);
-    if (st.isDirectory()) {
-      path = join(final, 'data'); // Python tarn's legacy layout
-      const data = await stat(path).catch(() => undefined);
-      // A folder without a data file holds no value (debris at a blob's place): move it aside.
-      if (!data?.isFile()) {
-        await this.#ctx.quarantine(key);
-        return 'replaced';
-      }
-      st = data;
+  async #existing(key: string, final: string): Promise<'same' | 'replaced' | 'gone'> {
+    const found = await this.#ctx.find(key);
+    if (found.kind === 'missing') return 'gone';
+    if (found.kind === 'foreign') {
+      const { path } = found.entry;
+      if (path === final || path.startsWith(final + sep)) await this.#ctx.quarantine(key);
+      else await this.#ctx.moveAside(path);
+      return 'replaced';
     }
-    if (st.size === this.#bytes) return 'same';
+    if (found.size === this.#bytes) return 'same';
     const d = this.#ctx.digest;
     if (!d)
-      throw new CollisionError(key, `the stored blob has ${st.size} bytes, the new value ${this.#bytes}`);
-    const actual = await hashFile(path, d);
+      throw new CollisionError(key, `the stored blob has ${found.size} bytes, the new value ${this.#bytes}`);
+    let actual: string;
+    try {
+      actual = await hashFile(found.path, d);
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      if (code === 'ENOENT' || code === 'ELOOP') return 'gone'; // deleted, or swapped, meanwhile
+      throw e;
+    }
     if (actual === key) {
       throw new CollisionError(
         key,
-        `the stored blob (${st.size} bytes) and the new value (${this.#bytes} bytes) both hash to it`,
+        `the stored blob (${found.size} bytes) and the new value (${this.#bytes} bytes) both hash to it`,
       );
     }
     await this.#ctx.quarantine(key);
@@ -235,17 +377,30 @@ export class DiskStage implements Stage {
   async *reclaim(): AsyncIterable<Uint8Array> {
     if (this.#state !== 'refused') throw new WriteError('reclaim is only for a refused stage');
     this.#state = 'closed';
+    const d = this.#ctx.digest;
+    const check = this.#suspectKey !== undefined && d ? d.create() : undefined;
     try {
       await this.#fh.close().catch(() => undefined);
       if (this.#fileBytes > 0) {
         const fh = await open(this.#tmp, 'r');
         try {
-          yield* readChunks(fh, undefined, this.#fileBytes);
+          for await (const chunk of readChunks(fh, undefined, this.#fileBytes)) {
+            check?.update(chunk);
+            yield chunk;
+          }
         } finally {
           await fh.close();
         }
       }
-      yield* this.#held;
+      for (const chunk of this.#held.chunks) {
+        check?.update(chunk);
+        yield chunk;
+      }
+      if (check && check.digest('hex') !== this.#suspectKey) {
+        throw new WriteError(
+          `the refused value could not be read back intact from ${this.#tmp}: the disk failed while it was synced`,
+        );
+      }
     } finally {
       await unlink(this.#tmp).catch(() => undefined);
     }
@@ -253,6 +408,10 @@ export class DiskStage implements Stage {
 
   async abort(): Promise<void> {
     if (this.#state === 'closed') return;
+    await this.#drop();
+  }
+
+  async #drop(): Promise<void> {
     this.#state = 'closed';
     await this.#settle().catch(() => undefined);
     await this.#fh.close().catch(() => undefined);
@@ -278,6 +437,12 @@ async function syncDir(dir: string): Promise<void> {
 
 async function hashFile(path: string, d: Digest): Promise<string> {
   const h = d.create();
-  for await (const chunk of createReadStream(path, { highWaterMark: CHUNK })) h.update(chunk as Buffer);
+  // Found to be a regular file by lstat: were it swapped for a link or a FIFO since, it is not followed or waited on.
+  const fh = await open(path, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
+  try {
+    for await (const chunk of readChunks(fh)) h.update(chunk);
+  } finally {
+    await fh.close();
+  }
   return h.digest('hex');
 }

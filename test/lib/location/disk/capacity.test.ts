@@ -1,4 +1,4 @@
-import { readdirSync, readFileSync, statfsSync, statSync } from 'node:fs';
+import { readdirSync, readFileSync, statfsSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { DiskLocation, HashKeyStorage, RefusedError } from '@tarnjs/tarn';
 import { describe, expect, it } from 'vitest';
@@ -78,6 +78,38 @@ describe('maxSize', () => {
     });
   });
 
+  it('a value already stored is `existed` at the cap, written as a buffer, a path or a stream', async () => {
+    const root = freshPath(base);
+    const storage = new HashKeyStorage(new DiskLocation(root, { maxSize: 3 << 20 }));
+    const data = pseudoRandom('fills the cap', 3 << 20);
+    const key = await storage.write(data);
+    const file = join(base, 'at-the-cap.bin');
+    writeFileSync(file, data);
+    expect(await storage.write(data)).toBe(key);
+    expect(await storage.write(file)).toBe(key);
+    expect(await storage.write(chunks(data))).toBe(key);
+    expect(await storage.write(chunks(data), { expectedKey: key })).toBe(key);
+    // Nothing was added to the total, and a new value is still refused.
+    expect(JSON.parse(readFileSync(join(root, 'tools', 'size.json'), 'utf8'))).toEqual({
+      bytes: 3 << 20,
+      blobs: 1,
+    });
+    await expect(storage.write(Buffer.from('one byte too many'))).rejects.toBeInstanceOf(RefusedError);
+    expect(readdirSync(join(root, '.tmp'))).toEqual([]);
+  });
+
+  it('a stored stream longer than the look-ahead (16 MiB past the refusal) is refused, and handed back whole', async () => {
+    // Telling that it is stored would mean holding the whole stream in memory: past 16 MiB we refuse.
+    const root = freshPath(base);
+    const storage = new HashKeyStorage(new DiskLocation(root, { maxSize: 20 << 20 }));
+    const data = pseudoRandom('longer than the look-ahead', 20 << 20);
+    await storage.write(data);
+    const err = (await storage.write(chunks(data)).catch((e: unknown) => e)) as RefusedError;
+    expect(err).toBeInstanceOf(RefusedError);
+    expect((await drain(err.source())).equals(data)).toBe(true);
+    expect(readdirSync(join(root, '.tmp'))).toEqual([]);
+  });
+
   it('processes writing at once never pass the cap together', async () => {
     const root = freshPath(base);
     new DiskLocation(root, { maxSize: 20_000 });
@@ -130,5 +162,22 @@ describe('minFreeSpace', () => {
     expect(await storage.contains(sha256(data))).toBe(false);
     // Small values still fit.
     expect(await storage.write(Buffer.from('small'))).toBe(sha256('small'));
+  });
+
+  it('a value already stored is `existed` when free space is short of the reserve', async () => {
+    const root = freshPath(shm);
+    const storage = new HashKeyStorage(new DiskLocation(root));
+    const data = pseudoRandom('stored before the reserve grew', (2 << 20) + 3);
+    const key = await storage.write(data);
+    // Every writer now keeps a petabyte free: no write fits any more.
+    writeFileSync(join(root, 'config.yml'), 'free_disk_size: 1PB\nlevels:\n- 1\n- -1\n');
+    const full = new HashKeyStorage(new DiskLocation(root));
+    const file = join(shm, 'stored.bin');
+    writeFileSync(file, data);
+    expect(await full.write(data)).toBe(key);
+    expect(await full.write(file)).toBe(key);
+    expect(await full.write(chunks(data))).toBe(key);
+    await expect(full.write(Buffer.from('new'))).rejects.toBeInstanceOf(RefusedError);
+    expect(readdirSync(join(root, '.tmp'))).toEqual([]);
   });
 });

@@ -1,8 +1,9 @@
-import { readdirSync, readFileSync } from 'node:fs';
+import { readdirSync, readFileSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { DiskLocation, HashKeyStorage } from '@tarnjs/tarn';
 import { describe, expect, it } from 'vitest';
 import { pseudoRandom, sha256 } from '../../../helpers/data.js';
+import { hookFsPromises } from '../../../helpers/fs-hooks.js';
 import { child, collect } from '../../../helpers/spawn.js';
 import { freshPath, tempDir } from '../../../helpers/tmp.js';
 
@@ -49,6 +50,64 @@ describe('concurrent writers', () => {
     const keys = await Promise.all(Array.from({ length: 32 }, () => storage.write(data)));
     expect(new Set(keys)).toEqual(new Set([sha256(data)]));
     expect(readdirSync(join(root, keys[0]?.slice(0, 2) as string))).toEqual([keys[0]?.slice(2)]);
+    expect(readdirSync(join(root, '.tmp'))).toEqual([]);
+  });
+});
+
+describe('a put racing a delete of the same key', () => {
+  it('ends stored or existed, and the delete true or false: never an error (2000 rounds)', async () => {
+    const root = freshPath(base);
+    const storage = new HashKeyStorage(root);
+    const value = Buffer.from('written and deleted at once');
+    const key = sha256(value);
+    const outcomes = new Map<string, number>();
+    const count = (what: string) => outcomes.set(what, (outcomes.get(what) ?? 0) + 1);
+    for (let round = 0; round < 2000; round++) {
+      // Two writers and two deleters, so that links, examinations and unlinks interleave.
+      const settled = await Promise.allSettled([
+        storage.write(value),
+        storage.delete(key),
+        storage.write(value),
+        storage.delete(key),
+      ]);
+      for (const r of settled) {
+        if (r.status === 'rejected') count(`error ${(r.reason as NodeJS.ErrnoException).code}`);
+        else
+          count(typeof r.value === 'boolean' ? `delete ${r.value}` : r.value === key ? 'write' : 'wrong key');
+      }
+    }
+    expect([...outcomes.keys()].filter((o) => !['write', 'delete true', 'delete false'].includes(o))).toEqual(
+      [],
+    );
+    expect(outcomes.get('write')).toBe(4000);
+    expect(readdirSync(join(root, '.tmp'))).toEqual([]);
+  });
+
+  it('link says EEXIST, then the blob vanishes before it is examined: the publish is retried and stores it', async () => {
+    const root = freshPath(base);
+    const lake = new DiskLocation(root);
+    const storage = new HashKeyStorage(lake);
+    const value = Buffer.from('deleted between link and look');
+    const key = await storage.write(value);
+    const final = lake.pathOf(key);
+    let links = 0;
+    // The delete lands exactly in the window: after link(2) failed with EEXIST, before the blob is examined.
+    const undo = hookFsPromises('link', (link) => async (from, to) => {
+      links++;
+      try {
+        return await link(from, to);
+      } catch (e) {
+        if (links === 1 && to === final) unlinkSync(final);
+        throw e;
+      }
+    });
+    try {
+      expect(await storage.write(value)).toBe(key);
+    } finally {
+      undo();
+    }
+    expect(links).toBe(2);
+    expect(readFileSync(final).equals(value)).toBe(true);
     expect(readdirSync(join(root, '.tmp'))).toEqual([]);
   });
 });

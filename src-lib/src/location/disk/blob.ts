@@ -1,0 +1,219 @@
+import { closeSync, constants, type Dirent, openSync, readlinkSync, realpathSync, type Stats } from 'node:fs';
+import { type FileHandle, lstat, open, opendir } from 'node:fs/promises';
+import { join } from 'node:path';
+import { throwIfAborted } from '../../errors.js';
+import { isComponent, type Levels } from './layout.js';
+
+/**
+ * The lake's rule for what it finds on disk: a blob is a regular file (or Python's legacy
+ * `<key>/data`), reached through real folders. A lake never follows a symbolic link out of itself,
+ * and never opens a FIFO, socket or device node (opening a FIFO for reading blocks until a writer
+ * comes, and opening a device can have effects). Anything else at a blob's or a folder's position is
+ * foreign: not a value, reported by `verify`, moved aside by a write of its key.
+ */
+export type ForeignReason = 'symlink' | 'fifo' | 'socket' | 'device' | 'file' | 'folder';
+
+export interface ForeignEntry {
+  /** The entry's absolute path. */
+  path: string;
+  /**
+   * What it is: a symbolic link, a FIFO, a socket, a device node; a regular `file` where a folder
+   * belongs; or a `folder` at a blob's position without a regular `data` file in it.
+   */
+  reason: ForeignReason;
+}
+
+/** What sits at a key's position. */
+export type Found =
+  | { kind: 'blob'; path: string; size: number }
+  | { kind: 'foreign'; entry: ForeignEntry }
+  | { kind: 'missing' };
+
+const MISSING: Found = { kind: 'missing' };
+
+export function reasonOf(st: Stats | Dirent): ForeignReason {
+  if (st.isSymbolicLink()) return 'symlink';
+  if (st.isFIFO()) return 'fifo';
+  if (st.isSocket()) return 'socket';
+  if (st.isBlockDevice() || st.isCharacterDevice()) return 'device';
+  return st.isDirectory() ? 'folder' : 'file';
+}
+
+/** Nothing there: missing, a file on the way, or a loop of links on the way (reported by the walk). */
+const gone = (e: unknown) => {
+  const code = (e as NodeJS.ErrnoException).code;
+  return code === 'ENOENT' || code === 'ENOTDIR' || code === 'ELOOP';
+};
+
+async function lstatOrUndefined(path: string): Promise<Stats | undefined> {
+  try {
+    return await lstat(path);
+  } catch (e) {
+    if (gone(e)) return undefined;
+    throw e;
+  }
+}
+
+/**
+ * A lake's view of its own files. `parts` are a key's path components below the root (see
+ * keyToParts); the last one is the blob's name.
+ */
+export class BlobFinder {
+  readonly #root: string;
+  /**
+   * The root's real path when /proc/self/fd tells where an open descriptor leads (Linux): then one
+   * readlink proves that an opened blob was reached through no link, with no window for a swap.
+   * Elsewhere the folders above a blob are checked with lstat before it is opened.
+   */
+  readonly #realRoot: string | undefined;
+
+  constructor(root: string) {
+    this.#root = root;
+    this.#realRoot = procRealRoot(root);
+  }
+
+  /** What sits at a key's position, never following a link: lstat of the entry, then of the folders above it. */
+  async find(parts: readonly string[]): Promise<Found> {
+    const path = join(this.#root, ...parts);
+    const st = await lstatOrUndefined(path);
+    if (!st) return MISSING;
+    let found: Found;
+    if (st.isFile()) {
+      found = { kind: 'blob', path, size: st.size };
+    } else if (st.isDirectory()) {
+      // Python tarn's legacy layout: <key>/data.
+      const data = join(path, 'data');
+      const dt = await lstatOrUndefined(data);
+      if (dt?.isFile()) found = { kind: 'blob', path: data, size: dt.size };
+      else
+        found = {
+          kind: 'foreign',
+          entry: dt ? { path: data, reason: reasonOf(dt) } : { path, reason: 'folder' },
+        };
+    } else {
+      found = { kind: 'foreign', entry: { path, reason: reasonOf(st) } };
+    }
+    // Only a hit pays for this: a miss is a single lstat, as before.
+    return (await this.foreignFolder(parts)) ?? found;
+  }
+
+  /**
+   * The first folder above a key's blob that is not a real folder (a symlink to elsewhere, a file),
+   * as a foreign entry; undefined when they all are, or when one is missing.
+   */
+  async foreignFolder(parts: readonly string[]): Promise<Found | undefined> {
+    for (let depth = 1; depth < parts.length; depth++) {
+      const folder = join(this.#root, ...parts.slice(0, depth));
+      const st = await lstatOrUndefined(folder);
+      if (!st) return MISSING;
+      if (!st.isDirectory()) return { kind: 'foreign', entry: { path: folder, reason: reasonOf(st) } };
+    }
+    return undefined;
+  }
+
+  /**
+   * Opens a key's blob for reading, or null when there is none (missing, or foreign). The entry is
+   * looked at before it is opened, so a FIFO or a device is never opened; O_NOFOLLOW and O_NONBLOCK
+   * cover one swapped in between (a link fails to open, a FIFO opens without waiting and is refused).
+   */
+  async open(parts: readonly string[]): Promise<{ path: string; size: number; fh: FileHandle } | null> {
+    let path = join(this.#root, ...parts);
+    let st = await lstatOrUndefined(path);
+    if (st?.isDirectory()) {
+      path = join(path, 'data'); // Python tarn's legacy layout
+      st = await lstatOrUndefined(path);
+    }
+    if (!st?.isFile()) return null;
+    let fh: FileHandle;
+    try {
+      fh = await open(path, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      if (gone(e) || code === 'ENXIO') return null; // deleted, or swapped for a link or a socket
+      throw e;
+    }
+    try {
+      const fst = await fh.stat();
+      if (fst.isFile() && (await this.#reachedDirectly(fh, path, parts))) return { path, size: fst.size, fh };
+    } catch (e) {
+      await fh.close().catch(() => undefined);
+      throw e;
+    }
+    await fh.close();
+    return null;
+  }
+
+  /** Whether the open file is the one at `path` inside the lake, reached through no symlinked folder. */
+  async #reachedDirectly(fh: FileHandle, path: string, parts: readonly string[]): Promise<boolean> {
+    if (this.#realRoot === undefined) return (await this.foreignFolder(parts)) === undefined;
+    let actual: string;
+    try {
+      // Synchronous on purpose: /proc answers from memory, never waiting on a disk, and a trip
+      // through the thread pool would cost more than the call.
+      actual = readlinkSync(`/proc/self/fd/${fh.fd}`);
+    } catch {
+      return (await this.foreignFolder(parts)) === undefined;
+    }
+    // A blob deleted since it was opened stays readable until closed, as any open blob does.
+    if (actual.endsWith(' (deleted)')) actual = actual.slice(0, -' (deleted)'.length);
+    return actual === this.#realRoot + path.slice(this.#root.length);
+  }
+
+  /**
+   * Every key of the lake and every foreign entry, in one walk over the folders (directory entries
+   * carry their type, so only legacy `<key>/` folders cost an lstat).
+   */
+  async *walk(
+    levels: Levels,
+    signal?: AbortSignal,
+  ): AsyncGenerator<{ key: string; foreign?: undefined } | { key?: undefined; foreign: ForeignEntry }> {
+    const last = levels.length - 1;
+    const root = this.#root;
+    const walk = async function* (
+      folder: string,
+      depth: number,
+      prefix: string,
+    ): AsyncGenerator<{ key: string } | { foreign: ForeignEntry }> {
+      let entries: Awaited<ReturnType<typeof opendir>>;
+      try {
+        entries = await opendir(folder);
+      } catch (e) {
+        if (gone(e)) return;
+        throw e;
+      }
+      for await (const e of entries) {
+        throwIfAborted(signal);
+        if (!isComponent(e.name, levels, depth)) continue;
+        const path = join(folder, e.name);
+        if (depth < last) {
+          if (e.isDirectory()) yield* walk(path, depth + 1, prefix + e.name);
+          else yield { foreign: { path, reason: reasonOf(e) } };
+        } else if (e.isFile()) {
+          yield { key: prefix + e.name };
+        } else if (e.isDirectory()) {
+          const data = join(path, 'data');
+          const dt = await lstatOrUndefined(data);
+          if (dt?.isFile()) yield { key: prefix + e.name };
+          else yield { foreign: dt ? { path: data, reason: reasonOf(dt) } : { path, reason: 'folder' } };
+        } else {
+          yield { foreign: { path, reason: reasonOf(e) } };
+        }
+      }
+    };
+    yield* walk(root, 0, '');
+  }
+}
+
+/** The root's real path if /proc/self/fd shows it for a descriptor of it, else undefined. */
+function procRealRoot(root: string): string | undefined {
+  let fd: number | undefined;
+  try {
+    const real = realpathSync(root);
+    fd = openSync(root, constants.O_RDONLY | constants.O_DIRECTORY);
+    return readlinkSync(`/proc/self/fd/${fd}`) === real ? real : undefined;
+  } catch {
+    return undefined;
+  } finally {
+    if (fd !== undefined) closeSync(fd);
+  }
+}
