@@ -54,6 +54,15 @@ export {
   type LevelsStats,
 } from './location/combinators/levels.js';
 export { Small, type SmallOptions } from './location/combinators/small.js';
+export type {
+  CommitResult,
+  Location,
+  OpOptions,
+  ReadOpOptions,
+  Stage,
+  StageOptions,
+  Value,
+} from './location/contract.js';
 export { DiskLocation as Disk, DiskLocation, type DiskOptions } from './location/disk/index.js';
 export { type LocationLike, toLocation } from './location/like.js';
 export { NginxLocation as Nginx, NginxLocation, type NginxLocationOptions } from './location/nginx/index.js';
@@ -64,15 +73,6 @@ export { type Spool, type SpoolOptions, SpoolStage } from './location/spool.js';
 export { fingerprintOf, type SshOptions } from './location/ssh/options.js';
 export { SCPLocation as SCP, SCPLocation, type SCPOptions } from './location/ssh/scp.js';
 export { SFTPLocation as SFTP, SFTPLocation } from './location/ssh/sftp.js';
-export type {
-  CommitResult,
-  Location,
-  OpOptions,
-  ReadOpOptions,
-  Stage,
-  StageOptions,
-  Value,
-} from './location.js';
 export { cacheKey, encode as encodeCacheKey } from './memo/encode.js';
 export { CacheKeyError, MemoError } from './memo/errors.js';
 export { isMarked, markModuleUnstable, markUnstable } from './memo/registry.js';

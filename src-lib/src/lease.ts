@@ -1,4 +1,4 @@
-import type { OpOptions } from './location.js';
+import type { OpOptions } from './location/contract.js';
 
 /**
  * A lock with an expiry, held by one process across a machine or a cluster, e.g. so that one

@@ -11,8 +11,8 @@ import {
   TarnError,
   throwIfAborted,
 } from './errors.js';
+import type { Location, OpOptions, Stage, Value } from './location/contract.js';
 import { type LocationLike, toLocation, walkTree } from './location/like.js';
-import type { Location, OpOptions, Stage, Value } from './location.js';
 import { type OpenedSource, openSource, type WriteSource } from './source.js';
 import { KEEP_VERIFIED, StoredValue } from './stored-value.js';
 

@@ -6,8 +6,8 @@ import { raceAbort } from '../errors.js';
 import { Fanout } from '../location/combinators/fanout.js';
 import { Levels } from '../location/combinators/levels.js';
 import { Small } from '../location/combinators/small.js';
+import type { Location, Stage, Value } from '../location/contract.js';
 import { DiskLocation } from '../location/disk/index.js';
-import type { Location, Stage, Value } from '../location.js';
 import { HashKeyStorage } from '../storage.js';
 import { formatSize } from '../util/size.js';
 

@@ -4,9 +4,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { WriteError } from '../errors.js';
-import type { CommitResult, Stage, Value } from '../location.js';
 import { CHUNK, writeFully } from '../util/chunks.js';
 import { ownedName } from '../util/process.js';
+import type { CommitResult, Stage, Value } from './contract.js';
 
 /** The staged bytes as `publish` sees them: exact size, and a stream that can be opened more than once. */
 export interface Spool {

@@ -3,13 +3,15 @@ import { WriteError } from '../../errors.js';
 import type {
   CommitResult,
   Location,
+  LocationLike,
   OpOptions,
   ReadOpOptions,
   Stage,
   StageOptions,
   Value,
-} from '../../location.js';
-import { distinctKeys, type LocationLike, quarantineIn, servedBy, toLocation } from '../like.js';
+} from '../contract.js';
+import { DiskLocation } from '../disk/index.js';
+import { distinctKeys, quarantineIn, servedBy } from './members.js';
 
 /**
  * Several locations as one, e.g. disks used one after the other: reads find the key in whichever
@@ -25,7 +27,7 @@ export class Fanout implements Location {
   /** Members are locations, folder paths (disk lakes) or arrays (nested fanouts), as in the original. */
   constructor(...members: LocationLike[]) {
     if (members.length === 0) throw new WriteError('a Fanout needs at least one location');
-    this.members = members.map((m) => toLocation(m));
+    this.members = members.map(memberOf);
     this.target = `[${this.members.map((m) => `${m.kind} ${m.target}`).join(', ')}]`;
   }
 
@@ -79,6 +81,16 @@ export class Fanout implements Location {
   async close(): Promise<void> {
     await Promise.all(this.members.map((m) => m.close()));
   }
+}
+
+/**
+ * A member as given: a folder path is a disk lake, an array a nested Fanout. (What `toLocation` does;
+ * it lives in like.ts, which needs this class for arrays, so importing it here would be a cycle.)
+ */
+function memberOf(like: LocationLike): Location {
+  if (typeof like === 'string') return new DiskLocation(like);
+  if (Array.isArray(like)) return new Fanout(...(like as readonly LocationLike[]));
+  return like as Location;
 }
 
 /**

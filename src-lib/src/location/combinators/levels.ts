@@ -9,9 +9,18 @@ import {
   throwIfAborted,
   WriteError,
 } from '../../errors.js';
-import type { Location, OpOptions, ReadOpOptions, Stage, StageOptions, Value } from '../../location.js';
-import { distinctKeys, type LocationLike, quarantineIn, servedBy, toLocation } from '../like.js';
+import type {
+  Location,
+  LocationLike,
+  OpOptions,
+  ReadOpOptions,
+  Stage,
+  StageOptions,
+  Value,
+} from '../contract.js';
+import { toLocation } from '../like.js';
 import { stageOnFirst } from './fanout.js';
+import { distinctKeys, quarantineIn, servedBy } from './members.js';
 
 export interface LevelOptions {
   /** Writes may go here (default true). Only the first write level that accepts a value gets it. */

@@ -1,8 +1,17 @@
 import { assertHexKey } from '../../digest.js';
 import { ConfigError } from '../../errors.js';
-import type { Location, OpOptions, ReadOpOptions, Stage, StageOptions, Value } from '../../location.js';
-import { type LocationLike, quarantineIn, toLocation } from '../like.js';
+import type {
+  Location,
+  LocationLike,
+  OpOptions,
+  ReadOpOptions,
+  Stage,
+  StageOptions,
+  Value,
+} from '../contract.js';
+import { toLocation } from '../like.js';
 import { SpoolStage } from '../spool.js';
+import { quarantineIn } from './members.js';
 
 export interface SmallOptions {
   /** Largest value accepted, in bytes; larger ones are refused after reading at most maxSize + one chunk. */

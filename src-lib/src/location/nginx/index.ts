@@ -1,10 +1,10 @@
 import type { Readable } from 'node:stream';
 import type { Agent, Dispatcher } from 'undici';
 import { raceAbort, throwIfAborted } from '../../errors.js';
-import type { Location, OpOptions, Stage, Value } from '../../location.js';
 import { Lazy } from '../../util/lazy.js';
 import { lazyStream } from '../../util/lazy-stream.js';
 import { sleep } from '../../util/process.js';
+import type { Location, OpOptions, Stage, Value } from '../contract.js';
 import { CONFIG_NAME, type LakeConfig, parseLakeConfig } from '../disk/config.js';
 import { keyToParts, type LakeEntry, walkLake } from '../disk/layout.js';
 import { RemoteError, remoteError } from '../remote-error.js';

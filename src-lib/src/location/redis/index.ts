@@ -3,8 +3,8 @@ import type { RedisOptions as ClientOptions, Redis as RedisClient } from 'ioredi
 import { assertHexKey } from '../../digest.js';
 import { throwIfAborted } from '../../errors.js';
 import type { Lease } from '../../lease.js';
-import type { Location, OpOptions, Stage, StageOptions, Value } from '../../location.js';
 import { Lazy } from '../../util/lazy.js';
+import type { Location, OpOptions, Stage, StageOptions, Value } from '../contract.js';
 import { remoteError } from '../remote-error.js';
 import { memoryValue, SpoolStage } from '../spool.js';
 

@@ -1,5 +1,5 @@
 import type { Readable } from 'node:stream';
-import type { Digest } from './digest.js';
+import type { Digest } from '../digest.js';
 
 /**
  * The contract every storage location implements: a disk folder, S3, Redis, an SSH host,
@@ -42,6 +42,13 @@ export interface Location {
   /** Release connections and handles. Safe to call twice. */
   close(): Promise<void>;
 }
+
+/**
+ * What the original tarn accepts wherever a location goes: a Location, a folder path (a disk lake,
+ * created when missing), or an array (a Fanout of its elements), nested freely. `toLocation`
+ * (like.ts) turns one into a Location.
+ */
+export type LocationLike = Location | string | readonly LocationLike[];
 
 export interface OpOptions {
   signal?: AbortSignal;
