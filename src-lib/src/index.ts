@@ -43,7 +43,6 @@ export {
   TarnError,
   WriteError,
 } from './errors.js';
-export { canLease, type Lease, type Leasing } from './lease.js';
 export { Fanout } from './location/combinators/fanout.js';
 export {
   Level,
@@ -55,7 +54,14 @@ export {
 } from './location/combinators/levels.js';
 export { Small, type SmallOptions } from './location/combinators/small.js';
 export type {
+  Child,
+  ChildUse,
   CommitResult,
+  Flags,
+  Housekeeping,
+  Json,
+  Lease,
+  Leasing,
   Location,
   OpOptions,
   ReadOpOptions,
@@ -63,6 +69,13 @@ export type {
   StageOptions,
   Value,
 } from './location/contract.js';
+export {
+  allReachable,
+  type DescribeOptions,
+  describeTree,
+  type LocationDescription,
+  type StorageDescription,
+} from './location/describe.js';
 export { DiskLocation as Disk, DiskLocation, type DiskOptions } from './location/disk/index.js';
 export { type LocationLike, toLocation } from './location/like.js';
 export { NginxLocation as Nginx, NginxLocation, type NginxLocationOptions } from './location/nginx/index.js';
@@ -73,6 +86,7 @@ export { type Spool, type SpoolOptions, SpoolStage } from './location/spool.js';
 export { fingerprintOf, type SshOptions } from './location/ssh/options.js';
 export { SCPLocation as SCP, SCPLocation, type SCPOptions } from './location/ssh/scp.js';
 export { SFTPLocation as SFTP, SFTPLocation } from './location/ssh/sftp.js';
+export { canLease, type TreeEntry, walkTree } from './location/tree.js';
 export { cacheKey, encode as encodeCacheKey } from './memo/encode.js';
 export { CacheKeyError, MemoError } from './memo/errors.js';
 export { isMarked, markModuleUnstable, markUnstable } from './memo/registry.js';

@@ -12,7 +12,14 @@ import {
   throwIfAborted,
 } from './errors.js';
 import type { Location, OpOptions, Stage, Value } from './location/contract.js';
-import { type LocationLike, toLocation, walkTree } from './location/like.js';
+import {
+  allReachable,
+  type DescribeOptions,
+  describeTree,
+  type StorageDescription,
+} from './location/describe.js';
+import { type LocationLike, toLocation } from './location/like.js';
+import { locationsOf } from './location/tree.js';
 import { type OpenedSource, openSource, type WriteSource } from './source.js';
 import { KEEP_VERIFIED, StoredValue } from './stored-value.js';
 
@@ -44,11 +51,6 @@ export interface VerifyReport {
   housekeeping?: unknown;
 }
 
-/** A location that offers housekeeping (the disk location does). */
-interface Sweepable {
-  sweep(): Promise<unknown>;
-}
-
 /**
  * Content-addressed storage: values are written once and read back by the hex digest of their
  * bytes. The digest is computed in the same pass that streams the bytes to the location.
@@ -64,7 +66,7 @@ export class HashKeyStorage {
   constructor(location: LocationLike, options: StorageOptions = {}) {
     this.location = toLocation(location, { algorithm: options.algorithm });
     // Lakes that record their digest (config.yml) must all agree with it, wherever they sit in the tree.
-    const recorded = [...walkTree(this.location)].flatMap((l) => (l as { digest?: Digest }).digest ?? []);
+    const recorded = locationsOf(this.location).flatMap((l) => l.digest ?? []);
     this.digest =
       options.algorithm !== undefined ? digest(options.algorithm) : (recorded[0] ?? digest('sha256'));
     const other = recorded.find((d) => d.name !== this.digest.name);
@@ -309,9 +311,14 @@ export class HashKeyStorage {
       report.checked++;
       options.onProgress?.(report.checked, key);
     }
-    const sweepable = this.location as Partial<Sweepable>;
-    if (typeof sweepable.sweep === 'function') report.housekeeping = await sweepable.sweep();
+    if (this.location.sweep) report.housekeeping = await this.location.sweep(options);
     return report;
+  }
+
+  /** The location tree as plain JSON, every leaf probed unless `probe: false` (see `describeTree`). */
+  async describe(options: Omit<DescribeOptions, 'digest'> = {}): Promise<StorageDescription> {
+    const location = await describeTree(this.location, { ...options, digest: this.digest });
+    return { algorithm: this.algorithm, reachable: allReachable(location), location };
   }
 
   async close(): Promise<void> {

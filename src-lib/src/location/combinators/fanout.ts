@@ -1,6 +1,7 @@
 import { assertHexKey } from '../../digest.js';
 import { WriteError } from '../../errors.js';
 import type {
+  Child,
   CommitResult,
   Location,
   LocationLike,
@@ -23,12 +24,18 @@ export class Fanout implements Location {
   readonly kind = 'fanout';
   readonly target: string;
   readonly members: readonly Location[];
+  readonly #children: readonly Child[];
 
   /** Members are locations, folder paths (disk lakes) or arrays (nested fanouts), as in the original. */
   constructor(...members: LocationLike[]) {
     if (members.length === 0) throw new WriteError('a Fanout needs at least one location');
     this.members = members.map(memberOf);
     this.target = `[${this.members.map((m) => `${m.kind} ${m.target}`).join(', ')}]`;
+    this.#children = this.members.map((location, index) => ({ location, use: { as: 'member', index } }));
+  }
+
+  children(): readonly Child[] {
+    return this.#children;
   }
 
   async read(key: string, options?: ReadOpOptions): Promise<Value | null> {

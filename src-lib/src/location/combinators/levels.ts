@@ -10,6 +10,7 @@ import {
   WriteError,
 } from '../../errors.js';
 import type {
+  Child,
   Location,
   LocationLike,
   OpOptions,
@@ -104,6 +105,7 @@ export class Levels implements Location {
   readonly target: string;
   readonly levels: readonly Level[];
   readonly #names: string[];
+  readonly #children: readonly Child[];
   readonly #writable: Location[];
   readonly #onFault: (fault: LevelFault) => void;
   readonly #copies: 'all' | 'first';
@@ -129,6 +131,22 @@ export class Levels implements Location {
     this.#onFault = options.onFault ?? throttledReport();
     this.#copies = options.copies ?? 'all';
     this.target = `[${this.levels.map((l) => `${l.location.kind} ${l.location.target}`).join(' > ')}]`;
+    this.#children = this.levels.map((l, index) => ({
+      location: l.location,
+      use: {
+        as: 'level',
+        index,
+        write: l.write,
+        replicate: l.replicate,
+        touch: l.touch,
+        ...(l.name === undefined ? {} : { name: l.name }),
+        ...(l.timeoutMs === undefined ? {} : { timeoutMs: l.timeoutMs }),
+      },
+    }));
+  }
+
+  children(): readonly Child[] {
+    return this.#children;
   }
 
   get copies(): 'all' | 'first' {

@@ -1,6 +1,8 @@
 import { assertHexKey } from '../../digest.js';
 import { ConfigError } from '../../errors.js';
 import type {
+  Child,
+  Flags,
   Location,
   LocationLike,
   OpOptions,
@@ -36,6 +38,14 @@ export class Small implements Location {
     if (!Number.isSafeInteger(this.options.maxSize) || this.options.maxSize < 0)
       throw new ConfigError(`Small needs a byte count, not ${this.options.maxSize}`, ['maxSize']);
     this.target = `${this.inner.kind} ${this.inner.target} (≤ ${this.options.maxSize} bytes)`;
+  }
+
+  children(): readonly Child[] {
+    return [{ location: this.inner, use: { as: 'inner' } }];
+  }
+
+  describe(): Flags {
+    return { maxSize: this.options.maxSize };
   }
 
   async stage(options: StageOptions = {}): Promise<Stage | null> {

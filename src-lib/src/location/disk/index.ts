@@ -3,10 +3,18 @@ import { mkdir, opendir, rename, rm, stat, statfs, utimes, writeFile } from 'nod
 import { dirname, join, resolve } from 'node:path';
 import { assertHexKey, type Digest } from '../../digest.js';
 import { ConfigError, throwIfAborted } from '../../errors.js';
-import type { Lease } from '../../lease.js';
 import { parseSize } from '../../util/size.js';
 import { FileValue } from '../../value.js';
-import type { Location, OpOptions, ReadOpOptions, Stage, StageOptions, Value } from '../contract.js';
+import type {
+  Flags,
+  Lease,
+  Location,
+  OpOptions,
+  ReadOpOptions,
+  Stage,
+  StageOptions,
+  Value,
+} from '../contract.js';
 import { type LakeConfig, readLakeConfig, writeLakeConfig } from './config.js';
 import { keyToParts, walkLake } from './layout.js';
 import { diskLease } from './lease.js';
@@ -118,6 +126,16 @@ export class DiskLocation implements Location {
   /** The digest recorded in config.yml, if the lake records one. */
   get digest(): Digest | undefined {
     return this.config.digest;
+  }
+
+  /** For `describe`: the folder layout and the caps. */
+  describe(): Flags {
+    const c = this.config;
+    return {
+      levels: c.levels,
+      ...(c.maxSize === undefined ? {} : { maxSize: c.maxSize }),
+      ...(c.minFreeSpace ? { minFreeSpace: c.minFreeSpace } : {}),
+    };
   }
 
   /** The blob's path (whether or not it exists). Throws InvalidKeyError for a malformed key. */
