@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import {
@@ -14,6 +14,7 @@ import {
 } from '@tarnjs/tarn';
 import { describe, expect, it } from 'vitest';
 import { pseudoRandom, sha256 } from '../helpers/data.js';
+import { lakeFiles } from '../helpers/lake.js';
 import { freshPath, tempDir } from '../helpers/tmp.js';
 
 const base = tempDir();
@@ -66,11 +67,14 @@ describe('HashKeyStorage.write', () => {
   });
 
   it('keeps one copy of a value written twice', async () => {
-    const k1 = await storage.write(Buffer.from('twice'));
-    const k2 = await storage.write(Buffer.from('twice'));
-    expect(k1).toBe(k2);
-    const shard = join(root, k1.slice(0, 2));
-    expect(readdirSync(shard).filter((f) => f === k1.slice(2))).toHaveLength(1);
+    const lake = freshPath(base);
+    const twice = new HashKeyStorage(lake);
+    const k1 = await twice.write(Buffer.from('twice'));
+    const k2 = await twice.write(Buffer.from('twice'));
+    const k3 = await twice.write(chunks(Buffer.from('twice'), 2));
+    expect(new Set([k1, k2, k3])).toEqual(new Set([sha256('twice')]));
+    // Every file of the lake: the one blob, and no second copy anywhere (temp file, another name).
+    expect(lakeFiles(lake)).toEqual([join(k1.slice(0, 2), k1.slice(2))]);
   });
 
   it('with expectedKey: a mismatch stores nothing and says which key the bytes have', async () => {
@@ -159,6 +163,15 @@ describe('HashKeyStorage.read', () => {
       await using v = await storage.read(small, { verify: true });
       expect(v.path).toBeDefined();
     }
+    // A corrupt small value: read itself fails, so no caller ever gets its path or bytes.
+    const rotten = await storage.write(Buffer.from('small, soon rotten'));
+    const rottenPath = new DiskLocation(root).pathOf(rotten);
+    chmodSync(rottenPath, 0o644);
+    writeFileSync(rottenPath, 'small, now rotten!');
+    const err = await storage.read(rotten, { verify: true }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(StorageCorruption);
+    expect((err as StorageCorruption).actual).toBe(sha256('small, now rotten!'));
+    expect(existsSync(rottenPath)).toBe(false);
     const big = pseudoRandom('big', 3 << 20);
     const key = await storage.write(big);
     await using v = await storage.read(key, { verify: true });
@@ -191,7 +204,6 @@ describe('HashKeyStorage.read', () => {
     const lake = new DiskLocation(root);
     const path = lake.pathOf(key);
     // Damage the blob in place (same size), as a bad disk would.
-    const { chmodSync } = await import('node:fs');
     chmodSync(path, 0o644);
     writeFileSync(path, Buffer.from('PRECIOUS BYTES'));
     chmodSync(path, 0o444);
@@ -275,7 +287,6 @@ describe('HashKeyStorage: contains, delete, keys, fetch, verify', () => {
     const good = await storage.write(Buffer.from('good'));
     const bad = await storage.write(Buffer.from('bad!'));
     const path = new DiskLocation(root).pathOf(bad);
-    const { chmodSync } = await import('node:fs');
     chmodSync(path, 0o644);
     writeFileSync(path, 'evil');
     const report = await storage.verify();
