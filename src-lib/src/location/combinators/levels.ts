@@ -78,6 +78,11 @@ export interface LevelsStats {
   misses: number;
 }
 
+/** Marks a read that found another reader copying the key, and looks again once that copy is done. */
+const AGAIN = Symbol('again');
+/** How often one read waits for other readers' copies before it copies the key itself. */
+const MAX_WAITS = 3;
+
 /**
  * A cache hierarchy with copy-on-read: reads walk the levels from the top; a hit in a lower level
  * is copied, in the same pass and verified against its key, into every replicate level above it,
@@ -159,8 +164,19 @@ export class Levels implements Location {
 
   async read(key: string, options: ReadOpOptions = {}): Promise<Value | null> {
     assertHexKey(key);
-    const pending = this.#copying.get(key);
-    if (pending) await pending;
+    for (let attempt = 0; ; attempt++) {
+      const pending = this.#copying.get(key);
+      if (pending) await pending;
+      const found = await this.#readOnce(key, options, attempt < MAX_WAITS);
+      if (found !== AGAIN) return found;
+    }
+  }
+
+  /**
+   * One walk down the levels. AGAIN: another reader began copying the key up while this one looked
+   * (only when `wait`); the caller waits for that copy and looks again, rather than copy it twice.
+   */
+  async #readOnce(key: string, options: ReadOpOptions, wait: boolean): Promise<Value | null | typeof AGAIN> {
     // Levels that failed during this read get no copy either: a hung cache must not slow reads twice.
     const failed = new Set<Level>();
     let corruption: StorageCorruption | undefined;
@@ -171,11 +187,19 @@ export class Levels implements Location {
       );
       if (value instanceof Skipped) failed.add(level);
       if (value instanceof Skipped || value === null) continue;
-      count(this.#stats.hits, this.#names[i] as string);
-      await this.#touchBelow(i, key, options.signal);
       const above = this.levels.slice(0, i).filter((l) => l.replicate && !failed.has(l));
-      if (above.length === 0) return servedBy(value, level.location, key);
+      // Checked and claimed (in #copyUp) with no await in between, so only one reader copies.
+      if (above.length > 0 && wait && this.#copying.has(key)) {
+        await value.close();
+        return AGAIN;
+      }
+      count(this.#stats.hits, this.#names[i] as string);
+      if (above.length === 0) {
+        await this.#touchBelow(i, key, options.signal);
+        return servedBy(value, level.location, key);
+      }
       const served = await this.#copyUp(i, key, value, above, options);
+      await this.#touchBelow(i, key, options.signal);
       if (!(served instanceof StorageCorruption)) return served;
       // This level's bytes were corrupt (now out of service); a level further down may have good ones.
       corruption = served;
@@ -202,6 +226,7 @@ export class Levels implements Location {
     const done = new Promise<void>((resolve) => {
       release = resolve;
     });
+    // Synchronously after the caller's check of #copying: no other reader can claim the key between.
     this.#copying.set(key, done);
     try {
       const copies = await copyInto(

@@ -16,7 +16,7 @@ import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { available } from '../../../bed/index.js';
 import { type Redis, startRedis } from '../../../bed/services.js';
 import { pseudoRandom, sha256 } from '../../../helpers/data.js';
-import { blobs, chunks } from '../../../helpers/lake.js';
+import { blobs, chunks, lakeFiles } from '../../../helpers/lake.js';
 import { freshPath, tempDir } from '../../../helpers/tmp.js';
 import { conformance } from '../conformance.js';
 
@@ -187,13 +187,24 @@ describe('Levels', () => {
     const [top, bottom] = [freshPath(base), freshPath(base)];
     const data = pseudoRandom('popular', 8 << 20);
     const key = await new HashKeyStorage(bottom).write(data);
-    const storage = new HashKeyStorage(new Levels(top, bottom));
+    // The upper lake, counting the copies started into it.
+    const upper = new DiskLocation(top);
+    const stage = upper.stage.bind(upper);
+    let staged = 0;
+    upper.stage = (options) => {
+      staged++;
+      return stage(options);
+    };
+    const levels = new Levels(upper, bottom);
+    const storage = new HashKeyStorage(levels);
     const reads = await Promise.all(
       Array.from({ length: 6 }, () => storage.read(key, (v) => v.bytes(), { verify: true })),
     );
     for (const bytes of reads) expect(bytes.equals(data)).toBe(true);
-    expect(blobs(top)).toEqual([key]);
-    expect(readdirSync(join(top, '.tmp'))).toEqual([]);
+    // One copy made (the other readers waited for it), and one file in the whole upper lake.
+    expect(staged).toBe(1);
+    expect(levels.stats.copies).toEqual({ '0 disk': 1 });
+    expect(lakeFiles(top)).toEqual([join(key.slice(0, 2), key.slice(2))]);
   });
 
   it('an aborted copy-on-read leaves nothing in the upper level', async () => {
