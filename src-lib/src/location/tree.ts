@@ -1,3 +1,4 @@
+import type { Digest } from '../digest.js';
 import { ConfigError } from '../errors.js';
 import type { ChildUse, Leasing, Location } from './contract.js';
 
@@ -46,6 +47,24 @@ export function leavesOf(root: Location): Location[] {
 
 export function isLeaf(location: Location): boolean {
   return (location.children?.().length ?? 0) === 0;
+}
+
+/**
+ * The digest the tree's lakes record (config.yml `hash:`), if any records one; a ConfigError when two
+ * disagree, since one tree holds keys of one digest.
+ */
+export function recordedDigest(root: Location): Digest | undefined {
+  let first: Location | undefined;
+  for (const location of locationsOf(root)) {
+    if (!location.digest) continue;
+    if (!first?.digest) first = location;
+    else if (location.digest.name !== first.digest.name) {
+      throw new ConfigError(
+        `${whereOf(first)} records ${first.digest.name} but ${whereOf(location)} records ${location.digest.name}; the lakes of one tree must agree on the digest`,
+      );
+    }
+  }
+  return first?.digest;
 }
 
 /** Where a location is, for messages and reports: `disk /srv/lake`, `redis redis://cache:6379`. */

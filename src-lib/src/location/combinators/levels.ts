@@ -1,4 +1,4 @@
-import { assertHexKey, type Digest, digest } from '../../digest.js';
+import { assertHexKey, type Digest } from '../../digest.js';
 import { StorageCorruption, WriteError } from '../../errors.js';
 import type {
   Child,
@@ -11,6 +11,7 @@ import type {
   Value,
 } from '../contract.js';
 import { toLocation } from '../like.js';
+import { recordedDigest } from '../tree.js';
 import { copyInto, type Place } from './copy.js';
 import { type FaultOp, Faults, Skipped, throttledReport } from './faults.js';
 import { stageOnFirst } from './first-fit.js';
@@ -105,6 +106,8 @@ export class Levels implements Location {
   readonly #writable: Location[];
   readonly #faults: Faults;
   readonly #copies: 'all' | 'first';
+  /** The digest the lakes of this hierarchy record, if any does; checks copies when the caller passes none. */
+  readonly #digest: Digest | undefined;
   readonly #stats: Omit<LevelsStats, 'faults'> = { hits: {}, copies: {}, misses: 0 };
   /** Copies in progress, per key: a second reader waits for the first copy instead of making another. */
   readonly #copying = new Map<string, Promise<void>>();
@@ -148,6 +151,8 @@ export class Levels implements Location {
         ...(l.timeoutMs === undefined ? {} : { timeoutMs: l.timeoutMs }),
       },
     }));
+    // Once, here: reads must not walk the tree.
+    this.#digest = recordedDigest(this);
   }
 
   children(): readonly Child[] {
@@ -235,7 +240,9 @@ export class Levels implements Location {
         value,
         targets.map((level) => ({ index: this.levels.indexOf(level), location: level.location })),
         {
-          digest: options.digest === null ? undefined : (options.digest ?? digestForKey(key)),
+          // The caller's digest, else the lakes'. With neither, the copy is not checked: guessing
+          // one from the key's length once quarantined good sha3-256 blobs as corrupt sha256 ones.
+          digest: options.digest === null ? undefined : (options.digest ?? this.#digest),
           firstOnly: this.#copies === 'first',
           signal: options.signal,
           faults: this.#faults,
@@ -357,9 +364,4 @@ function isOptions(x: unknown): x is LevelsOptions {
 
 function count(counters: Record<string, number>, name: string): void {
   counters[name] = (counters[name] ?? 0) + 1;
-}
-
-/** The digest a bare key implies, when the caller did not say: a 64-digit key is sha256. */
-function digestForKey(key: string): Digest | undefined {
-  return key.length === 64 ? digest('sha256') : undefined;
 }

@@ -1,6 +1,7 @@
-import { chmodSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import {
+  ConfigError,
   DiskLocation,
   Fanout,
   HashKeyStorage,
@@ -181,6 +182,48 @@ describe('Levels', () => {
       StorageCorruption,
     );
     expect(blobs(top)).toEqual([]);
+  });
+
+  it('a direct read takes the digest from the lakes: a sha3-256 tree keeps its good blob', async () => {
+    const [top, bottom] = [freshPath(base), freshPath(base)];
+    const lake = (root: string) => new DiskLocation(root, { algorithm: 'sha3-256' });
+    const data = Buffer.from('keyed by sha3-256');
+    const key = await new HashKeyStorage(lake(bottom)).write(data);
+    const faults: LevelFault[] = [];
+    const levels = new Levels(lake(top), lake(bottom), { onFault: (f) => faults.push(f) });
+    // No HashKeyStorage, so no digest passed: the lakes' config.yml say sha3-256.
+    const value = await levels.read(key);
+    const bytes = await value?.bytes?.();
+    await value?.close();
+    expect(bytes?.equals(data)).toBe(true);
+    expect(faults).toEqual([]);
+    expect([blobs(top), blobs(bottom)]).toEqual([[key], [key]]);
+    expect(existsSync(join(bottom, 'tools', 'quarantine'))).toBe(false);
+    // And copies are checked with it: a rotten lower copy is caught, not copied up.
+    const other = await new HashKeyStorage(lake(bottom)).write(Buffer.from('soon rotten'));
+    corrupt(bottom, other, 'rotten now');
+    await expect(levels.read(other)).rejects.toBeInstanceOf(StorageCorruption);
+    expect(blobs(top)).toEqual([key]);
+  });
+
+  it('with no digest known, a copy is made unchecked rather than a good blob quarantined', async () => {
+    const [top, bottom] = [freshPath(base), freshPath(base)];
+    const data = Buffer.from('keyed by sha3-256, in lakes that do not say so');
+    // Lakes that record no digest (the default), holding sha3-256 keys.
+    const key = await new HashKeyStorage(new DiskLocation(bottom), { algorithm: 'sha3-256' }).write(data);
+    const faults: LevelFault[] = [];
+    const levels = new Levels(top, bottom, { onFault: (f) => faults.push(f) });
+    const value = await levels.read(key);
+    await value?.close();
+    expect(faults).toEqual([]);
+    expect([blobs(top), blobs(bottom)]).toEqual([[key], [key]]);
+    expect(readFileSync(blobPath(bottom, key)).equals(data)).toBe(true);
+  });
+
+  it('refuses lakes that record different digests', () => {
+    const sha512 = new DiskLocation(freshPath(base), { algorithm: 'sha512' });
+    const sha384 = new DiskLocation(freshPath(base), { algorithm: 'sha384' });
+    expect(() => new Levels(sha512, [sha384])).toThrow(ConfigError);
   });
 
   it('concurrent readers of one key get the same bytes, and the upper level gets one copy', async () => {
