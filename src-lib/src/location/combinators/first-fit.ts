@@ -15,7 +15,7 @@ export async function stageOnFirst(
     if (await anyHolds(members, options.key, options)) return existedStage();
   }
   const stage = new FirstFitStage(members, options);
-  return (await stage.open(0, [])) ? stage : null;
+  return (await stage.open(0)) ? stage : null;
 }
 
 async function anyHolds(members: readonly Location[], key: string, options: OpOptions): Promise<boolean> {
@@ -34,37 +34,56 @@ function existedStage(): Stage {
   };
 }
 
+/** Bytes still owed to some member, pulled one chunk at a time (never closed early: see `chain`). */
+type Bytes = AsyncIterator<Uint8Array>;
+
+const none = (): Bytes => ({ next: async () => ({ done: true, value: undefined }) });
+
 class FirstFitStage implements Stage {
   #index = -1;
   #current: Stage | null = null;
   /** After every member refused: the bytes, handed back by the last one. */
-  #leftover: AsyncIterable<Uint8Array> | Iterable<Uint8Array> | undefined;
+  #leftover: Bytes | undefined;
 
   constructor(
     private readonly members: readonly Location[],
     private readonly options: StageOptions,
   ) {}
 
-  /** Moves to the first member from `from` that takes `replay`; false when none does. */
-  async open(from: number, replay: AsyncIterable<Uint8Array> | Uint8Array[]): Promise<boolean> {
-    let bytes = replay;
+  /** Moves to the first member from `from` that takes all of `bytes`; false when none does. */
+  async open(from: number, bytes: Bytes = none()): Promise<boolean> {
     for (let i = from; i < this.members.length; i++) {
       const member = this.members[i] as Location;
-      const stage = await member.stage(this.options);
-      if (!stage) continue;
-      let accepted = true;
-      for await (const chunk of bytes) {
-        if (!(await stage.push(chunk))) {
-          accepted = false;
-          break;
-        }
+      let stage: Stage | null;
+      try {
+        stage = await member.stage(this.options);
+      } catch (e) {
+        await bytes.return?.();
+        throw e;
       }
-      if (accepted) {
+      if (!stage) continue;
+      let refused = false;
+      try {
+        for (;;) {
+          const next = await bytes.next();
+          if (next.done) break;
+          if (!(await stage.push(next.value))) {
+            refused = true;
+            break;
+          }
+        }
+      } catch (e) {
+        await stage.abort().catch(() => undefined);
+        await bytes.return?.();
+        throw e;
+      }
+      if (!refused) {
         this.#index = i;
         this.#current = stage;
         return true;
       }
-      bytes = stage.reclaim();
+      // What this member took, then the rest of what it was offered (a replay it refused midway).
+      bytes = chain(stage.reclaim(), bytes);
     }
     this.#current = null;
     this.#leftover = bytes;
@@ -74,7 +93,7 @@ class FirstFitStage implements Stage {
   async push(chunk: Uint8Array): Promise<boolean> {
     if (!this.#current) return false;
     if (await this.#current.push(chunk)) return true;
-    return this.open(this.#index + 1, this.#current.reclaim());
+    return this.open(this.#index + 1, this.#current.reclaim()[Symbol.asyncIterator]());
   }
 
   async commit(key: string): Promise<CommitResult> {
@@ -88,18 +107,50 @@ class FirstFitStage implements Stage {
       }
       const result = await this.#current.commit(key);
       if (result.status !== 'refused') return result;
-      if (!(await this.open(this.#index + 1, this.#current.reclaim()))) {
+      if (!(await this.open(this.#index + 1, this.#current.reclaim()[Symbol.asyncIterator]()))) {
         return { status: 'refused', reason: 'every location refused' };
       }
     }
   }
 
   async *reclaim(): AsyncIterable<Uint8Array> {
-    if (this.#leftover) yield* this.#leftover;
+    const leftover = this.#leftover;
+    this.#leftover = undefined;
+    if (leftover) yield* drain(leftover);
   }
 
   async abort(): Promise<void> {
     await this.#current?.abort();
     this.#current = null;
+    // Bytes nobody took still hold their temp files until their iterator is closed.
+    await this.#leftover?.return?.();
+    this.#leftover = undefined;
+  }
+}
+
+/**
+ * `first`, then what is left of `rest`. The consumer pulls chunks by hand, never with a for-await
+ * that it breaks out of: breaking would close `rest`, and the bytes it still owes would be lost
+ * (they were: a value refused midway by two members reached the third without its middle).
+ */
+async function* chain(first: AsyncIterable<Uint8Array>, rest: Bytes): AsyncGenerator<Uint8Array> {
+  try {
+    yield* first;
+    yield* drain(rest);
+  } finally {
+    await rest.return?.();
+  }
+}
+
+/** The rest of `bytes`; closes it when the consumer stops early, so its temp files go. */
+async function* drain(bytes: Bytes): AsyncGenerator<Uint8Array> {
+  try {
+    for (;;) {
+      const next = await bytes.next();
+      if (next.done) return;
+      yield next.value;
+    }
+  } finally {
+    await bytes.return?.();
   }
 }

@@ -1,4 +1,4 @@
-import { readdirSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { DiskLocation, Fanout, HashKeyStorage, RefusedError } from '@tarnjs/tarn';
 import { describe, expect, it } from 'vitest';
@@ -42,6 +42,23 @@ describe('Fanout', () => {
     expect(blobs(a)).toEqual([]);
   });
 
+  it('a value handed on midway and refused midway again reaches the next member whole', async () => {
+    const [a, b, c] = [freshPath(base), freshPath(base), freshPath(base)];
+    const storage = new HashKeyStorage(
+      new Fanout(
+        new DiskLocation(a, { maxSize: 2 << 20 }),
+        new DiskLocation(b, { maxSize: 1 << 20 }),
+        new DiskLocation(c),
+      ),
+    );
+    // a refuses the third MiB; b refuses the second while a's bytes are replayed into it.
+    const data = pseudoRandom('refused twice', 3 << 20);
+    const key = await storage.write(chunks(data));
+    expect(key).toBe(sha256(data));
+    expect([blobs(a), blobs(b), blobs(c)]).toEqual([[], [], [key]]);
+    expect(readFileSync(join(c, key.slice(0, 2), key.slice(2))).equals(data)).toBe(true);
+  });
+
   it('refuses when every member is full, handing the whole stream back', async () => {
     const storage = new HashKeyStorage(
       new Fanout(
@@ -57,3 +74,4 @@ describe('Fanout', () => {
     expect(Buffer.concat(back).equals(data)).toBe(true);
   });
 });
+
