@@ -43,7 +43,12 @@ export {
   TarnError,
   WriteError,
 } from './errors.js';
-export { Fanout } from './location/combinators/fanout.js';
+export {
+  Fanout,
+  type FanoutFault,
+  type FanoutOptions,
+  type FanoutStats,
+} from './location/combinators/fanout.js';
 export {
   Level,
   type LevelFault,

@@ -155,7 +155,12 @@ export interface Stage {
   push(chunk: Uint8Array): Promise<boolean>;
   /** Publish the bytes under `key`, atomically: readers see all of the value or none of it. */
   commit(key: string): Promise<CommitResult>;
-  /** After a refusal: the pushed bytes, once. Releases the stage's resources when consumed. */
+  /**
+   * After a refusal: the pushed bytes, once. Releases the stage's resources when consumed.
+   * A stage may also hand its bytes back after a commit that threw, or instead of a commit (a
+   * combinator found the location unreachable and moves the value on); one that cannot throws
+   * WriteError before yielding anything and is left as it was.
+   */
   reclaim(): AsyncIterable<Uint8Array>;
   /** Drop the staged bytes. Safe to call after commit or twice. */
   abort(): Promise<void>;

@@ -1,15 +1,9 @@
 import type { Digest } from '../../digest.js';
 import { AbortError, CollisionError, StorageCorruption, throwIfAborted } from '../../errors.js';
-import type { Location, Stage, Value } from '../contract.js';
+import type { Stage, Value } from '../contract.js';
 import { whereOf } from '../tree.js';
 import { type Faults, Skipped } from './faults.js';
-import { servedBy } from './members.js';
-
-/** A level of a hierarchy, by its index (for fault reports) and its location. */
-export interface Place {
-  readonly index: number;
-  readonly location: Location;
-}
+import { type Place, servedBy } from './members.js';
 
 export interface CopyOptions {
   /** The digest that checks the bytes against the key; undefined: not checked (none is known). */

@@ -1,8 +1,11 @@
 import { AbortError, CollisionError, InvalidKeyError, KeyMismatchError, raceAbort } from '../../errors.js';
 import type { Value } from '../contract.js';
 
-/** What a combinator was doing with a child when the child failed. */
-export type FaultOp = 'read' | 'contains' | 'touch' | 'keys' | 'replicate' | 'corrupt';
+/**
+ * What a combinator was doing with a child when the child failed: `write` is a write that the child
+ * took and then failed to store (the value went on to the next child).
+ */
+export type FaultOp = 'read' | 'contains' | 'touch' | 'keys' | 'replicate' | 'write' | 'corrupt';
 
 /** The answer of a child that failed or did not answer in time: the combinator goes on without it. */
 export class Skipped {
@@ -52,8 +55,7 @@ export class Faults {
         );
         e = new Error(`no answer within ${ms} ms`);
       }
-      if (e instanceof InvalidKeyError || e instanceof KeyMismatchError || e instanceof CollisionError)
-        throw e;
+      if (!isFault(e, signal)) throw e;
       this.report(index, op, key, e as Error);
       return new Skipped(e as Error);
     }
@@ -64,6 +66,15 @@ export class Faults {
     this.counts[name] = (this.counts[name] ?? 0) + 1;
     this.notify(name, op, key, error);
   }
+}
+
+/**
+ * Whether a child's error is the child's fault (down, hung, broken), which a combinator may go on
+ * without; not the caller's abort, nor an error about the key or the value, which any child would give.
+ */
+export function isFault(e: unknown, signal: AbortSignal | undefined): boolean {
+  if (signal?.aborted || e instanceof AbortError) return false;
+  return !(e instanceof InvalidKeyError || e instanceof KeyMismatchError || e instanceof CollisionError);
 }
 
 /**

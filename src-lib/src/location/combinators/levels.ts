@@ -12,10 +12,10 @@ import type {
 } from '../contract.js';
 import { toLocation } from '../like.js';
 import { recordedDigest } from '../tree.js';
-import { copyInto, type Place } from './copy.js';
+import { copyInto } from './copy.js';
 import { type FaultOp, Faults, Skipped, throttledReport } from './faults.js';
 import { stageOnFirst } from './first-fit.js';
-import { distinctKeys, quarantineIn, servedBy } from './members.js';
+import { distinctKeys, type Place, quarantineIn, servedBy } from './members.js';
 
 export interface LevelOptions {
   /** Writes may go here (default true). Only the first write level that accepts a value gets it. */
@@ -87,7 +87,8 @@ const MAX_WAITS = 3;
 /**
  * A cache hierarchy with copy-on-read: reads walk the levels from the top; a hit in a lower level
  * is copied, in the same pass and verified against its key, into every replicate level above it,
- * and then served from the top-most copy. Writes go to the first write level that accepts.
+ * and then served from the top-most copy. Writes go to the first write level that accepts and is
+ * reachable.
  *
  * Several replicate levels all get the copy (an inclusive hierarchy): a size-limited top level
  * that refuses a large value does not stop the level below it from caching it, and a copy evicted
@@ -103,7 +104,7 @@ export class Levels implements Location {
   readonly levels: readonly Level[];
   readonly #names: string[];
   readonly #children: readonly Child[];
-  readonly #writable: Location[];
+  readonly #writable: Place[];
   readonly #faults: Faults;
   readonly #copies: 'all' | 'first';
   /** The digest the lakes of this hierarchy record, if any does; checks copies when the caller passes none. */
@@ -126,7 +127,7 @@ export class Levels implements Location {
     if (levels.length === 0) throw new WriteError('Levels needs at least one level');
     this.levels = levels.map((l) => (l instanceof Level ? l : new Level(l as LocationLike)));
     this.#names = this.levels.map((l, i) => l.name ?? `${i} ${l.location.kind}`);
-    this.#writable = this.levels.filter((l) => l.write).map((l) => l.location);
+    this.#writable = this.levels.flatMap((l, index) => (l.write ? [{ index, location: l.location }] : []));
     const onFault = options.onFault;
     const report = onFault
       ? (level: string, op: FaultOp, key: string | undefined, error: Error) =>
@@ -293,11 +294,15 @@ export class Levels implements Location {
   }
 
   /**
-   * A write goes to the first write level that accepts it (a refusal, even midway, moves the bytes
-   * on to the next write level). A key already held by a write level is not written again.
+   * A write goes to the first write level that accepts it and is reachable (a refusal, even midway,
+   * moves the bytes on to the next write level). A key already held by a write level is not written
+   * again. A write level that fails or hangs (its `timeoutMs`) on the key check, or fails to store,
+   * is reported as a fault and passed over, as for reads: a cache that is down never fails a write.
    */
   stage(options: StageOptions = {}): Promise<Stage | null> {
-    return this.#writable.length === 0 ? Promise.resolve(null) : stageOnFirst(this.#writable, options);
+    return this.#writable.length === 0
+      ? Promise.resolve(null)
+      : stageOnFirst(this.#writable, options, this.#faults);
   }
 
   /**

@@ -1,5 +1,11 @@
 import type { Location, OpOptions, Value } from '../contract.js';
 
+/** A child of a combinator, by its index (which names it in fault reports) and its location. */
+export interface Place {
+  readonly index: number;
+  readonly location: Location;
+}
+
 /** A value handed out by a member, which knows how to take just that copy out of service. */
 export function servedBy(value: Value, member: Location, key: string): Value {
   const quarantine = async (): Promise<string | undefined> =>

@@ -2,6 +2,7 @@ import { assertHexKey } from '../../digest.js';
 import { ConfigError } from '../../errors.js';
 import type {
   Child,
+  CommitResult,
   Flags,
   Location,
   LocationLike,
@@ -60,7 +61,14 @@ export class Small implements Location {
           await stage.abort();
           return { status: 'refused', reason: `${this.inner.kind} ${this.inner.target} refused midway` };
         }
-        const result = await stage.commit(key);
+        let result: CommitResult;
+        try {
+          result = await stage.commit(key);
+        } catch (e) {
+          // A failed commit may keep its bytes for a reclaim that will not come from here.
+          await stage.abort().catch(() => undefined);
+          throw e;
+        }
         if (result.status === 'refused') await stage.abort();
         return result;
       },

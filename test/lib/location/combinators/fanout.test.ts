@@ -1,6 +1,14 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { DiskLocation, Fanout, HashKeyStorage, RefusedError } from '@tarnjs/tarn';
+import {
+  DiskLocation,
+  Fanout,
+  type FanoutFault,
+  HashKeyStorage,
+  RedisLocation,
+  RefusedError,
+  RemoteError,
+} from '@tarnjs/tarn';
 import { describe, expect, it } from 'vitest';
 import { pseudoRandom, sha256 } from '../../../helpers/data.js';
 import { blobs, chunks } from '../../../helpers/lake.js';
@@ -75,3 +83,42 @@ describe('Fanout', () => {
   });
 });
 
+describe('Fanout with a member that is down', () => {
+  // Nothing listens on port 1: every operation of this member fails at once.
+  const down = () => new RedisLocation({ url: 'redis://127.0.0.1:1', connectTimeoutMs: 200 });
+
+  it('a write goes to the next member that is reachable, and the fault is reported', async () => {
+    const disk = freshPath(base);
+    const faults: FanoutFault[] = [];
+    const fanout = new Fanout(down(), disk, { onFault: (f) => faults.push(f) });
+    const storage = new HashKeyStorage(fanout);
+    try {
+      const fromBytes = await storage.write(Buffer.from('bytes, while redis is down'));
+      const fromStream = await storage.write(chunks(Buffer.from('a stream, while redis is down'), 5));
+      expect(blobs(disk)).toEqual([fromBytes, fromStream].sort());
+      expect(faults.map((f) => [f.member, f.op])).toContainEqual(['0 redis', 'contains']);
+      expect(faults.every((f) => f.member === '0 redis')).toBe(true);
+      expect(fanout.stats.faults).toEqual({ '0 redis': faults.length });
+    } finally {
+      await storage.close();
+    }
+  });
+
+  it('a read or contains finds a key another member holds; a miss while a member is down is an error', async () => {
+    const disk = freshPath(base);
+    const key = await new HashKeyStorage(disk).write(Buffer.from('on the disk member'));
+    const faults: FanoutFault[] = [];
+    const storage = new HashKeyStorage(new Fanout(down(), disk, { onFault: (f) => faults.push(f) }));
+    try {
+      expect(await storage.read(key, (v) => v.text())).toBe('on the disk member');
+      expect(await storage.contains(key)).toBe(true);
+      expect(faults.map((f) => f.op)).toEqual(['read', 'contains']);
+      // The down member may hold it: "not stored" would be a guess.
+      const missing = sha256('maybe on the member that is down');
+      await expect(storage.readOrNull(missing)).rejects.toBeInstanceOf(RemoteError);
+      await expect(storage.contains(missing)).rejects.toBeInstanceOf(RemoteError);
+    } finally {
+      await storage.close();
+    }
+  });
+});

@@ -11,6 +11,8 @@ import {
   type OpOptions,
   RedisLocation,
   Small,
+  type Stage,
+  type StageOptions,
   StorageCorruption,
 } from '@tarnjs/tarn';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
@@ -36,6 +38,23 @@ class Touches extends DiskLocation {
   override async touch(key: string, options?: OpOptions): Promise<boolean> {
     this.touched.push(key);
     return super.touch(key, options);
+  }
+}
+
+/** A real lake whose commits fail, as on a disk that turned read-only under the writer. */
+class FailingCommits extends DiskLocation {
+  override async stage(options?: StageOptions): Promise<Stage | null> {
+    const stage = await super.stage(options);
+    if (!stage) return stage;
+    return {
+      push: (chunk) => stage.push(chunk),
+      commit: async () => {
+        await stage.abort();
+        throw new Error('EROFS: read-only file system');
+      },
+      reclaim: () => stage.reclaim(),
+      abort: () => stage.abort(),
+    };
   }
 }
 
@@ -130,6 +149,28 @@ describe('Levels', () => {
     expect([blobs(ssd), blobs(nfs)]).toEqual([[], []]);
     expect(await storage.contains(key)).toBe(false);
     expect(await storage.readOrNull(key)).toBeNull();
+  });
+
+  it('a write level that fails to store is passed over when its stage hands the bytes back', async () => {
+    const [broken, good] = [freshPath(base), freshPath(base)];
+    const faults: LevelFault[] = [];
+    // Small keeps the bytes in memory, so after the failed commit they go on to the next level.
+    const levels = new Levels(new Small(new FailingCommits(broken), 1 << 20), good, {
+      onFault: (f) => faults.push(f),
+    });
+    const storage = new HashKeyStorage(levels);
+    const keys = [
+      await storage.write(Buffer.from('bytes, over a broken level')),
+      await storage.write(chunks(Buffer.from('a stream, over a broken level'), 4)),
+    ];
+    expect([blobs(broken), blobs(good)]).toEqual([[], keys.sort()]);
+    expect(faults.map((f) => [f.level, f.op, f.error.message])).toEqual([
+      ['0 small', 'write', 'EROFS: read-only file system'],
+      ['0 small', 'write', 'EROFS: read-only file system'],
+    ]);
+    // A disk's own stage cannot hand its bytes back after a failed commit: the write fails, whole.
+    const direct = new HashKeyStorage(new Levels(new FailingCommits(freshPath(base)), freshPath(base)));
+    await expect(direct.write(Buffer.from('nowhere to go'))).rejects.toThrow('EROFS');
   });
 
   it('lists every key once, whichever levels hold it', async () => {
@@ -378,6 +419,67 @@ describe.runIf(available('redis'))('Levels with Redis', () => {
     // Back up: the level serves again.
     expect(await storage.read(key, (v) => v.text())).toBe('x'.repeat(50));
     await storage.close();
+  });
+
+  it('a write skips a stopped Redis level: bytes and streams, small and large, land on the disk', async () => {
+    const mine = await startRedis();
+    const disk = freshPath(base);
+    const faults: LevelFault[] = [];
+    const top = new Small(new RedisLocation({ url: mine.url, connectTimeoutMs: 500 }), 100 * 1024);
+    const levels = new Levels(top, disk, { onFault: (f) => faults.push(f) });
+    const storage = new HashKeyStorage(levels);
+    try {
+      const before = await storage.write(Buffer.from('written while redis is up'));
+      expect(await top.contains(before)).toBe(true);
+      await mine.stop();
+      const values = [
+        Buffer.from('small, while redis is down'),
+        pseudoRandom('larger than the small level takes', 300 * 1024),
+      ];
+      const keys: string[] = [];
+      for (const data of values) {
+        keys.push(await storage.write(data));
+        // A stream: its key is known only at its end, after the Redis level took its bytes.
+        keys.push(await storage.write(chunks(data, 64 * 1024)));
+      }
+      expect(keys).toEqual(values.flatMap((d) => [sha256(d), sha256(d)]));
+      expect(blobs(disk)).toEqual(values.map((d) => sha256(d)).sort());
+      for (const [i, data] of values.entries())
+        expect(
+          (await storage.read(keys[2 * i] as string, (v) => v.bytes(), { verify: true })).equals(data),
+        ).toBe(true);
+      expect(faults.length).toBeGreaterThan(0);
+      expect(faults.every((f) => f.level === '0 small')).toBe(true);
+      expect(faults.map((f) => f.op)).toContain('contains');
+      expect(levels.stats.faults).toEqual({ '0 small': faults.length });
+    } finally {
+      await storage.close();
+    }
+  });
+
+  it('a write skips a hung Redis level after its timeoutMs', { timeout: 30_000 }, async () => {
+    const disk = freshPath(base);
+    const faults: LevelFault[] = [];
+    // Redis's own command timeout is far longer than the test: only the level's timeout can end a wait.
+    const top = small('hangw:', { commandTimeoutMs: 120_000 });
+    const storage = new HashKeyStorage(
+      new Levels(new Level(top, { timeoutMs: 300 }), disk, { onFault: (f) => faults.push(f) }),
+    );
+    await storage.write(Buffer.from('connects while redis answers'));
+    redis.pause();
+    try {
+      const bytes = await storage.write(Buffer.from('bytes, while redis hangs'));
+      const stream = await storage.write(chunks(Buffer.from('a stream, while redis hangs'), 5));
+      expect(blobs(disk)).toEqual([bytes, stream].sort());
+      expect(faults.length).toBeGreaterThan(0);
+      for (const f of faults) {
+        expect(f.level).toBe('0 small');
+        expect(f.error.message).toBe('no answer within 300 ms');
+      }
+    } finally {
+      redis.resume();
+      await storage.close();
+    }
   });
 
   it('skips a stopped Redis level on read and serves from the disk below', async () => {
