@@ -36,6 +36,7 @@ export {
   InvalidKeyError,
   KeyMismatchError,
   NotFoundError,
+  PartialDeleteError,
   ReadError,
   RefusedError,
   SourceError,

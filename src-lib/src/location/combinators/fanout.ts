@@ -13,7 +13,7 @@ import type {
 import { DiskLocation } from '../disk/index.js';
 import { type FaultOp, Faults, Skipped, throttledReport } from './faults.js';
 import { stageOnFirst } from './first-fit.js';
-import { distinctKeys, type Place, quarantineIn, servedBy } from './members.js';
+import { deleteEverywhere, distinctKeys, type Place, quarantineIn, servedBy } from './members.js';
 
 /** A member that failed; the Fanout went on with the others where it could. */
 export interface FanoutFault {
@@ -114,12 +114,14 @@ export class Fanout implements Location {
     return false;
   }
 
-  /** Deletes the key from every member (a key can sit in two after a member was added). */
+  /**
+   * Deletes the key from every member (a key can sit in two after a member was added, or after a
+   * write passed over a member that was down). If some fail, PartialDeleteError says what was
+   * deleted where and what failed.
+   */
   async delete(key: string, options?: OpOptions): Promise<boolean> {
     assertHexKey(key);
-    let any = false;
-    for (const m of this.members) any = (await m.delete(key, options)) || any;
-    return any;
+    return deleteEverywhere(this.members, key, options);
   }
 
   /** Tells every member that holds the key; a failure matters only when no member had it. */

@@ -15,7 +15,7 @@ import { recordedDigest } from '../tree.js';
 import { copyInto } from './copy.js';
 import { type FaultOp, Faults, Skipped, throttledReport } from './faults.js';
 import { stageOnFirst } from './first-fit.js';
-import { distinctKeys, type Place, quarantineIn, servedBy } from './members.js';
+import { deleteEverywhere, distinctKeys, type Place, quarantineIn, servedBy } from './members.js';
 
 export interface LevelOptions {
   /** Writes may go here (default true). Only the first write level that accepts a value gets it. */
@@ -306,22 +306,17 @@ export class Levels implements Location {
   }
 
   /**
-   * Removes the key from every level, caches included. Every level is tried; if one fails, the
-   * first error is thrown after the others were done, since a copy left behind would come back.
+   * Removes the key from every level, caches included. Every level is tried, since a copy left
+   * behind would come back; if some fail, PartialDeleteError says what was deleted where and what
+   * failed.
    */
   async delete(key: string, options?: OpOptions): Promise<boolean> {
     assertHexKey(key);
-    let any = false;
-    let failure: unknown;
-    for (const level of this.levels) {
-      try {
-        any = (await level.location.delete(key, options)) || any;
-      } catch (e) {
-        failure ??= e;
-      }
-    }
-    if (failure !== undefined) throw failure;
-    return any;
+    return deleteEverywhere(
+      this.levels.map((l) => l.location),
+      key,
+      options,
+    );
   }
 
   async touch(key: string, options: OpOptions = {}): Promise<boolean> {

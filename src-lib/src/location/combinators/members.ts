@@ -1,4 +1,6 @@
+import { PartialDeleteError } from '../../errors.js';
 import type { Location, OpOptions, Value } from '../contract.js';
+import { whereOf } from '../tree.js';
 
 /** A child of a combinator, by its index (which names it in fault reports) and its location. */
 export interface Place {
@@ -58,4 +60,34 @@ export async function* distinctKeys(
       onError(i, e as Error);
     }
   }
+}
+
+/**
+ * Deletes the key from every one of `locations`, even after one fails: a copy left anywhere could
+ * come back. True when one held it. When some failed, PartialDeleteError says what was deleted where
+ * and what failed (a nested combinator's partial delete is merged in, location by location); the
+ * caller's abort still throws as it is.
+ */
+export async function deleteEverywhere(
+  locations: readonly Location[],
+  key: string,
+  options?: OpOptions,
+): Promise<boolean> {
+  const deleted: string[] = [];
+  const failed: Array<{ where: string; message: string }> = [];
+  let first: unknown;
+  for (const location of locations) {
+    try {
+      if (await location.delete(key, options)) deleted.push(whereOf(location));
+    } catch (e) {
+      if (options?.signal?.aborted) throw e;
+      first ??= e;
+      if (e instanceof PartialDeleteError) {
+        deleted.push(...e.deleted);
+        failed.push(...e.failed);
+      } else failed.push({ where: whereOf(location), message: (e as Error).message ?? String(e) });
+    }
+  }
+  if (failed.length > 0) throw new PartialDeleteError(key, deleted, failed, { cause: first });
+  return deleted.length > 0;
 }

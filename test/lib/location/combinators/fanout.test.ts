@@ -5,6 +5,7 @@ import {
   Fanout,
   type FanoutFault,
   HashKeyStorage,
+  PartialDeleteError,
   RedisLocation,
   RefusedError,
   RemoteError,
@@ -99,6 +100,22 @@ describe('Fanout with a member that is down', () => {
       expect(faults.map((f) => [f.member, f.op])).toContainEqual(['0 redis', 'contains']);
       expect(faults.every((f) => f.member === '0 redis')).toBe(true);
       expect(fanout.stats.faults).toEqual({ '0 redis': faults.length });
+    } finally {
+      await storage.close();
+    }
+  });
+
+  it('a delete that fails on one member says what it deleted where, and what failed', async () => {
+    const disk = freshPath(base);
+    const key = await new HashKeyStorage(disk).write(Buffer.from('in the second member'));
+    const redis = down();
+    const storage = new HashKeyStorage(new Fanout(redis, disk, { onFault: () => undefined }));
+    try {
+      const err = (await storage.delete(key).catch((e: unknown) => e)) as PartialDeleteError;
+      expect(err).toBeInstanceOf(PartialDeleteError);
+      expect(err.deleted).toEqual([`disk ${disk}`]);
+      expect(err.failed.map((f) => f.where)).toEqual([`redis ${redis.target}`]);
+      expect(blobs(disk)).toEqual([]);
     } finally {
       await storage.close();
     }

@@ -9,6 +9,7 @@ import {
   type LevelFault,
   Levels,
   type OpOptions,
+  PartialDeleteError,
   RedisLocation,
   Small,
   type Stage,
@@ -20,6 +21,7 @@ import { available } from '../../../bed/index.js';
 import { type Redis, startRedis } from '../../../bed/services.js';
 import { pseudoRandom, sha256 } from '../../../helpers/data.js';
 import { blobs, chunks, lakeFiles } from '../../../helpers/lake.js';
+import { tarn } from '../../../helpers/spawn.js';
 import { freshPath, tempDir } from '../../../helpers/tmp.js';
 import { conformance } from '../conformance.js';
 
@@ -171,6 +173,46 @@ describe('Levels', () => {
     // A disk's own stage cannot hand its bytes back after a failed commit: the write fails, whole.
     const direct = new HashKeyStorage(new Levels(new FailingCommits(freshPath(base)), freshPath(base)));
     await expect(direct.write(Buffer.from('nowhere to go'))).rejects.toThrow('EROFS');
+  });
+
+  it('a delete that fails on one level says what it deleted where, and what failed', async () => {
+    const disk = freshPath(base);
+    const key = await new HashKeyStorage(disk).write(Buffer.from('to be deleted while redis is down'));
+    // Nothing listens on port 1: the Redis level fails at once.
+    const down = new RedisLocation({ url: 'redis://127.0.0.1:1', connectTimeoutMs: 200 });
+    const top = new Small(down, 1024);
+    const storage = new HashKeyStorage(new Levels(top, disk, { onFault: () => undefined }));
+    try {
+      const err = (await storage.delete(key).catch((e: unknown) => e)) as PartialDeleteError;
+      expect(err).toBeInstanceOf(PartialDeleteError);
+      expect(err.code).toBe('TARN_PARTIAL_DELETE');
+      expect(err.deleted).toEqual([`disk ${disk}`]);
+      expect(err.failed).toEqual([
+        { where: `small ${top.target}`, message: expect.stringContaining('redis') },
+      ]);
+      expect(err.message).toContain(`deleted from disk ${disk}`);
+      expect(err.message).toContain(`failed on small ${top.target}`);
+      expect(blobs(disk)).toEqual([]);
+    } finally {
+      await storage.close();
+    }
+  });
+
+  it('tarn rm through Levels says what it deleted where, and what failed', async () => {
+    const dir = freshPath(base, 'rm');
+    const lake = join(dir, 'lake');
+    const key = await new HashKeyStorage(lake).write(Buffer.from('rm me'));
+    const cfg = join(dir, 'tarn.yaml');
+    writeFileSync(
+      cfg,
+      `location:\n  kind: levels\n  levels:\n    - { kind: redis, url: 'redis://127.0.0.1:1', connectTimeoutMs: 200 }\n    - lake\n`,
+    );
+    const r = await tarn(['--storage', cfg, 'rm', key]);
+    expect(r.stderr).toContain(`deleted from disk ${lake}`);
+    expect(r.stderr).toContain('failed on redis redis://127.0.0.1:1');
+    expect(r.stderr).not.toMatch(/^\s+at /m);
+    expect(r.code).not.toBe(0);
+    expect(blobs(lake)).toEqual([]);
   });
 
   it('lists every key once, whichever levels hold it', async () => {
