@@ -109,8 +109,8 @@ export {
   HashKeyStorage,
   type ReadOptions,
   type StorageOptions,
-  type VerifyReport,
   type WriteOptions,
 } from './storage.js';
 export { StoredValue } from './stored-value.js';
 export { FileValue } from './value.js';
+export type { CorruptCopy, VerifyOptions, VerifyReport } from './verify.js';

@@ -22,6 +22,9 @@ import { type LocationLike, toLocation } from './location/like.js';
 import { locationsOf } from './location/tree.js';
 import { type OpenedSource, openSource, type WriteSource } from './source.js';
 import { KEEP_VERIFIED, StoredValue } from './stored-value.js';
+import { type VerifyOptions, type VerifyReport, verifyTree } from './verify.js';
+
+export type { VerifyReport } from './verify.js';
 
 /** How many corrupt copies one read gets past before it gives up (one per level is plenty). */
 const MAX_COPIES = 8;
@@ -41,14 +44,6 @@ export interface WriteOptions extends OpOptions {
 export interface ReadOptions extends OpOptions {
   /** Re-hash the bytes and fail with StorageCorruption (quarantining the blob) if they do not match. */
   verify?: boolean;
-}
-
-export interface VerifyReport {
-  checked: number;
-  bytes: number;
-  corrupt: Array<{ key: string; actual: string | undefined; quarantinedTo: string | undefined }>;
-  /** Housekeeping done by the location (temp files swept, accounting rebuilt), when it does any. */
-  housekeeping?: unknown;
 }
 
 /**
@@ -283,36 +278,13 @@ export class HashKeyStorage {
   }
 
   /**
-   * Re-hashes every stored value; corrupt ones are quarantined and reported. Also runs the
-   * location's housekeeping (stale temp files, size accounting) when it has any.
+   * Re-hashes every copy in every lake of the tree (each lake read directly: nothing is copied
+   * between levels or touched); corrupt copies are quarantined in their own lake and reported
+   * with where they were. Then runs every location's housekeeping (stale temp files, size
+   * accounting). A lake that cannot be read is reported in `failed`; the others are verified.
    */
-  async verify(
-    options: OpOptions & { onProgress?: (checked: number, key: string) => void } = {},
-  ): Promise<VerifyReport> {
-    const report: VerifyReport = { checked: 0, bytes: 0, corrupt: [] };
-    for await (const key of this.keys(options)) {
-      // Checking a blob is not using it: the lakes' last-use records stay as they are.
-      const raw = await this.location.read(key, { ...options, digest: this.digest, touch: false });
-      if (!raw) continue; // deleted while we walked
-      const h = this.digest.create();
-      try {
-        for await (const chunk of raw.stream(options)) {
-          h.update(chunk as Buffer);
-          report.bytes += (chunk as Buffer).byteLength;
-        }
-      } finally {
-        await raw.close();
-      }
-      const actual = h.digest('hex');
-      if (actual !== key) {
-        const err = await this.#corrupt(key, actual, raw);
-        report.corrupt.push({ key, actual, quarantinedTo: err.quarantinedTo });
-      }
-      report.checked++;
-      options.onProgress?.(report.checked, key);
-    }
-    if (this.location.sweep) report.housekeeping = await this.location.sweep(options);
-    return report;
+  verify(options: VerifyOptions = {}): Promise<VerifyReport> {
+    return verifyTree(this.location, this.digest, options);
   }
 
   /** The location tree as plain JSON, every leaf probed unless `probe: false` (see `describeTree`). */

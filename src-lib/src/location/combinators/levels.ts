@@ -193,7 +193,9 @@ export class Levels implements Location {
       );
       if (value instanceof Skipped) failed.add(level);
       if (value instanceof Skipped || value === null) continue;
-      const above = this.levels.slice(0, i).filter((l) => l.replicate && !failed.has(l));
+      // A read that is no use (touch: false, e.g. housekeeping) copies nothing up and tells no one.
+      const use = options.touch !== false;
+      const above = use ? this.levels.slice(0, i).filter((l) => l.replicate && !failed.has(l)) : [];
       // Checked and claimed (in #copyUp) with no await in between, so only one reader copies.
       if (above.length > 0 && wait && this.#copying.has(key)) {
         await value.close();
@@ -201,7 +203,7 @@ export class Levels implements Location {
       }
       count(this.#stats.hits, this.#names[i] as string);
       if (above.length === 0) {
-        await this.#touchBelow(i, key, options.signal);
+        if (use) await this.#touchBelow(i, key, options.signal);
         return servedBy(value, level.location, key);
       }
       const served = await this.#copyUp(i, key, value, above, options);
