@@ -105,6 +105,23 @@ describe('Fanout with a member that is down', () => {
     }
   });
 
+  it('with every member down, bytes fail with its error and a stream is refused and handed back', async () => {
+    const redis = down();
+    const storage = new HashKeyStorage(new Fanout(redis, { onFault: () => undefined }));
+    try {
+      await expect(storage.write(Buffer.from('nowhere to go'))).rejects.toBeInstanceOf(RemoteError);
+      const data = pseudoRandom('a stream with nowhere to go', 100_000);
+      const err = (await storage.write(chunks(data, 30_000)).catch((e: unknown) => e)) as RefusedError;
+      expect(err).toBeInstanceOf(RefusedError);
+      expect(err.message).toContain(`redis ${redis.target} is unreachable`);
+      const back: Uint8Array[] = [];
+      for await (const c of err.source() ?? []) back.push(c);
+      expect(Buffer.concat(back).equals(data)).toBe(true);
+    } finally {
+      await storage.close();
+    }
+  });
+
   it('a delete that fails on one member says what it deleted where, and what failed', async () => {
     const disk = freshPath(base);
     const key = await new HashKeyStorage(disk).write(Buffer.from('in the second member'));
