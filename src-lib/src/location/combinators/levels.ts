@@ -27,8 +27,9 @@ export interface LevelOptions {
   /** For messages, `tarn describe` and the fault counters (default `<index> <kind>`). */
   name?: string;
   /**
-   * Give up on this level's lookups after this long and go on to the next level (default: the
-   * location's own timeouts). Useful for a network cache that must never make reads slower.
+   * Give up on this level's lookups (reads, and the key check of a write) after this long and go on
+   * to the next level (default: the location's own timeouts). Useful for a network cache that must
+   * never make reads or writes slower.
    */
   timeoutMs?: number;
 }
@@ -95,8 +96,9 @@ const MAX_WAITS = 3;
  * from the top is still found one level down. A delete removes the key from every level, caches
  * included, so that a deleted value cannot come back from a cache.
  *
- * A level that fails or times out on a lookup is skipped and reported (`onFault`, `stats`); a
- * corrupt copy in a level is removed from that level only, and the key is served from below.
+ * A level that fails or times out is skipped, by reads and writes alike, and reported (`onFault`,
+ * `stats`); a corrupt copy in a level is removed from that level only, and the key is served from
+ * below.
  */
 export class Levels implements Location {
   readonly kind = 'levels';
