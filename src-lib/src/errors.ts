@@ -132,6 +132,31 @@ export class ConfigError extends TarnError {
   }
 }
 
+/**
+ * A delete through a combinator (Levels, Fanout) removed the key from some of its locations but
+ * failed on others, so a copy may be left there and come back. Every location was tried; `deleted`
+ * says where a copy went, `failed` where the delete failed and why. Delete again once those
+ * locations are back.
+ */
+export class PartialDeleteError extends TarnError {
+  override readonly code = 'TARN_PARTIAL_DELETE';
+  constructor(
+    readonly key: string,
+    /** Where a copy was deleted (`kind target`, as in other messages). */
+    readonly deleted: readonly string[],
+    /** Where the delete failed, and why. */
+    readonly failed: ReadonlyArray<{ where: string; message: string }>,
+    options?: ErrorOptions,
+  ) {
+    const done = deleted.length > 0 ? `deleted from ${deleted.join(', ')}` : 'deleted nowhere';
+    const not = failed.map((f) => `${f.where} (${f.message})`).join(', ');
+    super(
+      `key ${key} is only partly deleted: ${done}; failed on ${not}; delete it again once ${failed.length > 1 ? 'they are' : 'it is'} back`,
+      options,
+    );
+  }
+}
+
 /** The caller's source failed (a stream errored or was too short), so nothing was stored. */
 export class SourceError extends WriteError {
   override readonly code = 'TARN_SOURCE';
@@ -315,6 +340,14 @@ export const ERRORS = {
     exit: 7,
     http: 409,
     when: 'the key is stored with different, intact bytes (see [disk.md](disk.md))',
+  },
+  // Some copies are gone, some are not: a storage behind the server failed (as for TARN_REMOTE), and
+  // deleting again finishes the job.
+  TARN_PARTIAL_DELETE: {
+    error: 'PartialDeleteError',
+    exit: 1,
+    http: 502,
+    when: 'a delete through `Levels` or `Fanout` removed some copies and failed on other locations (every one is tried); `deleted` lists where copies went, `failed` where and why not; deleting again finishes it',
   },
   // The caller's source (an upload, a file named on the command line) failed or changed: the request's fault.
   TARN_SOURCE: {

@@ -42,6 +42,7 @@ export {
   isSystemError,
   KeyMismatchError,
   NotFoundError,
+  PartialDeleteError,
   ReadError,
   RefusedError,
   SourceError,
@@ -51,8 +52,12 @@ export {
   UsageError,
   WriteError,
 } from './errors.js';
-export { canLease, type Lease, type Leasing } from './lease.js';
-export { Fanout } from './location/combinators/fanout.js';
+export {
+  Fanout,
+  type FanoutFault,
+  type FanoutOptions,
+  type FanoutStats,
+} from './location/combinators/fanout.js';
 export {
   Level,
   type LevelFault,
@@ -62,6 +67,29 @@ export {
   type LevelsStats,
 } from './location/combinators/levels.js';
 export { Small, type SmallOptions } from './location/combinators/small.js';
+export type {
+  Child,
+  ChildUse,
+  CommitResult,
+  Flags,
+  Housekeeping,
+  Json,
+  Lease,
+  Leasing,
+  Location,
+  OpOptions,
+  ReadOpOptions,
+  Stage,
+  StageOptions,
+  Value,
+} from './location/contract.js';
+export {
+  allReachable,
+  type DescribeOptions,
+  describeTree,
+  type LocationDescription,
+  type StorageDescription,
+} from './location/describe.js';
 export {
   DiskLocation as Disk,
   DiskLocation,
@@ -78,15 +106,7 @@ export { type Spool, type SpoolOptions, SpoolStage } from './location/spool.js';
 export { fingerprintOf, type SshOptions } from './location/ssh/options.js';
 export { SCPLocation as SCP, SCPLocation, type SCPOptions } from './location/ssh/scp.js';
 export { SFTPLocation as SFTP, SFTPLocation } from './location/ssh/sftp.js';
-export type {
-  CommitResult,
-  Location,
-  OpOptions,
-  ReadOpOptions,
-  Stage,
-  StageOptions,
-  Value,
-} from './location.js';
+export { canLease, type TreeEntry, walkTree } from './location/tree.js';
 export { cacheKey, encode as encodeCacheKey } from './memo/encode.js';
 export { CacheKeyError, MemoError } from './memo/errors.js';
 export { isMarked, markModuleUnstable, markUnstable } from './memo/registry.js';
@@ -103,8 +123,8 @@ export {
   HashKeyStorage,
   type ReadOptions,
   type StorageOptions,
-  type VerifyReport,
   type WriteOptions,
 } from './storage.js';
 export { StoredValue } from './stored-value.js';
 export { FileValue } from './value.js';
+export type { CorruptCopy, VerifyOptions, VerifyReport } from './verify.js';

@@ -12,11 +12,20 @@ import {
   TarnError,
   throwIfAborted,
 } from './errors.js';
-import type { ForeignEntry } from './location/disk/blob.js';
-import { type LocationLike, toLocation, walkTree } from './location/like.js';
-import type { Location, OpOptions, Stage, Value } from './location.js';
+import type { Location, OpOptions, Stage, Value } from './location/contract.js';
+import {
+  allReachable,
+  type DescribeOptions,
+  describeTree,
+  type StorageDescription,
+} from './location/describe.js';
+import { type LocationLike, toLocation } from './location/like.js';
+import { locationsOf } from './location/tree.js';
 import { type OpenedSource, openSource, type WriteSource } from './source.js';
 import { KEEP_VERIFIED, StoredValue } from './stored-value.js';
+import { type VerifyOptions, type VerifyReport, verifyTree } from './verify.js';
+
+export type { VerifyReport } from './verify.js';
 
 /** How many corrupt copies one read gets past before it gives up (one per level is plenty). */
 const MAX_COPIES = 8;
@@ -38,39 +47,6 @@ export interface ReadOptions extends OpOptions {
   verify?: boolean;
 }
 
-export interface VerifyReport {
-  checked: number;
-  bytes: number;
-  /**
-   * Blobs that do not hash to their keys. Each was moved aside (`quarantinedTo`), or, where that
-   * failed (a lake this user may only read), stays in place and `notMoved` says why.
-   */
-  corrupt: Array<{
-    key: string;
-    actual: string | undefined;
-    quarantinedTo: string | undefined;
-    notMoved?: string;
-  }>;
-  /**
-   * Entries of a lake where a blob or a folder belongs that are neither (a symbolic link, a FIFO, a
-   * socket, a device node, a file in place of a folder, a legacy `<key>/` without a regular `data`).
-   * They are not values: never read, followed or counted, and left in place for someone to look at.
-   */
-  foreign: ForeignEntry[];
-  /** Housekeeping done by the location (temp files swept, accounting rebuilt), when it does any. */
-  housekeeping?: unknown;
-}
-
-/** A location that offers housekeeping (the disk location does). */
-interface Sweepable {
-  sweep(): Promise<unknown>;
-}
-
-/** A location that can list what it holds besides values (the disk location can). */
-interface ForeignLister {
-  foreign(options?: OpOptions): AsyncIterable<ForeignEntry>;
-}
-
 /**
  * Content-addressed storage: values are written once and read back by the hex digest of their
  * bytes. The digest is computed in the same pass that streams the bytes to the location.
@@ -86,7 +62,7 @@ export class HashKeyStorage {
   constructor(location: LocationLike, options: StorageOptions = {}) {
     this.location = toLocation(location, { algorithm: options.algorithm });
     // Lakes that record their digest (config.yml) must all agree with it, wherever they sit in the tree.
-    const recorded = [...walkTree(this.location)].flatMap((l) => (l as { digest?: Digest }).digest ?? []);
+    const recorded = locationsOf(this.location).flatMap((l) => l.digest ?? []);
     this.digest =
       options.algorithm !== undefined ? digest(options.algorithm) : (recorded[0] ?? digest('sha256'));
     const other = recorded.find((d) => d.name !== this.digest.name);
@@ -368,48 +344,19 @@ export class HashKeyStorage {
   }
 
   /**
-   * Re-hashes every stored value; corrupt ones are quarantined and reported. Also runs the
-   * location's housekeeping (stale temp files, size accounting) when it has any.
+   * Re-hashes every copy in every lake of the tree (each lake read directly: nothing is copied
+   * between levels or touched); corrupt copies are quarantined in their own lake and reported
+   * with where they were. Then runs every location's housekeeping (stale temp files, size
+   * accounting). A lake that cannot be read is reported in `failed`; the others are verified.
    */
-  async verify(
-    options: OpOptions & { onProgress?: (checked: number, key: string) => void } = {},
-  ): Promise<VerifyReport> {
-    const report: VerifyReport = { checked: 0, bytes: 0, corrupt: [], foreign: [] };
-    for await (const key of this.keys(options)) {
-      // Checking a blob is not using it: the lakes' last-use records stay as they are.
-      const raw = await this.location.read(key, { ...options, digest: this.digest, touch: false });
-      if (!raw) continue; // deleted while we walked
-      const h = this.digest.create();
-      try {
-        for await (const chunk of raw.stream(options)) {
-          h.update(chunk as Buffer);
-          report.bytes += (chunk as Buffer).byteLength;
-        }
-      } finally {
-        await raw.close();
-      }
-      const actual = h.digest('hex');
-      if (actual !== key) {
-        const err = await this.#corrupt(key, actual, raw);
-        report.corrupt.push({
-          key,
-          actual,
-          quarantinedTo: err.quarantinedTo,
-          ...(err.notMoved === undefined ? {} : { notMoved: err.notMoved }),
-        });
-      }
-      report.checked++;
-      options.onProgress?.(report.checked, key);
-    }
-    // Every lake of the tree is asked, each once: a link in any of them is reported.
-    for (const l of walkTree(this.location)) {
-      const lister = l as Partial<ForeignLister>;
-      if (typeof lister.foreign !== 'function') continue;
-      for await (const entry of lister.foreign.call(l, options)) report.foreign.push(entry);
-    }
-    const sweepable = this.location as Partial<Sweepable>;
-    if (typeof sweepable.sweep === 'function') report.housekeeping = await sweepable.sweep();
-    return report;
+  verify(options: VerifyOptions = {}): Promise<VerifyReport> {
+    return verifyTree(this.location, this.digest, options);
+  }
+
+  /** The location tree as plain JSON, every leaf probed unless `probe: false` (see `describeTree`). */
+  async describe(options: Omit<DescribeOptions, 'digest'> = {}): Promise<StorageDescription> {
+    const location = await describeTree(this.location, { ...options, digest: this.digest });
+    return { algorithm: this.algorithm, reachable: allReachable(location), location };
   }
 
   async close(): Promise<void> {

@@ -1,7 +1,7 @@
 import { type Readable, Transform, type TransformCallback } from 'node:stream';
 import type { Digest } from './digest.js';
 import type { StorageCorruption } from './errors.js';
-import type { OpOptions, Value } from './location.js';
+import type { OpOptions, Value } from './location/contract.js';
 
 /** Values up to this size are kept in memory after an eager verification, so `bytes()` does not read twice. */
 export const KEEP_VERIFIED = 1 << 20;

@@ -1,7 +1,7 @@
 import { constants } from 'node:fs';
 import { type FileHandle, open } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
-import type { OpOptions, Value } from './location.js';
+import type { OpOptions, Value } from './location/contract.js';
 import { CHUNK } from './util/chunks.js';
 
 /**

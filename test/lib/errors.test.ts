@@ -11,6 +11,7 @@ import {
   KeyMismatchError,
   MemoError,
   NotFoundError,
+  PartialDeleteError,
   ReadError,
   RefusedError,
   RemoteError,
@@ -46,6 +47,7 @@ const instances: Error[] = [
   new CacheKeyError('args.0', 'a function'),
   new UsageError('x'),
   new IoError('x'),
+  new PartialDeleteError(key, ['disk /a'], [{ where: 'redis://h', message: 'down' }]),
 ];
 
 /** Every `code = 'TARN_…'` the library's source declares. */
@@ -99,6 +101,7 @@ describe('the error table', () => {
       TARN_MEMO: [1, 500],
       TARN_CACHE_KEY: [1, 400],
       TARN_IO: [1, 500],
+      TARN_PARTIAL_DELETE: [1, 502],
     });
   });
 

@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, readdirSync, readFileSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import {
@@ -8,12 +8,15 @@ import {
   DiskLocation,
   HashKeyStorage,
   KeyMismatchError,
+  Levels,
   NotFoundError,
+  RedisLocation,
   SourceError,
   StorageCorruption,
 } from '@tarnjs/tarn';
 import { describe, expect, it } from 'vitest';
 import { pseudoRandom, sha256 } from '../helpers/data.js';
+import { blobs, lakeFiles } from '../helpers/lake.js';
 import { freshPath, tempDir } from '../helpers/tmp.js';
 
 const base = tempDir();
@@ -66,11 +69,14 @@ describe('HashKeyStorage.write', () => {
   });
 
   it('keeps one copy of a value written twice', async () => {
-    const k1 = await storage.write(Buffer.from('twice'));
-    const k2 = await storage.write(Buffer.from('twice'));
-    expect(k1).toBe(k2);
-    const shard = join(root, k1.slice(0, 2));
-    expect(readdirSync(shard).filter((f) => f === k1.slice(2))).toHaveLength(1);
+    const lake = freshPath(base);
+    const twice = new HashKeyStorage(lake);
+    const k1 = await twice.write(Buffer.from('twice'));
+    const k2 = await twice.write(Buffer.from('twice'));
+    const k3 = await twice.write(chunks(Buffer.from('twice'), 2));
+    expect(new Set([k1, k2, k3])).toEqual(new Set([sha256('twice')]));
+    // Every file of the lake: the one blob, and no second copy anywhere (temp file, another name).
+    expect(lakeFiles(lake)).toEqual([join(k1.slice(0, 2), k1.slice(2))]);
   });
 
   it('with expectedKey: a mismatch stores nothing and says which key the bytes have', async () => {
@@ -159,6 +165,15 @@ describe('HashKeyStorage.read', () => {
       await using v = await storage.read(small, { verify: true });
       expect(v.path).toBeDefined();
     }
+    // A corrupt small value: read itself fails, so no caller ever gets its path or bytes.
+    const rotten = await storage.write(Buffer.from('small, soon rotten'));
+    const rottenPath = new DiskLocation(root).pathOf(rotten);
+    chmodSync(rottenPath, 0o644);
+    writeFileSync(rottenPath, 'small, now rotten!');
+    const err = await storage.read(rotten, { verify: true }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(StorageCorruption);
+    expect((err as StorageCorruption).actual).toBe(sha256('small, now rotten!'));
+    expect(existsSync(rottenPath)).toBe(false);
     const big = pseudoRandom('big', 3 << 20);
     const key = await storage.write(big);
     await using v = await storage.read(key, { verify: true });
@@ -191,7 +206,6 @@ describe('HashKeyStorage.read', () => {
     const lake = new DiskLocation(root);
     const path = lake.pathOf(key);
     // Damage the blob in place (same size), as a bad disk would.
-    const { chmodSync } = await import('node:fs');
     chmodSync(path, 0o644);
     writeFileSync(path, Buffer.from('PRECIOUS BYTES'));
     chmodSync(path, 0o444);
@@ -275,7 +289,6 @@ describe('HashKeyStorage: contains, delete, keys, fetch, verify', () => {
     const good = await storage.write(Buffer.from('good'));
     const bad = await storage.write(Buffer.from('bad!'));
     const path = new DiskLocation(root).pathOf(bad);
-    const { chmodSync } = await import('node:fs');
     chmodSync(path, 0o644);
     writeFileSync(path, 'evil');
     const report = await storage.verify();
@@ -284,6 +297,94 @@ describe('HashKeyStorage: contains, delete, keys, fetch, verify', () => {
     expect(await storage.contains(bad)).toBe(false);
     expect(await storage.contains(good)).toBe(true);
     expect((await storage.verify()).corrupt).toEqual([]);
+  });
+});
+
+describe('HashKeyStorage.verify over a tree', () => {
+  const blobPath = (lake: string, key: string) => join(lake, key.slice(0, 2), key.slice(2));
+  function rot(lake: string, key: string, bytes: string): void {
+    chmodSync(blobPath(lake, key), 0o644);
+    writeFileSync(blobPath(lake, key), bytes);
+  }
+  /** A temp file no live writer owns (Python tarn's, say), a day old: housekeeping removes it. */
+  function staleTemp(lake: string): string {
+    const path = join(lake, '.tmp', 'tmp-of-a-dead-python-writer');
+    writeFileSync(path, 'half a value');
+    const dayAgo = new Date(Date.now() - 48 * 3600_000);
+    utimesSync(path, dayAgo, dayAgo);
+    return path;
+  }
+
+  it('checks every copy in every lake: a corrupt lower copy under a good top copy is found, and quarantined there only', async () => {
+    const [top, bottom] = [freshPath(base), freshPath(base)];
+    const key = await new HashKeyStorage(bottom).write(Buffer.from('kept twice'));
+    const storage = new HashKeyStorage(new Levels(top, bottom));
+    expect(await storage.read(key, (v) => v.text())).toBe('kept twice'); // copied up
+    rot(bottom, key, 'rotten below');
+    const report = await storage.verify();
+    expect(report.checked).toBe(2);
+    expect(report.corrupt).toEqual([
+      {
+        key,
+        actual: sha256('rotten below'),
+        where: `disk ${bottom}`,
+        quarantinedTo: expect.stringContaining(join(bottom, 'tools', 'quarantine', key)),
+      },
+    ]);
+    expect(readFileSync(blobPath(top, key), 'utf8')).toBe('kept twice');
+    expect(existsSync(blobPath(bottom, key))).toBe(false);
+    expect(report.failed).toEqual([]);
+  });
+
+  it('checks both copies of a Fanout, and finds the corrupt one behind a good one', async () => {
+    const [a, b] = [freshPath(base), freshPath(base)];
+    const key = await new HashKeyStorage(a).write(Buffer.from('in both members'));
+    await new HashKeyStorage(b).write(Buffer.from('in both members'));
+    rot(b, key, 'rotten in b');
+    const report = await new HashKeyStorage([a, b]).verify();
+    expect(report.checked).toBe(2);
+    expect(report.corrupt.map((c) => [c.key, c.where])).toEqual([[key, `disk ${b}`]]);
+    expect([blobs(a), blobs(b)]).toEqual([[key], []]);
+  });
+
+  it('is not a use: it copies nothing up into cache levels', async () => {
+    const [top, bottom] = [freshPath(base), freshPath(base)];
+    const key = await new HashKeyStorage(bottom).write(Buffer.from('only below'));
+    const levels = new Levels(top, bottom);
+    const report = await new HashKeyStorage(levels).verify();
+    expect(report.checked).toBe(1);
+    expect(blobs(top)).toEqual([]);
+    // Nor does a read that says it is housekeeping.
+    await (await levels.read(key, { touch: false }))?.close();
+    expect(blobs(top)).toEqual([]);
+    expect(levels.stats.copies).toEqual({});
+  });
+
+  it("runs every lake's housekeeping, nested ones too, and reports it per lake", async () => {
+    const [top, a, b] = [freshPath(base), freshPath(base), freshPath(base)];
+    const storage = new HashKeyStorage(new Levels(top, [a, b]));
+    await storage.write(Buffer.from('makes the lakes'));
+    const stale = [top, a, b].map(staleTemp);
+    const report = await storage.verify();
+    expect(stale.filter((p) => existsSync(p))).toEqual([]);
+    expect(report.housekeeping).toEqual(
+      [top, a, b].map((lake) => ({ where: `disk ${lake}`, done: { tempFilesRemoved: 1 } })),
+    );
+  });
+
+  it('reports a lake it cannot read, and verifies the others', async () => {
+    const disk = freshPath(base);
+    const key = await new HashKeyStorage(disk).write(Buffer.from('on the disk'));
+    const down = new RedisLocation({ url: 'redis://127.0.0.1:1', connectTimeoutMs: 200 });
+    const storage = new HashKeyStorage(new Levels(down, disk, { onFault: () => undefined }));
+    try {
+      const report = await storage.verify();
+      expect(report.checked).toBe(1);
+      expect(report.failed).toEqual([{ where: `redis ${down.target}`, message: expect.any(String) }]);
+      expect(await storage.contains(key)).toBe(true);
+    } finally {
+      await storage.close();
+    }
   });
 });
 

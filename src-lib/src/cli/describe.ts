@@ -2,42 +2,24 @@ import { stat } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import { fromConfigFile } from '../config/load.js';
 import type { LocationConfig } from '../config/schema.js';
-import { raceAbort } from '../errors.js';
-import { Fanout } from '../location/combinators/fanout.js';
-import { Levels } from '../location/combinators/levels.js';
-import { Small } from '../location/combinators/small.js';
+import { digest } from '../digest.js';
+import type { Location, Stage, Value } from '../location/contract.js';
+import {
+  allReachable,
+  describeTree,
+  type LocationDescription,
+  type StorageDescription,
+} from '../location/describe.js';
 import { DiskLocation } from '../location/disk/index.js';
-import type { Location, Stage, Value } from '../location.js';
 import { HashKeyStorage } from '../storage.js';
 import { formatSize } from '../util/size.js';
 
-/** One node of `tarn describe`'s tree. */
-export interface DescribedNode {
-  kind: string;
-  /** Where a leaf is (folder, URL, host:path); combinators have none of their own. */
-  target?: string;
-  /** What the node does with values: a disk's layout and caps, a small's limit. */
-  flags: Record<string, unknown>;
-  /** For a level of a Levels: how the hierarchy uses it. */
-  level?: {
-    index: number;
-    write: boolean;
-    replicate: boolean;
-    touch: boolean;
-    name?: string;
-    timeoutMs?: number;
-  };
-  /** Leaves only. */
-  reachable?: boolean;
-  error?: string;
-  children?: DescribedNode[];
-}
+/** One node of `tarn describe`'s tree (the library's description). */
+export type DescribedNode = LocationDescription;
 
-export interface Description {
+/** What `tarn describe` prints: the library's description of the storage, and how it was named. */
+export interface Description extends StorageDescription {
   storage: string;
-  algorithm: string;
-  reachable: boolean;
-  location: DescribedNode;
 }
 
 /** Probes answer within this long, or count as unreachable (a host that drops packets must not hang describe). */
@@ -70,74 +52,10 @@ export async function describeStorage(spec: string): Promise<Description> {
     }
   }
   try {
-    const probes = new Map<Location, Promise<string | undefined>>();
-    const location = await describeNode(root, probes);
-    const all = await Promise.all(probes.values());
-    return { storage: spec, algorithm, reachable: all.every((e) => e === undefined), location };
+    const location = await describeTree(root, { probeTimeoutMs: PROBE_MS, digest: digest(algorithm) });
+    return { storage: spec, algorithm, reachable: allReachable(location), location };
   } finally {
     await closeQuietly(root);
-  }
-}
-
-async function describeNode(
-  location: Location,
-  probes: Map<Location, Promise<string | undefined>>,
-): Promise<DescribedNode> {
-  const node: DescribedNode = { kind: location.kind, flags: {} };
-  if (location instanceof Levels) {
-    node.children = await Promise.all(
-      location.levels.map(async (l, index) => ({
-        ...(await describeNode(l.location, probes)),
-        level: {
-          index,
-          write: l.write,
-          replicate: l.replicate,
-          touch: l.touch,
-          ...(l.name === undefined ? {} : { name: l.name }),
-          ...(l.timeoutMs === undefined ? {} : { timeoutMs: l.timeoutMs }),
-        },
-      })),
-    );
-    return node;
-  }
-  if (location instanceof Fanout) {
-    node.children = await Promise.all(location.members.map((m) => describeNode(m, probes)));
-    return node;
-  }
-  if (location instanceof Small) {
-    node.flags.maxSize = location.options.maxSize;
-    node.children = [await describeNode(location.inner, probes)];
-    return node;
-  }
-  node.target = location.target;
-  if (location instanceof DiskLocation) {
-    const c = location.config;
-    node.flags.levels = c.levels;
-    if (c.maxSize !== undefined) node.flags.maxSize = c.maxSize;
-    if (c.minFreeSpace) node.flags.minFreeSpace = c.minFreeSpace;
-  }
-  // The same instance may sit in two places (a ref): probe it once.
-  let probe = probes.get(location);
-  if (!probe) {
-    probe = reach(location);
-    probes.set(location, probe);
-  }
-  const error = await probe;
-  node.reachable = error === undefined;
-  if (error !== undefined) node.error = error;
-  return node;
-}
-
-/** Undefined when the location answered a lookup in time; else why not. */
-async function reach(location: Location): Promise<string | undefined> {
-  if (location instanceof Unbuilt) return location.error.message;
-  const signal = AbortSignal.timeout(PROBE_MS);
-  try {
-    // Any key will do: the answer (present or not) proves the location is there and readable.
-    await raceAbort(location.contains('0'.repeat(64), { signal }), signal);
-    return undefined;
-  } catch (e) {
-    return signal.aborted ? `no answer within ${PROBE_MS / 1000} s` : ((e as Error).message ?? String(e));
   }
 }
 
@@ -204,6 +122,8 @@ function targetOf(c: LocationConfig): string {
   }
 }
 
+const KNOWN_FLAGS = new Set(['levels', 'maxSize', 'minFreeSpace']);
+
 /** The tree as indented lines: kind, target, flags, and for leaves whether they answered. */
 export function formatDescription(d: Description): string {
   const lines: string[] = [];
@@ -219,6 +139,10 @@ export function formatDescription(d: Description): string {
     if (Array.isArray(f.levels)) flags.push(`levels ${f.levels.join(',')}`);
     if (typeof f.maxSize === 'number') flags.push(`max ${formatSize(f.maxSize)}`);
     if (typeof f.minFreeSpace === 'number') flags.push(`min free ${formatSize(f.minFreeSpace)}`);
+    // Flags of locations this formatter does not know (a custom location's) are shown as they are.
+    for (const [name, value] of Object.entries(f)) {
+      if (!KNOWN_FLAGS.has(name)) flags.push(`${name} ${JSON.stringify(value)}`);
+    }
     const label = n.level ? `${n.level.name ?? n.level.index}: ` : '';
     const status = n.reachable === undefined ? '' : n.reachable ? '  reachable' : `  unreachable: ${n.error}`;
     lines.push(

@@ -172,14 +172,17 @@ export async function main(argv: string[], io: Io): Promise<number> {
         bar?.done();
         for (const c of report.corrupt) {
           io.stderr.write(
-            `corrupt: ${c.key} (hashes to ${c.actual})${c.quarantinedTo ? ` -> ${c.quarantinedTo}` : ''}\n`,
+            `corrupt: ${c.key} in ${c.where} (hashes to ${c.actual})${c.quarantinedTo ? ` -> ${c.quarantinedTo}` : ''}${c.notMoved ? `; left in place: ${c.notMoved}` : ''}\n`,
           );
         }
+        for (const f of report.failed)
+          io.stderr.write(`not verified: ${f.where}${f.key ? ` ${f.key}` : ''}: ${f.message}\n`);
         out(
           `${report.checked} values, ${formatSize(report.bytes)} checked, ${report.corrupt.length} corrupt`,
           report,
         );
-        return report.corrupt.length > 0 ? EXIT.corrupt : EXIT.ok;
+        if (report.corrupt.length > 0) return EXIT.corrupt;
+        return report.failed.length > 0 ? EXIT.error : EXIT.ok;
       }
       case 'describe': {
         if (args.length > 0)

@@ -1,12 +1,8 @@
-import type { Location, OpOptions, Value } from '../location.js';
 import { Fanout } from './combinators/fanout.js';
+import type { Location, LocationLike } from './contract.js';
 import { DiskLocation } from './disk/index.js';
 
-/**
- * What the original tarn accepts wherever a location goes: a Location, a folder path (a disk lake,
- * created when missing), or an array (a Fanout of its elements), nested freely.
- */
-export type LocationLike = Location | string | readonly LocationLike[];
+export type { LocationLike } from './contract.js';
 
 /** `algorithm` reaches the disk lakes made from paths, so that new lakes record a non-default digest. */
 export function toLocation(like: LocationLike, options: { algorithm?: string } = {}): Location {
@@ -14,80 +10,4 @@ export function toLocation(like: LocationLike, options: { algorithm?: string } =
   if (Array.isArray(like))
     return new Fanout(...(like as readonly LocationLike[]).map((l) => toLocation(l, options)));
   return like as Location;
-}
-
-/** The locations a combinator is made of (a level's, a member's, Small's inner); none for a leaf. */
-export function childrenOf(location: Location): Location[] {
-  const node = location as {
-    levels?: ReadonlyArray<{ location: Location }>;
-    members?: readonly Location[];
-    inner?: Location;
-  };
-  return [
-    ...(node.levels ?? []).map((l) => l.location),
-    ...(node.members ?? []),
-    ...(node.inner ? [node.inner] : []),
-  ];
-}
-
-/** Every location of a tree, depth first, each once (one disk may sit in two places). */
-export function* walkTree(root: Location, seen = new Set<Location>()): Iterable<Location> {
-  if (seen.has(root)) return;
-  seen.add(root);
-  yield root;
-  for (const child of childrenOf(root)) yield* walkTree(child, seen);
-}
-
-/** A value handed out by a member, which knows how to take just that copy out of service. */
-export function servedBy(value: Value, member: Location, key: string): Value {
-  const quarantine = async (): Promise<string | undefined> =>
-    value.quarantine ? value.quarantine() : quarantineIn(member, key);
-  const bytes = value.bytes;
-  return {
-    path: value.path,
-    size: value.size,
-    stream: (options) => value.stream(options),
-    bytes: bytes ? (options) => bytes.call(value, options) : undefined,
-    quarantine,
-    close: () => value.close(),
-  };
-}
-
-/**
- * Takes a corrupt blob out of service where the location can keep it aside (a disk moves it to
- * tools/quarantine/), else deletes it. A missing key is no error. Returns where it went, if kept.
- */
-export async function quarantineIn(
-  location: Location,
-  key: string,
-  options?: OpOptions,
-): Promise<string | undefined> {
-  if (location.quarantine) return location.quarantine(key, options);
-  await location.delete(key, options);
-  return undefined;
-}
-
-/**
- * The keys of several locations, each once (a Set of those seen: about 100 bytes per key). A failing
- * listing is passed to `onError` when given (and the others go on), else thrown.
- */
-export async function* distinctKeys(
-  locations: readonly Location[],
-  options?: OpOptions,
-  onError?: (index: number, error: Error) => void,
-): AsyncIterable<string> {
-  const seen = new Set<string>();
-  for (let i = 0; i < locations.length; i++) {
-    try {
-      for await (const k of (locations[i] as Location).keys(options)) {
-        if (!seen.has(k)) {
-          seen.add(k);
-          yield k;
-        }
-      }
-    } catch (e) {
-      if (!onError || options?.signal?.aborted) throw e;
-      onError(i, e as Error);
-    }
-  }
 }

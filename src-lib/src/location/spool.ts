@@ -4,9 +4,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { WriteError } from '../errors.js';
-import type { CommitResult, Stage, Value } from '../location.js';
 import { CHUNK, writeFully } from '../util/chunks.js';
 import { ownedName } from '../util/process.js';
+import type { CommitResult, Stage, Value } from './contract.js';
 
 /** The staged bytes as `publish` sees them: exact size, and a stream that can be opened more than once. */
 export interface Spool {
@@ -43,7 +43,7 @@ export class SpoolStage implements Stage {
   #size = 0;
   #file: { path: string; fh: FileHandle } | undefined;
   #held: Uint8Array | undefined;
-  #state: 'open' | 'refused' | 'closed' = 'open';
+  #state: 'open' | 'publishing' | 'refused' | 'closed' = 'open';
 
   constructor(publish: (key: string, spool: Spool) => Promise<CommitResult>, options: SpoolOptions = {}) {
     this.#publish = publish;
@@ -85,11 +85,14 @@ export class SpoolStage implements Stage {
   async commit(key: string): Promise<CommitResult> {
     if (this.#state !== 'open') throw new WriteError('commit after the stage was refused or closed');
     await this.#file?.fh.close();
+    this.#state = 'publishing';
     let result: CommitResult;
     try {
       result = await this.#publish(key, this.#spool());
     } catch (e) {
-      await this.#cleanup();
+      // The spool still holds every byte: a combinator may hand them to another location (reclaim);
+      // abort() releases them.
+      this.#state = 'refused';
       throw e;
     }
     if (result.status === 'refused') {
@@ -100,8 +103,10 @@ export class SpoolStage implements Stage {
     return result;
   }
 
+  /** After a refusal, a failed commit, or instead of a commit: every byte pushed, once. */
   async *reclaim(): AsyncIterable<Uint8Array> {
-    if (this.#state !== 'refused') throw new WriteError('reclaim is only for a refused stage');
+    if (this.#state !== 'refused' && this.#state !== 'open')
+      throw new WriteError('reclaim after the stage was committed or closed');
     this.#state = 'closed';
     try {
       if (this.#file) {

@@ -3,10 +3,10 @@ import { join } from 'node:path';
 import { openConfig } from '../config/load.js';
 import type { StorageConfig } from '../config/schema.js';
 import { CollisionError, NotFoundError, StorageCorruption } from '../errors.js';
-import { canLease, type Lease, type Leasing } from '../lease.js';
+import type { Lease, Leasing, Location } from '../location/contract.js';
 import { DiskLocation } from '../location/disk/index.js';
-import { type LocationLike, toLocation, walkTree } from '../location/like.js';
-import type { Location } from '../location.js';
+import { type LocationLike, toLocation } from '../location/like.js';
+import { canLease, locationsOf } from '../location/tree.js';
 import { HashKeyStorage } from '../storage.js';
 import { Lazy } from '../util/lazy.js';
 import { sleep } from '../util/process.js';
@@ -259,7 +259,7 @@ async function openStores(target: MemoTarget, index: LocationLike | undefined): 
 
 /** A location in the tree that hands out leases; Redis first (shared by every pod), then a disk. */
 function findLeasing(root: Location): Leasing | undefined {
-  const found = [...walkTree(root)].filter((l): l is Location & Leasing => canLease(l));
+  const found = locationsOf(root).filter((l): l is Location & Leasing => canLease(l));
   return found.find((l) => l.kind === 'redis') ?? found[0];
 }
 

@@ -1,66 +1,146 @@
 import { assertHexKey } from '../../digest.js';
 import { WriteError } from '../../errors.js';
 import type {
-  CommitResult,
+  Child,
   Location,
+  LocationLike,
   OpOptions,
   ReadOpOptions,
   Stage,
   StageOptions,
   Value,
-} from '../../location.js';
-import { distinctKeys, type LocationLike, quarantineIn, servedBy, toLocation } from '../like.js';
+} from '../contract.js';
+import { DiskLocation } from '../disk/index.js';
+import { type FaultOp, Faults, Skipped, throttledReport } from './faults.js';
+import { stageOnFirst } from './first-fit.js';
+import { deleteEverywhere, distinctKeys, type Place, quarantineIn, servedBy } from './members.js';
+
+/** A member that failed; the Fanout went on with the others where it could. */
+export interface FanoutFault {
+  /** The member's name: `<index> <kind>`, e.g. `0 redis`. */
+  member: string;
+  op: FaultOp;
+  key?: string;
+  error: Error;
+}
+
+export interface FanoutOptions {
+  /** Called for every fault; the default writes a line to stderr, at most one per member and operation every 10 s. */
+  onFault?: (fault: FanoutFault) => void;
+}
+
+/** Counters, per member name, since the Fanout was built. */
+export interface FanoutStats {
+  faults: Record<string, number>;
+}
 
 /**
  * Several locations as one, e.g. disks used one after the other: reads find the key in whichever
  * member has it; a write goes to the first member that accepts it, and when a member refuses
  * (full, over a limit), even midway, the bytes it took are handed to the next one. A key stored by
  * any member is not written again elsewhere.
+ *
+ * A member that is down or fails is reported (`onFault`, `stats`) and passed over where an answer
+ * does not depend on it: a write goes to the next member; a key found in another member is served.
+ * But a key found nowhere while a member failed is that member's error, not a miss: the member may
+ * well hold it (every member is storage here, unlike the caches of a Levels).
  */
 export class Fanout implements Location {
   readonly kind = 'fanout';
   readonly target: string;
   readonly members: readonly Location[];
+  readonly #children: readonly Child[];
+  readonly #places: readonly Place[];
+  readonly #faults: Faults;
 
-  /** Members are locations, folder paths (disk lakes) or arrays (nested fanouts), as in the original. */
-  constructor(...members: LocationLike[]) {
+  /**
+   * Members are locations, folder paths (disk lakes) or arrays (nested fanouts), as in the original.
+   * An options object may come last.
+   */
+  constructor(...members: Array<LocationLike | FanoutOptions>) {
+    let options: FanoutOptions = {};
+    const last = members.at(-1);
+    if (last !== undefined && isOptions(last)) {
+      options = last;
+      members = members.slice(0, -1);
+    }
     if (members.length === 0) throw new WriteError('a Fanout needs at least one location');
-    this.members = members.map((m) => toLocation(m));
+    this.members = (members as LocationLike[]).map(memberOf);
     this.target = `[${this.members.map((m) => `${m.kind} ${m.target}`).join(', ')}]`;
+    this.#children = this.members.map((location, index) => ({ location, use: { as: 'member', index } }));
+    this.#places = this.members.map((location, index) => ({ location, index }));
+    const onFault = options.onFault;
+    this.#faults = new Faults(
+      this.members.map((m, i) => `${i} ${m.kind}`),
+      [],
+      onFault ? (member, op, key, error) => onFault({ member, op, key, error }) : throttledReport('member'),
+    );
   }
 
-  async read(key: string, options?: ReadOpOptions): Promise<Value | null> {
+  children(): readonly Child[] {
+    return this.#children;
+  }
+
+  get stats(): FanoutStats {
+    return { faults: { ...this.#faults.counts } };
+  }
+
+  async read(key: string, options: ReadOpOptions = {}): Promise<Value | null> {
     assertHexKey(key);
-    for (const m of this.members) {
-      const value = await m.read(key, options);
+    let failure: Skipped | undefined;
+    for (const [i, m] of this.members.entries()) {
+      const value = await this.#faults.run(i, 'read', key, options.signal, (signal) =>
+        m.read(key, { ...options, signal }),
+      );
+      if (value instanceof Skipped) failure ??= value;
       // Wrapped, so that a corrupt copy is taken out of the member that served it, not all of them.
-      if (value) return servedBy(value, m, key);
+      else if (value) return servedBy(value, m, key);
     }
+    if (failure) throw failure.error;
     return null;
   }
 
-  async contains(key: string, options?: OpOptions): Promise<boolean> {
+  async contains(key: string, options: OpOptions = {}): Promise<boolean> {
     assertHexKey(key);
-    for (const m of this.members) if (await m.contains(key, options)) return true;
+    let failure: Skipped | undefined;
+    for (const [i, m] of this.members.entries()) {
+      const found = await this.#faults.run(i, 'contains', key, options.signal, (signal) =>
+        m.contains(key, { signal }),
+      );
+      if (found instanceof Skipped) failure ??= found;
+      else if (found) return true;
+    }
+    if (failure) throw failure.error;
     return false;
   }
 
-  /** Deletes the key from every member (a key can sit in two after a member was added). */
+  /**
+   * Deletes the key from every member (a key can sit in two after a member was added, or after a
+   * write passed over a member that was down). If some fail, PartialDeleteError says what was
+   * deleted where and what failed.
+   */
   async delete(key: string, options?: OpOptions): Promise<boolean> {
     assertHexKey(key);
-    let any = false;
-    for (const m of this.members) any = (await m.delete(key, options)) || any;
-    return any;
+    return deleteEverywhere(this.members, key, options);
   }
 
-  async touch(key: string, options?: OpOptions): Promise<boolean> {
+  /** Tells every member that holds the key; a failure matters only when no member had it. */
+  async touch(key: string, options: OpOptions = {}): Promise<boolean> {
     assertHexKey(key);
     let any = false;
-    for (const m of this.members) any = (await m.touch(key, options)) || any;
+    let failure: Skipped | undefined;
+    for (const [i, m] of this.members.entries()) {
+      const found = await this.#faults.run(i, 'touch', key, options.signal, (signal) =>
+        m.touch(key, { signal }),
+      );
+      if (found instanceof Skipped) failure ??= found;
+      else any = found || any;
+    }
+    if (!any && failure) throw failure.error;
     return any;
   }
 
-  /** Every key once, even when two members hold it. */
+  /** Every key once, even when two members hold it. A member that cannot list fails the listing. */
   keys(options?: OpOptions): AsyncIterable<string> {
     return distinctKeys(this.members, options);
   }
@@ -73,7 +153,7 @@ export class Fanout implements Location {
   }
 
   stage(options: StageOptions = {}): Promise<Stage | null> {
-    return stageOnFirst(this.members, options);
+    return stageOnFirst(this.#places, options, this.#faults);
   }
 
   async close(): Promise<void> {
@@ -82,104 +162,20 @@ export class Fanout implements Location {
 }
 
 /**
- * A stage on the first of `members` that accepts the value; when one refuses, even midway, the bytes
- * it took move on to the next. Null when every member refuses up front. A key any member already
- * holds is not written again: asked here when the key is known in advance, else at commit.
+ * A member as given: a folder path is a disk lake, an array a nested Fanout. (What `toLocation` does;
+ * it lives in like.ts, which needs this class for arrays, so importing it here would be a cycle.)
  */
-export async function stageOnFirst(
-  members: readonly Location[],
-  options: StageOptions,
-): Promise<Stage | null> {
-  if (options.key !== undefined) {
-    assertHexKey(options.key);
-    if (await anyHolds(members, options.key, options)) return existedStage();
-  }
-  const stage = new FanoutStage(members, options);
-  return (await stage.open(0, [])) ? stage : null;
+function memberOf(like: LocationLike): Location {
+  if (typeof like === 'string') return new DiskLocation(like);
+  if (Array.isArray(like)) return new Fanout(...(like as readonly LocationLike[]));
+  return like as Location;
 }
 
-async function anyHolds(members: readonly Location[], key: string, options: OpOptions): Promise<boolean> {
-  const answers = await Promise.all(members.map((m) => m.contains(key, { signal: options.signal })));
-  return answers.includes(true);
-}
-
-/** A stage that already knows the answer: the key is stored; pushed bytes are dropped. */
-function existedStage(): Stage {
-  return {
-    push: async () => true,
-    commit: async () => ({ status: 'existed' }),
-    // Nothing was kept, so nothing to hand back.
-    reclaim: async function* () {},
-    abort: async () => undefined,
-  };
-}
-
-class FanoutStage implements Stage {
-  #index = -1;
-  #current: Stage | null = null;
-  /** After every member refused: the bytes, handed back by the last one. */
-  #leftover: AsyncIterable<Uint8Array> | Iterable<Uint8Array> | undefined;
-
-  constructor(
-    private readonly members: readonly Location[],
-    private readonly options: StageOptions,
-  ) {}
-
-  /** Moves to the first member from `from` that takes `replay`; false when none does. */
-  async open(from: number, replay: AsyncIterable<Uint8Array> | Uint8Array[]): Promise<boolean> {
-    let bytes = replay;
-    for (let i = from; i < this.members.length; i++) {
-      const member = this.members[i] as Location;
-      const stage = await member.stage(this.options);
-      if (!stage) continue;
-      let accepted = true;
-      for await (const chunk of bytes) {
-        if (!(await stage.push(chunk))) {
-          accepted = false;
-          break;
-        }
-      }
-      if (accepted) {
-        this.#index = i;
-        this.#current = stage;
-        return true;
-      }
-      bytes = stage.reclaim();
-    }
-    this.#current = null;
-    this.#leftover = bytes;
-    return false;
-  }
-
-  async push(chunk: Uint8Array): Promise<boolean> {
-    if (!this.#current) return false;
-    if (await this.#current.push(chunk)) return true;
-    return this.open(this.#index + 1, this.#current.reclaim());
-  }
-
-  async commit(key: string): Promise<CommitResult> {
-    for (;;) {
-      if (!this.#current) return { status: 'refused', reason: 'every location refused' };
-      // Stored by another member already (asked at stage time when the key was known): not needed.
-      const others = this.members.filter((_, i) => i !== this.#index);
-      if (this.options.key === undefined && (await anyHolds(others, key, this.options))) {
-        await this.#current.abort();
-        return { status: 'existed' };
-      }
-      const result = await this.#current.commit(key);
-      if (result.status !== 'refused') return result;
-      if (!(await this.open(this.#index + 1, this.#current.reclaim()))) {
-        return { status: 'refused', reason: 'every location refused' };
-      }
-    }
-  }
-
-  async *reclaim(): AsyncIterable<Uint8Array> {
-    if (this.#leftover) yield* this.#leftover;
-  }
-
-  async abort(): Promise<void> {
-    await this.#current?.abort();
-    this.#current = null;
-  }
+function isOptions(x: unknown): x is FanoutOptions {
+  return (
+    typeof x === 'object' &&
+    x !== null &&
+    !Array.isArray(x) &&
+    typeof (x as Partial<Location>).read !== 'function'
+  );
 }

@@ -1,17 +1,21 @@
-import { assertHexKey, type Digest, digest } from '../../digest.js';
-import {
-  AbortError,
-  CollisionError,
-  InvalidKeyError,
-  KeyMismatchError,
-  raceAbort,
-  StorageCorruption,
-  throwIfAborted,
-  WriteError,
-} from '../../errors.js';
-import type { Location, OpOptions, ReadOpOptions, Stage, StageOptions, Value } from '../../location.js';
-import { distinctKeys, type LocationLike, quarantineIn, servedBy, toLocation } from '../like.js';
-import { stageOnFirst } from './fanout.js';
+import { assertHexKey, type Digest } from '../../digest.js';
+import { StorageCorruption, WriteError } from '../../errors.js';
+import type {
+  Child,
+  Location,
+  LocationLike,
+  OpOptions,
+  ReadOpOptions,
+  Stage,
+  StageOptions,
+  Value,
+} from '../contract.js';
+import { toLocation } from '../like.js';
+import { recordedDigest } from '../tree.js';
+import { copyInto } from './copy.js';
+import { type FaultOp, Faults, Skipped, throttledReport } from './faults.js';
+import { stageOnFirst } from './first-fit.js';
+import { deleteEverywhere, distinctKeys, type Place, quarantineIn, servedBy } from './members.js';
 
 export interface LevelOptions {
   /** Writes may go here (default true). Only the first write level that accepts a value gets it. */
@@ -23,8 +27,9 @@ export interface LevelOptions {
   /** For messages, `tarn describe` and the fault counters (default `<index> <kind>`). */
   name?: string;
   /**
-   * Give up on this level's lookups after this long and go on to the next level (default: the
-   * location's own timeouts). Useful for a network cache that must never make reads slower.
+   * Give up on this level's lookups (reads, and the key check of a write) after this long and go on
+   * to the next level (default: the location's own timeouts). Useful for a network cache that must
+   * never make reads or writes slower.
    */
   timeoutMs?: number;
 }
@@ -51,7 +56,7 @@ export class Level {
 /** Something went wrong in one level and the hierarchy carried on without it. */
 export interface LevelFault {
   level: string;
-  op: 'read' | 'contains' | 'touch' | 'keys' | 'replicate' | 'corrupt';
+  op: FaultOp;
   key?: string;
   error: Error;
 }
@@ -75,30 +80,38 @@ export interface LevelsStats {
   misses: number;
 }
 
-const SKIPPED = Symbol('skipped');
+/** Marks a read that found another reader copying the key, and looks again once that copy is done. */
+const AGAIN = Symbol('again');
+/** How often one read waits for other readers' copies before it copies the key itself. */
+const MAX_WAITS = 3;
 
 /**
  * A cache hierarchy with copy-on-read: reads walk the levels from the top; a hit in a lower level
  * is copied, in the same pass and verified against its key, into every replicate level above it,
- * and then served from the top-most copy. Writes go to the first write level that accepts.
+ * and then served from the top-most copy. Writes go to the first write level that accepts and is
+ * reachable.
  *
  * Several replicate levels all get the copy (an inclusive hierarchy): a size-limited top level
  * that refuses a large value does not stop the level below it from caching it, and a copy evicted
  * from the top is still found one level down. A delete removes the key from every level, caches
  * included, so that a deleted value cannot come back from a cache.
  *
- * A level that fails or times out on a lookup is skipped and reported (`onFault`, `stats`); a
- * corrupt copy in a level is removed from that level only, and the key is served from below.
+ * A level that fails or times out is skipped, by reads and writes alike, and reported (`onFault`,
+ * `stats`); a corrupt copy in a level is removed from that level only, and the key is served from
+ * below.
  */
 export class Levels implements Location {
   readonly kind = 'levels';
   readonly target: string;
   readonly levels: readonly Level[];
   readonly #names: string[];
-  readonly #writable: Location[];
-  readonly #onFault: (fault: LevelFault) => void;
+  readonly #children: readonly Child[];
+  readonly #writable: Place[];
+  readonly #faults: Faults;
   readonly #copies: 'all' | 'first';
-  readonly #stats: LevelsStats = { hits: {}, copies: {}, faults: {}, misses: 0 };
+  /** The digest the lakes of this hierarchy record, if any does; checks copies when the caller passes none. */
+  readonly #digest: Digest | undefined;
+  readonly #stats: Omit<LevelsStats, 'faults'> = { hits: {}, copies: {}, misses: 0 };
   /** Copies in progress, per key: a second reader waits for the first copy instead of making another. */
   readonly #copying = new Map<string, Promise<void>>();
 
@@ -116,10 +129,37 @@ export class Levels implements Location {
     if (levels.length === 0) throw new WriteError('Levels needs at least one level');
     this.levels = levels.map((l) => (l instanceof Level ? l : new Level(l as LocationLike)));
     this.#names = this.levels.map((l, i) => l.name ?? `${i} ${l.location.kind}`);
-    this.#writable = this.levels.filter((l) => l.write).map((l) => l.location);
-    this.#onFault = options.onFault ?? throttledReport();
+    this.#writable = this.levels.flatMap((l, index) => (l.write ? [{ index, location: l.location }] : []));
+    const onFault = options.onFault;
+    const report = onFault
+      ? (level: string, op: FaultOp, key: string | undefined, error: Error) =>
+          onFault({ level, op, key, error })
+      : throttledReport('level');
+    this.#faults = new Faults(
+      this.#names,
+      this.levels.map((l) => l.timeoutMs),
+      report,
+    );
     this.#copies = options.copies ?? 'all';
     this.target = `[${this.levels.map((l) => `${l.location.kind} ${l.location.target}`).join(' > ')}]`;
+    this.#children = this.levels.map((l, index) => ({
+      location: l.location,
+      use: {
+        as: 'level',
+        index,
+        write: l.write,
+        replicate: l.replicate,
+        touch: l.touch,
+        ...(l.name === undefined ? {} : { name: l.name }),
+        ...(l.timeoutMs === undefined ? {} : { timeoutMs: l.timeoutMs }),
+      },
+    }));
+    // Once, here: reads must not walk the tree.
+    this.#digest = recordedDigest(this);
+  }
+
+  children(): readonly Child[] {
+    return this.#children;
   }
 
   get copies(): 'all' | 'first' {
@@ -127,28 +167,49 @@ export class Levels implements Location {
   }
 
   get stats(): LevelsStats {
-    return structuredClone(this.#stats);
+    return structuredClone({ ...this.#stats, faults: this.#faults.counts });
   }
 
   async read(key: string, options: ReadOpOptions = {}): Promise<Value | null> {
     assertHexKey(key);
-    const pending = this.#copying.get(key);
-    if (pending) await pending;
+    for (let attempt = 0; ; attempt++) {
+      const pending = this.#copying.get(key);
+      if (pending) await pending;
+      const found = await this.#readOnce(key, options, attempt < MAX_WAITS);
+      if (found !== AGAIN) return found;
+    }
+  }
+
+  /**
+   * One walk down the levels. AGAIN: another reader began copying the key up while this one looked
+   * (only when `wait`); the caller waits for that copy and looks again, rather than copy it twice.
+   */
+  async #readOnce(key: string, options: ReadOpOptions, wait: boolean): Promise<Value | null | typeof AGAIN> {
     // Levels that failed during this read get no copy either: a hung cache must not slow reads twice.
     const failed = new Set<Level>();
     let corruption: StorageCorruption | undefined;
     for (let i = 0; i < this.levels.length; i++) {
       const level = this.levels[i] as Level;
-      const value = await this.#guard(i, 'read', key, options.signal, (signal) =>
+      const value = await this.#faults.run(i, 'read', key, options.signal, (signal) =>
         level.location.read(key, { ...options, signal }),
       );
-      if (value === SKIPPED) failed.add(level);
-      if (value === SKIPPED || value === null) continue;
+      if (value instanceof Skipped) failed.add(level);
+      if (value instanceof Skipped || value === null) continue;
+      // A read that is no use (touch: false, e.g. housekeeping) copies nothing up and tells no one.
+      const use = options.touch !== false;
+      const above = use ? this.levels.slice(0, i).filter((l) => l.replicate && !failed.has(l)) : [];
+      // Checked and claimed (in #copyUp) with no await in between, so only one reader copies.
+      if (above.length > 0 && wait && this.#copying.has(key)) {
+        await value.close();
+        return AGAIN;
+      }
       count(this.#stats.hits, this.#names[i] as string);
-      await this.#touchBelow(i, key, options.signal);
-      const above = this.levels.slice(0, i).filter((l) => l.replicate && !failed.has(l));
-      if (above.length === 0) return servedBy(value, level.location, key);
+      if (above.length === 0) {
+        if (use) await this.#touchBelow(i, key, options.signal);
+        return servedBy(value, level.location, key);
+      }
       const served = await this.#copyUp(i, key, value, above, options);
+      await this.#touchBelow(i, key, options.signal);
       if (!(served instanceof StorageCorruption)) return served;
       // This level's bytes were corrupt (now out of service); a level further down may have good ones.
       corruption = served;
@@ -175,18 +236,33 @@ export class Levels implements Location {
     const done = new Promise<void>((resolve) => {
       release = resolve;
     });
+    // Synchronously after the caller's check of #copying: no other reader can claim the key between.
     this.#copying.set(key, done);
     try {
-      const copies = await this.#copy(from, key, value, targets, options);
+      const copies = await copyInto(
+        { index: from, location: source.location },
+        key,
+        value,
+        targets.map((level) => ({ index: this.levels.indexOf(level), location: level.location })),
+        {
+          // The caller's digest, else the lakes'. With neither, the copy is not checked: guessing
+          // one from the key's length once quarantined good sha3-256 blobs as corrupt sha256 ones.
+          digest: options.digest === null ? undefined : (options.digest ?? this.#digest),
+          firstOnly: this.#copies === 'first',
+          signal: options.signal,
+          faults: this.#faults,
+          stored: (place: Place) => count(this.#stats.copies, this.#names[place.index] as string),
+        },
+      );
       if (copies instanceof StorageCorruption) {
         await value.close();
         return copies;
       }
-      for (const level of copies) {
-        const copy = await level.location.read(key, options).catch(() => null);
+      for (const { location } of copies) {
+        const copy = await location.read(key, options).catch(() => null);
         if (copy) {
           await value.close();
-          return servedBy(copy, level.location, key);
+          return servedBy(copy, location, key);
         }
       }
       // No level above took it (all refused or failed): serve the original; its stream can be reopened.
@@ -201,101 +277,11 @@ export class Levels implements Location {
     }
   }
 
-  /**
-   * Streams the value once into a stage on every target that accepts it, hashing as it goes, and
-   * commits where the bytes match the key. Returns the levels that now hold the key, top first,
-   * or the corruption when the source bytes do not match the key.
-   */
-  async #copy(
-    from: number,
-    key: string,
-    value: Value,
-    targets: Level[],
-    options: ReadOpOptions,
-  ): Promise<Level[] | StorageCorruption> {
-    const { signal } = options;
-    const algorithm = options.digest === null ? undefined : (options.digest ?? digestForKey(key));
-    const open: Array<{ level: Level; stage: Stage }> = [];
-    try {
-      for (const level of targets) {
-        const stage = await this.#guard(this.levels.indexOf(level), 'replicate', key, signal, (s) =>
-          level.location.stage({ size: value.size, key, digest: algorithm, signal: s }),
-        );
-        if (stage !== SKIPPED && stage !== null) {
-          open.push({ level, stage });
-          if (this.#copies === 'first') break;
-        }
-      }
-    } catch (e) {
-      // The caller aborted, or a key error: the stages opened so far hold temp files.
-      await Promise.all(open.map((t) => t.stage.abort().catch(() => undefined)));
-      throw e;
-    }
-    if (open.length === 0) return [];
-    const h = algorithm?.create();
-    let live = open;
-    try {
-      for await (const chunk of chunksOf(value, signal)) {
-        throwIfAborted(signal);
-        h?.update(chunk as Buffer);
-        const accepted = await Promise.all(live.map((t) => this.#push(t, key, chunk as Buffer)));
-        live = live.filter((_, j) => accepted[j]);
-        // Nobody takes a copy any more: stop reading; the reader checks what it is served, if it wants.
-        if (live.length === 0) return [];
-      }
-    } catch (e) {
-      await Promise.all(live.map((t) => t.stage.abort()));
-      if (signal?.aborted) throw new AbortError(signal.reason);
-      // The source level failed mid-read: report it, and serve whatever copies exist (none).
-      this.#fault(from, 'read', key, e as Error);
-      return [];
-    }
-    if (h) {
-      const actual = h.digest('hex');
-      if (actual !== key) {
-        await Promise.all(live.map((t) => t.stage.abort()));
-        const source = this.levels[from] as Level;
-        const to = await servedBy(value, source.location, key).quarantine?.();
-        const where = `${source.location.kind} ${source.location.target}`;
-        const corruption = new StorageCorruption(key, actual, where, to);
-        this.#fault(from, 'corrupt', key, corruption);
-        return corruption;
-      }
-    }
-    const held: Level[] = [];
-    for (const t of live) {
-      try {
-        const result = await t.stage.commit(key);
-        if (result.status === 'refused') await t.stage.abort();
-        else {
-          held.push(t.level);
-          if (result.status === 'stored') count(this.#stats.copies, this.#name(t.level));
-        }
-      } catch (e) {
-        await t.stage.abort().catch(() => undefined);
-        if (e instanceof CollisionError) throw e;
-        this.#fault(this.levels.indexOf(t.level), 'replicate', key, e as Error);
-      }
-    }
-    return held;
-  }
-
-  async #push(t: { level: Level; stage: Stage }, key: string, chunk: Buffer): Promise<boolean> {
-    try {
-      if (await t.stage.push(chunk)) return true;
-    } catch (e) {
-      this.#fault(this.levels.indexOf(t.level), 'replicate', key, e as Error);
-    }
-    // Refused (too large for it) or failed: this level does without a copy.
-    await t.stage.abort().catch(() => undefined);
-    return false;
-  }
-
   async #touchBelow(hit: number, key: string, signal: AbortSignal | undefined): Promise<void> {
     for (let i = hit + 1; i < this.levels.length; i++) {
       const level = this.levels[i] as Level;
       if (level.touch)
-        await this.#guard(i, 'touch', key, signal, (s) => level.location.touch(key, { signal: s }));
+        await this.#faults.run(i, 'touch', key, signal, (s) => level.location.touch(key, { signal: s }));
     }
   }
 
@@ -303,7 +289,7 @@ export class Levels implements Location {
     assertHexKey(key);
     for (let i = 0; i < this.levels.length; i++) {
       const level = this.levels[i] as Level;
-      const found = await this.#guard(i, 'contains', key, options.signal, (signal) =>
+      const found = await this.#faults.run(i, 'contains', key, options.signal, (signal) =>
         level.location.contains(key, { signal }),
       );
       if (found === true) return true;
@@ -312,30 +298,29 @@ export class Levels implements Location {
   }
 
   /**
-   * A write goes to the first write level that accepts it (a refusal, even midway, moves the bytes
-   * on to the next write level). A key already held by a write level is not written again.
+   * A write goes to the first write level that accepts it and is reachable (a refusal, even midway,
+   * moves the bytes on to the next write level). A key already held by a write level is not written
+   * again. A write level that fails or hangs (its `timeoutMs`) on the key check, or fails to store,
+   * is reported as a fault and passed over, as for reads: a cache that is down never fails a write.
    */
   stage(options: StageOptions = {}): Promise<Stage | null> {
-    return this.#writable.length === 0 ? Promise.resolve(null) : stageOnFirst(this.#writable, options);
+    return this.#writable.length === 0
+      ? Promise.resolve(null)
+      : stageOnFirst(this.#writable, options, this.#faults);
   }
 
   /**
-   * Removes the key from every level, caches included. Every level is tried; if one fails, the
-   * first error is thrown after the others were done, since a copy left behind would come back.
+   * Removes the key from every level, caches included. Every level is tried, since a copy left
+   * behind would come back; if some fail, PartialDeleteError says what was deleted where and what
+   * failed.
    */
   async delete(key: string, options?: OpOptions): Promise<boolean> {
     assertHexKey(key);
-    let any = false;
-    let failure: unknown;
-    for (const level of this.levels) {
-      try {
-        any = (await level.location.delete(key, options)) || any;
-      } catch (e) {
-        failure ??= e;
-      }
-    }
-    if (failure !== undefined) throw failure;
-    return any;
+    return deleteEverywhere(
+      this.levels.map((l) => l.location),
+      key,
+      options,
+    );
   }
 
   async touch(key: string, options: OpOptions = {}): Promise<boolean> {
@@ -343,7 +328,7 @@ export class Levels implements Location {
     let any = false;
     for (let i = 0; i < this.levels.length; i++) {
       const level = this.levels[i] as Level;
-      const found = await this.#guard(i, 'touch', key, options.signal, (signal) =>
+      const found = await this.#faults.run(i, 'touch', key, options.signal, (signal) =>
         level.location.touch(key, { signal }),
       );
       any = found === true || any;
@@ -354,7 +339,7 @@ export class Levels implements Location {
   /** Every key of every level, once; a level whose listing fails is reported and skipped. */
   keys(options: OpOptions = {}): AsyncIterable<string> {
     const locations = this.levels.map((l) => l.location);
-    return distinctKeys(locations, options, (i, e) => this.#fault(i, 'keys', undefined, e));
+    return distinctKeys(locations, options, (i, e) => this.#faults.report(i, 'keys', undefined, e));
   }
 
   /** Takes the key out of every level that has it (used when the caller cannot tell which copy was bad). */
@@ -369,57 +354,6 @@ export class Levels implements Location {
     // A location may sit in two places of a tree; closing twice is allowed by the contract.
     await Promise.all(this.levels.map((l) => l.location.close()));
   }
-
-  /**
-   * Runs one level's lookup; a failure or a timeout of that level is reported and gives SKIPPED.
-   * The caller's own abort, and errors about the key itself, still throw.
-   */
-  async #guard<T>(
-    index: number,
-    op: LevelFault['op'],
-    key: string | undefined,
-    signal: AbortSignal | undefined,
-    run: (signal: AbortSignal | undefined) => Promise<T>,
-  ): Promise<T | typeof SKIPPED> {
-    const ms = (this.levels[index] as Level).timeoutMs;
-    const timeout = ms === undefined ? undefined : AbortSignal.timeout(ms);
-    const combined = timeout && signal ? AbortSignal.any([signal, timeout]) : (timeout ?? signal);
-    const attempt = run(combined);
-    try {
-      return await raceAbort(attempt, timeout);
-    } catch (caught) {
-      if (signal?.aborted) throw new AbortError(signal.reason);
-      let e = caught;
-      if (timeout?.aborted) {
-        // A value that arrives after all is closed, not leaked.
-        attempt.then(
-          (late) => (late as Partial<Value> | null)?.close?.(),
-          () => undefined,
-        );
-        e = new Error(`no answer within ${ms} ms`);
-      }
-      if (e instanceof InvalidKeyError || e instanceof KeyMismatchError || e instanceof CollisionError)
-        throw e;
-      this.#fault(index, op, key, e as Error);
-      return SKIPPED;
-    }
-  }
-
-  #fault(index: number, op: LevelFault['op'], key: string | undefined, error: Error): void {
-    const level = this.#names[index] ?? String(index);
-    count(this.#stats.faults, level);
-    this.#onFault({ level, op, key, error });
-  }
-
-  #name(level: Level): string {
-    return this.#names[this.levels.indexOf(level)] as string;
-  }
-}
-
-/** A small value in one piece when its location can do that (a file read beats a stream's round trips). */
-async function* chunksOf(value: Value, signal: AbortSignal | undefined): AsyncIterable<Uint8Array> {
-  if (value.bytes && value.size !== undefined && value.size <= 1 << 20) yield await value.bytes({ signal });
-  else for await (const chunk of value.stream({ signal })) yield chunk as Buffer;
 }
 
 function isOptions(x: unknown): x is LevelsOptions {
@@ -434,31 +368,4 @@ function isOptions(x: unknown): x is LevelsOptions {
 
 function count(counters: Record<string, number>, name: string): void {
   counters[name] = (counters[name] ?? 0) + 1;
-}
-
-/**
- * The default report: a line on stderr per level and operation, at most every 10 s, saying how many
- * were held back, so a cache that is down does not flood the log with a line per read.
- */
-function throttledReport(): (fault: LevelFault) => void {
-  const last = new Map<string, { at: number; held: number }>();
-  return (fault) => {
-    const topic = `${fault.level}\0${fault.op}`;
-    const seen = last.get(topic);
-    const now = Date.now();
-    if (seen && now - seen.at < 10_000) {
-      seen.held++;
-      return;
-    }
-    const what = fault.key === undefined ? fault.op : `${fault.op} ${fault.key.slice(0, 12)}…`;
-    const outcome = fault.op === 'corrupt' ? 'not served' : 'failed, skipped';
-    const more = seen?.held ? ` (and ${seen.held} more since the last report)` : '';
-    console.warn(`tarn: level ${fault.level}: ${what} ${outcome}: ${fault.error.message}${more}`);
-    last.set(topic, { at: now, held: 0 });
-  };
-}
-
-/** The digest a bare key implies, when the caller did not say: a 64-digit key is sha256. */
-function digestForKey(key: string): Digest | undefined {
-  return key.length === 64 ? digest('sha256') : undefined;
 }

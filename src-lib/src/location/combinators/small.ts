@@ -1,8 +1,20 @@
 import { assertHexKey } from '../../digest.js';
 import { ConfigError } from '../../errors.js';
-import type { Location, OpOptions, ReadOpOptions, Stage, StageOptions, Value } from '../../location.js';
-import { type LocationLike, quarantineIn, toLocation } from '../like.js';
+import type {
+  Child,
+  CommitResult,
+  Flags,
+  Location,
+  LocationLike,
+  OpOptions,
+  ReadOpOptions,
+  Stage,
+  StageOptions,
+  Value,
+} from '../contract.js';
+import { toLocation } from '../like.js';
 import { SpoolStage } from '../spool.js';
+import { quarantineIn } from './members.js';
 
 export interface SmallOptions {
   /** Largest value accepted, in bytes; larger ones are refused after reading at most maxSize + one chunk. */
@@ -29,6 +41,14 @@ export class Small implements Location {
     this.target = `${this.inner.kind} ${this.inner.target} (≤ ${this.options.maxSize} bytes)`;
   }
 
+  children(): readonly Child[] {
+    return [{ location: this.inner, use: { as: 'inner' } }];
+  }
+
+  describe(): Flags {
+    return { maxSize: this.options.maxSize };
+  }
+
   async stage(options: StageOptions = {}): Promise<Stage | null> {
     if (options.key !== undefined) assertHexKey(options.key);
     if ((options.size ?? 0) > this.options.maxSize) return null;
@@ -41,7 +61,14 @@ export class Small implements Location {
           await stage.abort();
           return { status: 'refused', reason: `${this.inner.kind} ${this.inner.target} refused midway` };
         }
-        const result = await stage.commit(key);
+        let result: CommitResult;
+        try {
+          result = await stage.commit(key);
+        } catch (e) {
+          // A failed commit may keep its bytes for a reclaim that will not come from here.
+          await stage.abort().catch(() => undefined);
+          throw e;
+        }
         if (result.status === 'refused') await stage.abort();
         return result;
       },

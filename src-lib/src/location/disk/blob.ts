@@ -2,6 +2,7 @@ import { closeSync, constants, type Dirent, openSync, readlinkSync, realpathSync
 import { type FileHandle, lstat, open, opendir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { throwIfAborted } from '../../errors.js';
+import type { ForeignEntry, ForeignReason } from '../contract.js';
 import { isComponent, type Levels } from './layout.js';
 
 /**
@@ -11,17 +12,7 @@ import { isComponent, type Levels } from './layout.js';
  * comes, and opening a device can have effects). Anything else at a blob's or a folder's position is
  * foreign: not a value, reported by `verify`, moved aside by a write of its key.
  */
-export type ForeignReason = 'symlink' | 'fifo' | 'socket' | 'device' | 'file' | 'folder';
-
-export interface ForeignEntry {
-  /** The entry's absolute path. */
-  path: string;
-  /**
-   * What it is: a symbolic link, a FIFO, a socket, a device node; a regular `file` where a folder
-   * belongs; or a `folder` at a blob's position without a regular `data` file in it.
-   */
-  reason: ForeignReason;
-}
+export type { ForeignEntry, ForeignReason };
 
 /** What sits at a key's position. */
 export type Found =

@@ -3,10 +3,18 @@ import { lstat, lutimes, mkdir, rename, rm, statfs, unlink, writeFile } from 'no
 import { dirname, join, resolve, sep } from 'node:path';
 import { assertHexKey, type Digest, digest } from '../../digest.js';
 import { ConfigError, throwIfAborted, WriteError } from '../../errors.js';
-import type { Lease } from '../../lease.js';
-import type { Location, OpOptions, ReadOpOptions, Stage, StageOptions, Value } from '../../location.js';
 import { parseSize } from '../../util/size.js';
 import { FileValue } from '../../value.js';
+import type {
+  Flags,
+  Lease,
+  Location,
+  OpOptions,
+  ReadOpOptions,
+  Stage,
+  StageOptions,
+  Value,
+} from '../contract.js';
 import { BlobFinder, type ForeignEntry, type Found } from './blob.js';
 import { CONFIG_NAME, type LakeConfig, readLakeConfig, writeLakeConfig } from './config.js';
 import { isFull, isReadOnly } from './errno.js';
@@ -155,6 +163,16 @@ export class DiskLocation implements Location {
    */
   get digest(): Digest | undefined {
     return this.#digest;
+  }
+
+  /** For `describe`: the folder layout and the caps. */
+  describe(): Flags {
+    const c = this.config;
+    return {
+      levels: c.levels,
+      ...(c.maxSize === undefined ? {} : { maxSize: c.maxSize }),
+      ...(c.minFreeSpace ? { minFreeSpace: c.minFreeSpace } : {}),
+    };
   }
 
   /** The blob's path (whether or not it exists). Throws InvalidKeyError for a malformed key. */

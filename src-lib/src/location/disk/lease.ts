@@ -1,8 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import { mkdir, open, readFile, stat, unlink, utimes } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { Lease } from '../../lease.js';
 import { HOST_TAG, isAlive } from '../../util/process.js';
+import type { Lease } from '../contract.js';
 
 /**
  * A lease as a lock file `<dir>/<name>` created with O_EXCL, holding `host pid token`. Its mtime

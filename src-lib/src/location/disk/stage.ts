@@ -3,9 +3,9 @@ import { type FileHandle, link, lstat, open, rename, unlink } from 'node:fs/prom
 import { dirname, join, sep } from 'node:path';
 import type { Digest } from '../../digest.js';
 import { CollisionError, WriteError } from '../../errors.js';
-import type { CommitResult, Stage } from '../../location.js';
 import { CHUNK, readChunks, writeFully } from '../../util/chunks.js';
 import { ownedName } from '../../util/process.js';
+import type { CommitResult, Stage } from '../contract.js';
 import type { Found } from './blob.js';
 import { isFull } from './errno.js';
 import type { Ledger } from './ledger.js';

@@ -2,10 +2,9 @@ import { randomBytes } from 'node:crypto';
 import type { RedisOptions as ClientOptions, Redis as RedisClient } from 'ioredis';
 import { assertHexKey } from '../../digest.js';
 import { throwIfAborted } from '../../errors.js';
-import type { Lease } from '../../lease.js';
-import type { Location, OpOptions, Stage, StageOptions, Value } from '../../location.js';
 import { Lazy } from '../../util/lazy.js';
 import { redactUrl } from '../../util/url.js';
+import type { Lease, Location, OpOptions, Stage, StageOptions, Value } from '../contract.js';
 import { remoteError } from '../remote-error.js';
 import { memoryValue, SpoolStage } from '../spool.js';
 

@@ -2,11 +2,11 @@ import type { Readable } from 'node:stream';
 import type { S3Client, S3ClientConfig } from '@aws-sdk/client-s3';
 import { assertHexKey } from '../../digest.js';
 import { ConfigError, InvalidKeyError, throwIfAborted } from '../../errors.js';
-import type { CommitResult, Location, OpOptions, Stage, StageOptions, Value } from '../../location.js';
 import { CHUNK } from '../../util/chunks.js';
 import { Lazy } from '../../util/lazy.js';
 import { lazyStream } from '../../util/lazy-stream.js';
 import { hasUserInfo } from '../../util/url.js';
+import type { CommitResult, Location, OpOptions, Stage, StageOptions, Value } from '../contract.js';
 import { remoteError } from '../remote-error.js';
 import { type Spool, SpoolStage } from '../spool.js';
 

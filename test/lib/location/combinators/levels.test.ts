@@ -1,6 +1,7 @@
-import { chmodSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import {
+  ConfigError,
   DiskLocation,
   Fanout,
   HashKeyStorage,
@@ -8,8 +9,11 @@ import {
   type LevelFault,
   Levels,
   type OpOptions,
+  PartialDeleteError,
   RedisLocation,
   Small,
+  type Stage,
+  type StageOptions,
   StorageCorruption,
 } from '@tarnjs/tarn';
 import { Redis as Client } from 'ioredis';
@@ -17,8 +21,9 @@ import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { available } from '../../../bed/index.js';
 import { type Redis, startRedis } from '../../../bed/services.js';
 import { pseudoRandom, sha256 } from '../../../helpers/data.js';
-import { blobs, chunks } from '../../../helpers/lake.js';
+import { blobs, chunks, lakeFiles } from '../../../helpers/lake.js';
 import { lakeObjects } from '../../../helpers/objects.js';
+import { tarn } from '../../../helpers/spawn.js';
 import { freshPath, tempDir } from '../../../helpers/tmp.js';
 import { conformance } from '../conformance.js';
 
@@ -37,6 +42,23 @@ class Touches extends DiskLocation {
   override async touch(key: string, options?: OpOptions): Promise<boolean> {
     this.touched.push(key);
     return super.touch(key, options);
+  }
+}
+
+/** A real lake whose commits fail, as on a disk that turned read-only under the writer. */
+class FailingCommits extends DiskLocation {
+  override async stage(options?: StageOptions): Promise<Stage | null> {
+    const stage = await super.stage(options);
+    if (!stage) return stage;
+    return {
+      push: (chunk) => stage.push(chunk),
+      commit: async () => {
+        await stage.abort();
+        throw new Error('EROFS: read-only file system');
+      },
+      reclaim: () => stage.reclaim(),
+      abort: () => stage.abort(),
+    };
   }
 }
 
@@ -137,6 +159,70 @@ describe('Levels', () => {
     expect(await storage.readOrNull(key)).toBeNull();
   });
 
+  it('a write level that fails to store is passed over when its stage hands the bytes back', async () => {
+    const [broken, good] = [freshPath(base), freshPath(base)];
+    const faults: LevelFault[] = [];
+    // Small keeps the bytes in memory, so after the failed commit they go on to the next level.
+    const levels = new Levels(new Small(new FailingCommits(broken), 1 << 20), good, {
+      onFault: (f) => faults.push(f),
+    });
+    const storage = new HashKeyStorage(levels);
+    const keys = [
+      await storage.write(Buffer.from('bytes, over a broken level')),
+      await storage.write(chunks(Buffer.from('a stream, over a broken level'), 4)),
+    ];
+    expect([blobs(broken), blobs(good)]).toEqual([[], keys.sort()]);
+    expect(faults.map((f) => [f.level, f.op, f.error.message])).toEqual([
+      ['0 small', 'write', 'EROFS: read-only file system'],
+      ['0 small', 'write', 'EROFS: read-only file system'],
+    ]);
+    // A disk's own stage cannot hand its bytes back after a failed commit: the write fails, whole.
+    const direct = new HashKeyStorage(
+      new Levels(new FailingCommits(freshPath(base)), freshPath(base), { onFault: () => undefined }),
+    );
+    await expect(direct.write(Buffer.from('nowhere to go'))).rejects.toThrow('EROFS');
+  });
+
+  it('a delete that fails on one level says what it deleted where, and what failed', async () => {
+    const disk = freshPath(base);
+    const key = await new HashKeyStorage(disk).write(Buffer.from('to be deleted while redis is down'));
+    // Nothing listens on port 1: the Redis level fails at once.
+    const down = new RedisLocation({ url: 'redis://127.0.0.1:1', connectTimeoutMs: 200 });
+    const top = new Small(down, 1024);
+    const storage = new HashKeyStorage(new Levels(top, disk, { onFault: () => undefined }));
+    try {
+      const err = (await storage.delete(key).catch((e: unknown) => e)) as PartialDeleteError;
+      expect(err).toBeInstanceOf(PartialDeleteError);
+      expect(err.code).toBe('TARN_PARTIAL_DELETE');
+      expect(err.deleted).toEqual([`disk ${disk}`]);
+      expect(err.failed).toEqual([
+        { where: `small ${top.target}`, message: expect.stringContaining('redis') },
+      ]);
+      expect(err.message).toContain(`deleted from disk ${disk}`);
+      expect(err.message).toContain(`failed on small ${top.target}`);
+      expect(blobs(disk)).toEqual([]);
+    } finally {
+      await storage.close();
+    }
+  });
+
+  it('tarn rm through Levels says what it deleted where, and what failed', async () => {
+    const dir = freshPath(base, 'rm');
+    const lake = join(dir, 'lake');
+    const key = await new HashKeyStorage(lake).write(Buffer.from('rm me'));
+    const cfg = join(dir, 'tarn.yaml');
+    writeFileSync(
+      cfg,
+      `location:\n  kind: levels\n  levels:\n    - { kind: redis, url: 'redis://127.0.0.1:1', connectTimeoutMs: 200 }\n    - lake\n`,
+    );
+    const r = await tarn(['--storage', cfg, 'rm', key]);
+    expect(r.stderr).toContain(`deleted from disk ${lake}`);
+    expect(r.stderr).toContain('failed on redis redis://127.0.0.1:1');
+    expect(r.stderr).not.toMatch(/^\s+at /m);
+    expect(r.code).not.toBe(0);
+    expect(blobs(lake)).toEqual([]);
+  });
+
   it('lists every key once, whichever levels hold it', async () => {
     const [top, bottom] = [freshPath(base), freshPath(base)];
     const storage = new HashKeyStorage(new Levels(top, bottom));
@@ -189,17 +275,70 @@ describe('Levels', () => {
     expect(blobs(top)).toEqual([]);
   });
 
+  it('a direct read takes the digest from the lakes: a sha3-256 tree keeps its good blob', async () => {
+    const [top, bottom] = [freshPath(base), freshPath(base)];
+    const lake = (root: string) => new DiskLocation(root, { algorithm: 'sha3-256' });
+    const data = Buffer.from('keyed by sha3-256');
+    const key = await new HashKeyStorage(lake(bottom)).write(data);
+    const faults: LevelFault[] = [];
+    const levels = new Levels(lake(top), lake(bottom), { onFault: (f) => faults.push(f) });
+    // No HashKeyStorage, so no digest passed: the lakes' config.yml say sha3-256.
+    const value = await levels.read(key);
+    const bytes = await value?.bytes?.();
+    await value?.close();
+    expect(bytes?.equals(data)).toBe(true);
+    expect(faults).toEqual([]);
+    expect([blobs(top), blobs(bottom)]).toEqual([[key], [key]]);
+    expect(existsSync(join(bottom, 'tools', 'quarantine'))).toBe(false);
+    // And copies are checked with it: a rotten lower copy is caught, not copied up.
+    const other = await new HashKeyStorage(lake(bottom)).write(Buffer.from('soon rotten'));
+    corrupt(bottom, other, 'rotten now');
+    await expect(levels.read(other)).rejects.toBeInstanceOf(StorageCorruption);
+    expect(blobs(top)).toEqual([key]);
+  });
+
+  it('with no digest known, a copy is made unchecked rather than a good blob quarantined', async () => {
+    const [top, bottom] = [freshPath(base), freshPath(base)];
+    const data = Buffer.from('keyed by sha3-256, in lakes that do not say so');
+    // Lakes that record no digest (the default), holding sha3-256 keys.
+    const key = await new HashKeyStorage(new DiskLocation(bottom), { algorithm: 'sha3-256' }).write(data);
+    const faults: LevelFault[] = [];
+    const levels = new Levels(top, bottom, { onFault: (f) => faults.push(f) });
+    const value = await levels.read(key);
+    await value?.close();
+    expect(faults).toEqual([]);
+    expect([blobs(top), blobs(bottom)]).toEqual([[key], [key]]);
+    expect(readFileSync(blobPath(bottom, key)).equals(data)).toBe(true);
+  });
+
+  it('refuses lakes that record different digests', () => {
+    const sha512 = new DiskLocation(freshPath(base), { algorithm: 'sha512' });
+    const sha384 = new DiskLocation(freshPath(base), { algorithm: 'sha384' });
+    expect(() => new Levels(sha512, [sha384])).toThrow(ConfigError);
+  });
+
   it('concurrent readers of one key get the same bytes, and the upper level gets one copy', async () => {
     const [top, bottom] = [freshPath(base), freshPath(base)];
     const data = pseudoRandom('popular', 8 << 20);
     const key = await new HashKeyStorage(bottom).write(data);
-    const storage = new HashKeyStorage(new Levels(top, bottom));
+    // The upper lake, counting the copies started into it.
+    const upper = new DiskLocation(top);
+    const stage = upper.stage.bind(upper);
+    let staged = 0;
+    upper.stage = (options) => {
+      staged++;
+      return stage(options);
+    };
+    const levels = new Levels(upper, bottom);
+    const storage = new HashKeyStorage(levels);
     const reads = await Promise.all(
       Array.from({ length: 6 }, () => storage.read(key, (v) => v.bytes(), { verify: true })),
     );
     for (const bytes of reads) expect(bytes.equals(data)).toBe(true);
-    expect(blobs(top)).toEqual([key]);
-    expect(readdirSync(join(top, '.tmp'))).toEqual([]);
+    // One copy made (the other readers waited for it), and one file in the whole upper lake.
+    expect(staged).toBe(1);
+    expect(levels.stats.copies).toEqual({ '0 disk': 1 });
+    expect(lakeFiles(top)).toEqual([join(key.slice(0, 2), key.slice(2))]);
   });
 
   it('an aborted copy-on-read leaves nothing in the upper level', async () => {
@@ -339,6 +478,67 @@ describe.runIf(available('redis'))('Levels with Redis', () => {
     // Back up: the level serves again.
     expect(await storage.read(key, (v) => v.text())).toBe('x'.repeat(50));
     await storage.close();
+  });
+
+  it('a write skips a stopped Redis level: bytes and streams, small and large, land on the disk', async () => {
+    const mine = await startRedis();
+    const disk = freshPath(base);
+    const faults: LevelFault[] = [];
+    const top = new Small(new RedisLocation({ url: mine.url, connectTimeoutMs: 500 }), 100 * 1024);
+    const levels = new Levels(top, disk, { onFault: (f) => faults.push(f) });
+    const storage = new HashKeyStorage(levels);
+    try {
+      const before = await storage.write(Buffer.from('written while redis is up'));
+      expect(await top.contains(before)).toBe(true);
+      await mine.stop();
+      const values = [
+        Buffer.from('small, while redis is down'),
+        pseudoRandom('larger than the small level takes', 300 * 1024),
+      ];
+      const keys: string[] = [];
+      for (const data of values) {
+        keys.push(await storage.write(data));
+        // A stream: its key is known only at its end, after the Redis level took its bytes.
+        keys.push(await storage.write(chunks(data, 64 * 1024)));
+      }
+      expect(keys).toEqual(values.flatMap((d) => [sha256(d), sha256(d)]));
+      expect(blobs(disk)).toEqual(values.map((d) => sha256(d)).sort());
+      for (const [i, data] of values.entries())
+        expect(
+          (await storage.read(keys[2 * i] as string, (v) => v.bytes(), { verify: true })).equals(data),
+        ).toBe(true);
+      expect(faults.length).toBeGreaterThan(0);
+      expect(faults.every((f) => f.level === '0 small')).toBe(true);
+      expect(faults.map((f) => f.op)).toContain('contains');
+      expect(levels.stats.faults).toEqual({ '0 small': faults.length });
+    } finally {
+      await storage.close();
+    }
+  });
+
+  it('a write skips a hung Redis level after its timeoutMs', { timeout: 30_000 }, async () => {
+    const disk = freshPath(base);
+    const faults: LevelFault[] = [];
+    // Redis's own command timeout is far longer than the test: only the level's timeout can end a wait.
+    const top = small('hangw:', { commandTimeoutMs: 120_000 });
+    const storage = new HashKeyStorage(
+      new Levels(new Level(top, { timeoutMs: 300 }), disk, { onFault: (f) => faults.push(f) }),
+    );
+    await storage.write(Buffer.from('connects while redis answers'));
+    redis.pause();
+    try {
+      const bytes = await storage.write(Buffer.from('bytes, while redis hangs'));
+      const stream = await storage.write(chunks(Buffer.from('a stream, while redis hangs'), 5));
+      expect(blobs(disk)).toEqual([bytes, stream].sort());
+      expect(faults.length).toBeGreaterThan(0);
+      for (const f of faults) {
+        expect(f.level).toBe('0 small');
+        expect(f.error.message).toBe('no answer within 300 ms');
+      }
+    } finally {
+      redis.resume();
+      await storage.close();
+    }
   });
 
   it('skips a stopped Redis level on read and serves from the disk below', async () => {

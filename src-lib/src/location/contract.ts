@@ -1,5 +1,5 @@
 import type { Readable } from 'node:stream';
-import type { Digest } from './digest.js';
+import type { Digest } from '../digest.js';
 
 /**
  * The contract every storage location implements: a disk folder, S3, Redis, an SSH host,
@@ -41,7 +41,88 @@ export interface Location {
   quarantine?(key: string, options?: OpOptions): Promise<string | undefined>;
   /** Release connections and handles. Safe to call twice. */
   close(): Promise<void>;
+
+  // Optional capabilities. A location declares what it has; the library never guesses from an
+  // object's shape. Each is read by the one walk of the tree (location/tree.ts), once, when a
+  // storage is built or verified or described, never per operation.
+
+  /**
+   * The locations this one is made of and how it uses each (a combinator). A location with
+   * children stores nothing of its own: its values are its children's. Absent or empty: a leaf.
+   * Fixed at construction.
+   */
+  children?(): readonly Child[];
+  /** The digest the location records for its keys (a lake's config.yml `hash:`), if it records one. */
+  readonly digest?: Digest;
+  /**
+   * Housekeeping of this location alone, not of its children: stale temp files removed, accounting
+   * rebuilt. Returns what it did, as plain JSON (for `verify`'s report).
+   */
+  sweep?(options?: OpOptions): Promise<Housekeeping>;
+  /** The lease named `name` (lowercase hex), or null when someone else holds it. */
+  lease?(name: string, ttlMs: number, options?: OpOptions): Promise<Lease | null>;
+  /**
+   * The location's own settings, as plain JSON, for `describe`: a disk's layout and caps, Small's
+   * limit. Not its target (always described) nor its children (described through `children()`).
+   */
+  describe?(): Flags;
+  /**
+   * Entries where values belong that are not values (a link, a FIFO, a device node…), for `verify`
+   * to report. They are never followed, read or counted as keys.
+   */
+  foreign?(options?: OpOptions): AsyncIterable<ForeignEntry>;
 }
+
+/** A location inside a combinator, and what the combinator does with it. */
+export interface Child {
+  readonly location: Location;
+  readonly use: ChildUse;
+}
+
+/** How a combinator uses a child: plain JSON, shown by `describe`. */
+export type ChildUse =
+  /** A level of a Levels hierarchy (index 0 is the top), with what the hierarchy may do with it. */
+  | {
+      readonly as: 'level';
+      readonly index: number;
+      readonly write: boolean;
+      readonly replicate: boolean;
+      readonly touch: boolean;
+      readonly name?: string;
+      readonly timeoutMs?: number;
+    }
+  /** A member of a Fanout, in the order reads and writes try them. */
+  | { readonly as: 'member'; readonly index: number }
+  /** The one location a wrapper (Small) hands everything to. */
+  | { readonly as: 'inner' };
+
+/** Plain JSON: what a location reports about itself travels as is (the sidecar's `/v1/describe`). */
+export type Json = string | number | boolean | null | readonly Json[] | { readonly [key: string]: Json };
+export type Flags = { readonly [name: string]: Json };
+/** What a location's housekeeping did, e.g. `{ tempFilesRemoved: 2 }`. */
+export type Housekeeping = { readonly [what: string]: unknown };
+
+/**
+ * A lock with an expiry, held by one process across a machine or a cluster, e.g. so that one
+ * process computes a memoised result while the others wait for it. A holder that dies loses the
+ * lease when it expires; a live holder keeps it by renewing.
+ */
+export interface Lease {
+  /** Extends the expiry; false when the lease was lost (expired and taken by another holder). */
+  renew(): Promise<boolean>;
+  /** Gives the lease up, if it is still ours. */
+  release(): Promise<void>;
+}
+
+/** A location that hands out leases (a disk lake: lock files; Redis: keys with an expiry). */
+export type Leasing = Required<Pick<Location, 'lease'>>;
+
+/**
+ * What the original tarn accepts wherever a location goes: a Location, a folder path (a disk lake,
+ * created when missing), or an array (a Fanout of its elements), nested freely. `toLocation`
+ * (like.ts) turns one into a Location.
+ */
+export type LocationLike = Location | string | readonly LocationLike[];
 
 export interface OpOptions {
   signal?: AbortSignal;
@@ -79,7 +160,12 @@ export interface Stage {
   push(chunk: Uint8Array): Promise<boolean>;
   /** Publish the bytes under `key`, atomically: readers see all of the value or none of it. */
   commit(key: string): Promise<CommitResult>;
-  /** After a refusal: the pushed bytes, once. Releases the stage's resources when consumed. */
+  /**
+   * After a refusal: the pushed bytes, once. Releases the stage's resources when consumed.
+   * A stage may also hand its bytes back after a commit that threw, or instead of a commit (a
+   * combinator found the location unreachable and moves the value on); one that cannot throws
+   * WriteError before yielding anything and is left as it was.
+   */
   reclaim(): AsyncIterable<Uint8Array>;
   /** Drop the staged bytes. Safe to call after commit or twice. */
   abort(): Promise<void>;
@@ -107,4 +193,18 @@ export interface Value {
    */
   quarantine?(): Promise<string | undefined>;
   close(): Promise<void>;
+}
+
+/** What can sit where a lake expects a blob or a folder without being one. */
+export type ForeignReason = 'symlink' | 'fifo' | 'socket' | 'device' | 'file' | 'folder';
+
+/** An entry of a lake that is no value (see `Location.foreign`). */
+export interface ForeignEntry {
+  /** The entry's absolute path (on the host that holds the lake). */
+  path: string;
+  /**
+   * What it is: a symbolic link, a FIFO, a socket, a device node; a regular `file` where a folder
+   * belongs; or a `folder` at a blob's position without a regular `data` file in it.
+   */
+  reason: ForeignReason;
 }
