@@ -175,13 +175,17 @@ export async function main(argv: string[], io: Io): Promise<number> {
             `corrupt: ${c.key} in ${c.where} (hashes to ${c.actual})${c.quarantinedTo ? ` -> ${c.quarantinedTo}` : ''}${c.notMoved ? `; left in place: ${c.notMoved}` : ''}\n`,
           );
         }
+        for (const f of report.foreign)
+          io.stderr.write(`foreign: ${f.path} (${f.reason}): not a value, never read; left in place\n`);
         for (const f of report.failed)
           io.stderr.write(`not verified: ${f.where}${f.key ? ` ${f.key}` : ''}: ${f.message}\n`);
+        const foreign = report.foreign.length > 0 ? `, ${report.foreign.length} foreign` : '';
         out(
-          `${report.checked} values, ${formatSize(report.bytes)} checked, ${report.corrupt.length} corrupt`,
+          `${report.checked} values, ${formatSize(report.bytes)} checked, ${report.corrupt.length} corrupt${foreign}`,
           report,
         );
-        if (report.corrupt.length > 0) return EXIT.corrupt;
+        // A link or a device where a value belongs is damage to the lake, as a corrupt blob is.
+        if (report.corrupt.length > 0 || report.foreign.length > 0) return EXIT.corrupt;
         return report.failed.length > 0 ? EXIT.error : EXIT.ok;
       }
       case 'describe': {

@@ -13,6 +13,7 @@ import { join } from 'node:path';
 import { DiskLocation, HashKeyStorage, NotFoundError } from '@tarnjs/tarn';
 import { describe, expect, it } from 'vitest';
 import { sha256 } from '../../../helpers/data.js';
+import { tarn } from '../../../helpers/spawn.js';
 import { freshPath, tempDir } from '../../../helpers/tmp.js';
 
 const base = tempDir();
@@ -35,6 +36,29 @@ async function listed(storage: HashKeyStorage): Promise<string[]> {
 }
 
 describe('a lake never follows a link out of itself', () => {
+  it('tarn verify lists a linked blob as foreign, leaves it in place and exits 4; cat does not serve it', async () => {
+    const root = freshPath(base);
+    const lake = new DiskLocation(root);
+    const kept = await new HashKeyStorage(lake).write(Buffer.from('a real value'));
+    const target = outsideFile('secret for the cli');
+    mkdirSync(join(root, target.key.slice(0, 2)), { recursive: true });
+    symlinkSync(target.path, lake.pathOf(target.key));
+    const r = await tarn(['--storage', root, 'verify']);
+    expect(r.code).toBe(4);
+    expect(r.stderr).toContain(
+      `foreign: ${lake.pathOf(target.key)} (symlink): not a value, never read; left in place`,
+    );
+    expect(r.stdout).toMatch(/^1 values, .* checked, 0 corrupt, 1 foreign$/m);
+    expect(lstatSync(lake.pathOf(target.key)).isSymbolicLink()).toBe(true);
+    const json = await tarn(['--storage', root, '--json', 'verify']);
+    expect(json.code).toBe(4);
+    expect(JSON.parse(json.stdout).foreign).toEqual([{ path: lake.pathOf(target.key), reason: 'symlink' }]);
+    const cat = await tarn(['--storage', root, 'cat', target.key]);
+    expect(cat.code).toBe(3);
+    expect(cat.stdout).toBe('');
+    expect((await tarn(['--storage', root, 'cat', kept])).stdout).toBe('a real value');
+  });
+
   it('a blob that is a symlink is not served, listed, passed by verify, touched through, and delete removes only the link', async () => {
     const root = freshPath(base);
     const lake = new DiskLocation(root);
