@@ -3,8 +3,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll } from 'vitest';
-
-const inCI = process.env.CI === 'true' || process.env.CI === '1';
+import { inCI } from '../bed/binaries.js';
 
 /**
  * A small tmpfs (`options` as for mount -o, e.g. `size=4m`) in a fresh folder, unmounted after the
@@ -17,7 +16,7 @@ export function tmpfs(options: string): string | undefined {
     execFileSync('mount', ['-t', 'tmpfs', '-o', options, 'tmpfs', dir], { stdio: 'pipe' });
   } catch (e) {
     rmSync(dir, { recursive: true, force: true });
-    if (inCI) throw new Error(`cannot mount a tmpfs for the full-disk tests: ${(e as Error).message}`);
+    if (inCI()) throw new Error(`cannot mount a tmpfs for the full-disk tests: ${(e as Error).message}`);
     console.warn(`skipping full-disk tests: cannot mount a tmpfs (${(e as Error).message.split('\n')[0]})`);
     return undefined;
   }
