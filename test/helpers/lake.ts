@@ -25,3 +25,16 @@ export function lakeFiles(root: string): string[] {
     .filter((f) => f !== 'config.yml')
     .sort();
 }
+
+/**
+ * The files of a lake that hold or will hold values (blobs and temp files; not config.yml and
+ * tools/, which are bookkeeping): what a write really left behind. A lake not made yet holds none.
+ */
+export function lakeObjects(root: string): string[] {
+  try {
+    return lakeFiles(root).filter((f) => f !== 'tools' && !f.startsWith('tools/'));
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return [];
+    throw e;
+  }
+}

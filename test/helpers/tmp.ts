@@ -1,4 +1,5 @@
-import { mkdtempSync, rmSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { closeSync, constants, mkdtempSync, openSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll } from 'vitest';
@@ -15,4 +16,22 @@ let n = 0;
 export function freshPath(base: string, name = 'lake'): string {
   n++;
   return join(base, `${name}-${n}`);
+}
+
+/**
+ * A FIFO in `base`, released after the file's tests: a reader stuck in a blocking open() of it (a
+ * bug these FIFOs catch) would pin a thread of the worker's pool, or outlive the test; a writer's
+ * open, once, releases it.
+ */
+export function fifoIn(base: string): string {
+  const path = freshPath(base, 'fifo');
+  execFileSync('mkfifo', [path]);
+  afterAll(() => {
+    try {
+      closeSync(openSync(path, constants.O_WRONLY | constants.O_NONBLOCK));
+    } catch {
+      // no reader left: nothing to release
+    }
+  });
+  return path;
 }

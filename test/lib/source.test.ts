@@ -1,4 +1,4 @@
-import { execFileSync, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import {
   appendFileSync,
   closeSync,
@@ -12,33 +12,16 @@ import {
 } from 'node:fs';
 import { join } from 'node:path';
 import { AbortError, HashKeyStorage, SourceError } from '@tarnjs/tarn';
-import { afterAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { pseudoRandom, sha256 } from '../helpers/data.js';
 import { blobs } from '../helpers/lake.js';
-import { freshPath, tempDir } from '../helpers/tmp.js';
+import { fifoIn, freshPath, tempDir } from '../helpers/tmp.js';
 import { until } from '../helpers/wait.js';
 
 const base = tempDir();
 const tmpEntries = (root: string) => readdirSync(join(root, '.tmp'));
 
-const fifos: string[] = [];
-function mkfifo(): string {
-  const path = freshPath(base, 'fifo');
-  execFileSync('mkfifo', [path]);
-  fifos.push(path);
-  return path;
-}
-// A reader still blocked in open() (the bug these tests catch) would pin a thread of this worker's
-// pool for good: give every FIFO a writer once, which releases such an open.
-afterAll(() => {
-  for (const fifo of fifos) {
-    try {
-      closeSync(openSync(fifo, constants.O_WRONLY | constants.O_NONBLOCK));
-    } catch {
-      // no reader: nothing to release
-    }
-  }
-});
+const mkfifo = () => fifoIn(base);
 
 /** True while some process has the FIFO open for reading (a non-blocking open for writing succeeds only then). */
 function hasReader(fifo: string): boolean {

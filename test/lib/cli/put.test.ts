@@ -1,10 +1,10 @@
-import { execFileSync, spawn } from 'node:child_process';
-import { closeSync, constants, openSync, readdirSync, writeFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { pseudoRandom, sha256 } from '../../helpers/data.js';
 import { collect, run, TARN_BIN, tarn } from '../../helpers/spawn.js';
-import { freshPath, tempDir } from '../../helpers/tmp.js';
+import { fifoIn, freshPath, tempDir } from '../../helpers/tmp.js';
 import { until } from '../../helpers/wait.js';
 
 const base = tempDir();
@@ -18,24 +18,7 @@ async function newLake(): Promise<string> {
   return lake;
 }
 
-const fifos: string[] = [];
-function mkfifo(): string {
-  const path = freshPath(base, 'fifo');
-  execFileSync('mkfifo', [path]);
-  fifos.push(path);
-  return path;
-}
-// A tarn stuck in a blocking open() of a FIFO (the bug tested here) would outlive the test: give each
-// FIFO a writer once, which releases it.
-afterAll(() => {
-  for (const fifo of fifos) {
-    try {
-      closeSync(openSync(fifo, constants.O_WRONLY | constants.O_NONBLOCK));
-    } catch {
-      // no reader left
-    }
-  }
-});
+const mkfifo = () => fifoIn(base);
 
 describe('tarn put of pipes and FIFOs', () => {
   it('`… | tarn put /dev/stdin` stores the piped bytes', async () => {

@@ -12,8 +12,7 @@ import {
 } from '@tarnjs/tarn';
 import { describe, expect, it } from 'vitest';
 import { pseudoRandom, sha256 } from '../../../helpers/data.js';
-import { blobs, chunks } from '../../../helpers/lake.js';
-import { lakeObjects } from '../../../helpers/objects.js';
+import { blobs, chunks, lakeObjects } from '../../../helpers/lake.js';
 import { freshPath, tempDir } from '../../../helpers/tmp.js';
 import { conformance } from '../conformance.js';
 

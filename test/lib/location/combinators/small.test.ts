@@ -3,8 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { available } from '../../../bed/index.js';
 import { type Redis, startRedis } from '../../../bed/services.js';
 import { pseudoRandom } from '../../../helpers/data.js';
-import { blobs, chunks } from '../../../helpers/lake.js';
-import { lakeObjects } from '../../../helpers/objects.js';
+import { blobs, chunks, lakeObjects } from '../../../helpers/lake.js';
 import { freshPath, tempDir } from '../../../helpers/tmp.js';
 import { conformance } from '../conformance.js';
 

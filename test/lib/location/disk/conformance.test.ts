@@ -1,5 +1,5 @@
 import { DiskLocation } from '@tarnjs/tarn';
-import { lakeObjects } from '../../../helpers/objects.js';
+import { lakeObjects } from '../../../helpers/lake.js';
 import { tempDir } from '../../../helpers/tmp.js';
 import { conformance } from '../conformance.js';
 

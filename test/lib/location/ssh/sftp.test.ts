@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { available } from '../../../bed/index.js';
 import { type Sshd, startSshd } from '../../../bed/services.js';
 import { sha256 } from '../../../helpers/data.js';
-import { lakeObjects } from '../../../helpers/objects.js';
+import { lakeObjects } from '../../../helpers/lake.js';
 import { py, pythonTarn } from '../../../helpers/python.js';
 import { conformance } from '../conformance.js';
 
