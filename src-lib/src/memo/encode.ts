@@ -327,12 +327,46 @@ function leaf(value: object, tag: (t: string, payload?: Buffer | string) => void
 
 /** A tag byte, the payload's length (uint32 BE), the payload. */
 function tagged(tag: string, payload?: Buffer | string): Buffer {
-  const body = payload === undefined ? EMPTY_BODY : Buffer.from(payload);
+  const body =
+    payload === undefined ? EMPTY_BODY : typeof payload === 'string' ? textBytes(payload) : payload;
   const out = Buffer.allocUnsafe(5 + body.length);
   out.write(tag, 0, 1, 'latin1');
   out.writeUInt32BE(body.length, 1);
   body.copy(out, 5);
   return out;
+}
+
+/**
+ * A string's bytes: UTF-8, except that a lone surrogate, which UTF-8 cannot hold (Buffer.from would
+ * turn it into U+FFFD, so that "\uD800", "\uDC00" and "\uFFFD" shared a key), is written as the three
+ * bytes UTF-8 would give its code unit (WTF-8: ED A0 80 for U+D800). No well-formed string gives
+ * those bytes, so the encoding stays one-to-one, and a well-formed string keeps the bytes it always
+ * had (existing caches keep their keys).
+ */
+function textBytes(s: string): Buffer {
+  if ((s as string & WellFormed).isWellFormed()) return Buffer.from(s);
+  const parts: Buffer[] = [];
+  let from = 0;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c < 0xd800 || c > 0xdfff) continue;
+    const next = s.charCodeAt(i + 1); // NaN past the end
+    if (c < 0xdc00 && next >= 0xdc00 && next <= 0xdfff) {
+      i++; // a pair: UTF-8 proper
+      continue;
+    }
+    parts.push(
+      Buffer.from(s.slice(from, i)),
+      Buffer.from([0xe0 | (c >> 12), 0x80 | ((c >> 6) & 0x3f), 0x80 | (c & 0x3f)]),
+    );
+    from = i + 1;
+  }
+  parts.push(Buffer.from(s.slice(from)));
+  return Buffer.concat(parts);
+}
+/** ES2024's String.prototype.isWellFormed (Node 20 has it; the configured lib is ES2023). */
+interface WellFormed {
+  isWellFormed(): boolean;
 }
 
 const EMPTY_BODY = Buffer.alloc(0);

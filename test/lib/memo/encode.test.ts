@@ -60,6 +60,29 @@ describe('canonical encoding of cache keys', () => {
     expect(same(2n ** 70n, 2n ** 70n)).toBe(true);
   });
 
+  it('keeps strings with lone surrogates apart, and well-formed strings as UTF-8', () => {
+    const strings = [
+      '\uD800',
+      '\uDC00',
+      '\uFFFD',
+      '\uDC00\uD800',
+      '\uD83D\uDE00',
+      '\uD83D\uD83D\uDE00',
+      'a\uDFFFb',
+    ];
+    const encodings = strings.map((s) => encodeCacheKey(s).toString('hex'));
+    expect(new Set(encodings).size).toBe(strings.length);
+    // As object keys too.
+    expect(same({ '\uD800': 1 }, { '\uDC00': 1 })).toBe(false);
+    // A well-formed string is its UTF-8 bytes, as it always was; a lone surrogate is the three bytes
+    // UTF-8 would give its code unit (WTF-8), which no well-formed string has.
+    const body = (s: string) => encodeCacheKey(s).subarray(5).toString('hex');
+    expect(body('\uD83D\uDE00é')).toBe(Buffer.from('\u{1F600}é', 'utf8').toString('hex'));
+    expect(body('a\uD800b')).toBe('61eda08062');
+    expect(body('\uD83D\uD83D\uDE00')).toBe(`eda0bd${Buffer.from('\u{1F600}').toString('hex')}`);
+    expect(body('\uDFFF\uD800')).toBe('edbfbfeda080');
+  });
+
   it('refuses functions, symbols, cycles and undeclared class instances, naming where they are', () => {
     class Point {
       constructor(readonly x: number) {}
