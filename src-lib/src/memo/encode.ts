@@ -36,7 +36,7 @@ export function encodeInto(hash: Hash, value: unknown, path = 'value'): void {
   run(value, path, (b) => hash.update(b));
 }
 
-/** The canonical encoding as bytes (Map keys and Set members are sorted by these). */
+/** The canonical encoding as bytes (Map entries and Set members are sorted by these). */
 export function encode(value: unknown, path = 'value'): Buffer {
   const parts: Buffer[] = [];
   run(value, path, (b) => parts.push(b));
@@ -79,6 +79,7 @@ const OPEN_SINK = 3; // collect what follows apart, for sorting (a Map key, a Se
 const SHUT_SINK = 4; // the collected encoding is complete: add it to `into`
 const SET_DONE = 5; // every member of a Set is encoded: emit them sorted
 const MAP_KEYS_DONE = 6; // every key of a Map is encoded: emit the entries sorted by key
+const TIES_DONE = 7; // the values of entries whose keys encode alike are encoded: emit them sorted
 
 type Job =
   | { op: typeof VALUE; value: unknown; at: At }
@@ -87,7 +88,8 @@ type Job =
   | { op: typeof OPEN_SINK }
   | { op: typeof SHUT_SINK; into: Piece[] }
   | { op: typeof SET_DONE; members: Piece[] }
-  | { op: typeof MAP_KEYS_DONE; keys: Piece[]; map: Map<unknown, unknown>; at: At };
+  | { op: typeof MAP_KEYS_DONE; keys: Piece[]; map: Map<unknown, unknown>; at: At }
+  | { op: typeof TIES_DONE; key: Piece; values: Piece[] };
 
 /**
  * An encoding collected apart, to be sorted: a Buffer, or for a long one its parts. Copying each
@@ -146,15 +148,46 @@ function run(root: unknown, rootPath: string, out: (b: Buffer) => void): void {
         continue;
       case MAP_KEYS_DONE: {
         const entries = [...job.map.entries()].map(([k, v], i) => ({ key: job.keys[i] as Piece, k, v }));
-        entries.sort((a, b) => compare(a.key, b.key));
+        // Distinct keys can encode alike (two equal objects): such entries are ordered by their
+        // values, or the same Map built in another order would give other bytes. A sort compares
+        // every two neighbours of its result, so equal keys cannot go unnoticed.
+        let tied = false;
+        entries.sort((a, b) => {
+          const c = compare(a.key, b.key);
+          if (c === 0) tied = true;
+          return c;
+        });
         tag('m', String(entries.length));
-        for (let i = entries.length - 1; i >= 0; i--) {
-          const e = entries[i] as (typeof entries)[number];
-          jobs.push({ op: VALUE, value: e.v, at: inside(job.at, { kind: 'get', key: e.k }) });
-          jobs.push({ op: BYTES, bytes: e.key });
+        for (let end = entries.length; end > 0; ) {
+          const last = entries[end - 1] as (typeof entries)[number];
+          let start = end - 1;
+          while (tied && start > 0 && compare((entries[start - 1] as typeof last).key, last.key) === 0)
+            start--;
+          if (start === end - 1) {
+            jobs.push({ op: VALUE, value: last.v, at: inside(job.at, { kind: 'get', key: last.k }) });
+            jobs.push({ op: BYTES, bytes: last.key });
+          } else {
+            // The values of the run are encoded apart first, then emitted sorted, each after the key.
+            const values: Piece[] = [];
+            jobs.push({ op: TIES_DONE, key: last.key, values });
+            for (let i = end - 1; i >= start; i--) {
+              const e = entries[i] as typeof last;
+              jobs.push({ op: SHUT_SINK, into: values });
+              jobs.push({ op: VALUE, value: e.v, at: inside(job.at, { kind: 'get', key: e.k }) });
+              jobs.push({ op: OPEN_SINK });
+            }
+          }
+          end = start;
         }
         continue;
       }
+      case TIES_DONE:
+        job.values.sort(compare);
+        for (const v of job.values) {
+          emit(job.key);
+          emit(v);
+        }
+        continue;
     }
     const { value, at } = job;
     switch (typeof value) {

@@ -22,6 +22,38 @@ describe('canonical encoding of cache keys', () => {
     expect(same(new Set([1, 'a', { z: 1 }]), new Set([{ z: 1 }, 'a', 1]))).toBe(true);
   });
 
+  it('orders Map entries whose keys encode alike by their values, and Set members that encode alike', () => {
+    const a = new Map<unknown, unknown>([
+      [{}, 0],
+      [{}, { b: [1] }],
+      ['k', 2],
+      [{}, 1],
+    ]);
+    const b = new Map<unknown, unknown>([
+      [{}, 1],
+      ['k', 2],
+      [{}, { b: [1] }],
+      [{}, 0],
+    ]);
+    expect(same(a, b)).toBe(true);
+    expect(same(a, new Map<unknown, unknown>([...a].map(([k, v]) => [k, v === 1 ? 3 : v])))).toBe(false);
+    expect(same(new Set([{ a: 1 }, { a: 1 }, 2]), new Set([2, { a: 1 }, { a: 1 }]))).toBe(true);
+    // Keys that encode apart keep the bytes they always had: values play no part in their order.
+    const distinct = new Map<unknown, unknown>([
+      [{ z: 1 }, 'a'],
+      ['k', 'b'],
+    ]);
+    expect(encodeCacheKey(distinct).toString('hex')).toBe(
+      [
+        '6d0000000132', // m, 2 entries, sorted by their keys' bytes ('o' before 's')
+        '6f0000000131' + '73000000017a' + '64000000083ff0000000000000', // {z: 1}
+        '730000000161', // → 'a'
+        '73000000016b', // 'k'
+        '730000000162', // → 'b'
+      ].join(''),
+    );
+  });
+
   it('keeps values of different types apart', () => {
     const values: unknown[] = [
       1,
