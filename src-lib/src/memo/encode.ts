@@ -25,12 +25,39 @@ const TYPED = [
   BigUint64Array,
 ];
 
+/** The prototypes of the built-ins encoded by kind: an instance of a subclass of one is refused. */
+const BUILT_IN: ReadonlySet<object> = new Set<object>([
+  Array.prototype,
+  Map.prototype,
+  Set.prototype,
+  Date.prototype,
+  RegExp.prototype,
+  ArrayBuffer.prototype,
+  DataView.prototype,
+  Buffer.prototype,
+  ...TYPED.map((T) => T.prototype),
+]);
+
+/** Why an instance of a class without `[cacheKey]` is refused, naming its class and the built-in it extends. */
+function undeclared(object: object, proto: object): string {
+  const ctor = (object as { constructor?: unknown }).constructor;
+  const name = typeof ctor === 'function' ? ctor.name : '';
+  let base = '';
+  for (let p = Object.getPrototypeOf(proto); p !== null && !base; p = Object.getPrototypeOf(p))
+    if (BUILT_IN.has(p))
+      base = ` (a subclass of ${(p as { constructor: { name: string } }).constructor.name})`;
+  return name
+    ? `a ${name} instance${base} has no declared encoding; give ${name} a [cacheKey]() method or pass a \`key\` option`
+    : `an instance of an anonymous class${base} has no declared encoding; give it a [cacheKey]() method or pass a \`key\` option`;
+}
+
 /**
  * Feeds a canonical, type-tagged encoding of `value` into `hash`: equal values give equal bytes
  * whatever their object key order or Map and Set insertion order, and values of different types
- * never give the same bytes. Functions, symbols and class instances without `[cacheKey]` are
- * refused with a CacheKeyError naming where they are, never silently dropped. Any depth of nesting
- * is encoded: the encoder keeps its own stack instead of recursing.
+ * never give the same bytes. Functions, symbols and class instances without `[cacheKey]` (subclasses
+ * of the built-ins encoded here included) are refused with a CacheKeyError naming where they are,
+ * never silently dropped. Any depth of nesting is encoded: the encoder keeps its own stack instead of
+ * recursing.
  */
 export function encodeInto(hash: Hash, value: unknown, path = 'value'): void {
   run(value, path, (b) => hash.update(b));
@@ -225,6 +252,16 @@ function run(root: unknown, rootPath: string, out: (b: Buffer) => void): void {
     }
     const object = value as object;
     if (open.has(object)) fail(at, 'a circular reference has no canonical encoding');
+    // Built-ins are encoded by kind, so an instance of a subclass (its class, its own fields) would be
+    // encoded as its base: only the built-ins themselves, plain objects and declared classes pass.
+    const proto = Object.getPrototypeOf(object);
+    if (
+      proto !== Object.prototype &&
+      proto !== null &&
+      !BUILT_IN.has(proto) &&
+      typeof (object as Partial<Encodable>)[cacheKey] !== 'function'
+    )
+      fail(at, undeclared(object, proto));
     // Leaves (Buffer, Date, …) hold no references, so they need no CLOSE.
     if (leaf(object, tag)) continue;
     if (at.depth >= MAX_DEPTH)
@@ -270,14 +307,7 @@ function run(root: unknown, rootPath: string, out: (b: Buffer) => void): void {
       }
       continue;
     }
-    const proto = Object.getPrototypeOf(object);
-    if (proto !== Object.prototype && proto !== null) {
-      const name = object.constructor?.name ?? 'an object';
-      fail(
-        at,
-        `a ${name} instance has no declared encoding; give ${name} a [cacheKey]() method or pass a \`key\` option`,
-      );
-    }
+    // A plain object (anything else was refused above).
     if (Object.getOwnPropertySymbols(object).length > 0)
       fail(at, 'symbol-keyed properties have no stable encoding');
     const keys = Object.keys(object).sort();

@@ -157,6 +157,50 @@ describe('canonical encoding of cache keys', () => {
     }
   });
 
+  it('refuses instances of subclasses of built-ins, naming the class and its base', () => {
+    class Tagged extends Map<unknown, unknown> {
+      tag = 'a';
+    }
+    class Stamp extends Date {}
+    class Bytes extends Buffer {}
+    class Failure extends Error {}
+    const cases: Array<[unknown, RegExp]> = [
+      [
+        { m: new Tagged() },
+        /^value\.m: a Tagged instance \(a subclass of Map\) has no declared encoding; give Tagged a \[cacheKey\]\(\)/,
+      ],
+      [[new Stamp(0)], /^value\[0\]: a Stamp instance \(a subclass of Date\)/],
+      [
+        new (class extends Set {})(),
+        /^value: an instance of an anonymous class \(a subclass of Set\) has no declared/,
+      ],
+      [new (class extends Array {})(), /a subclass of Array/],
+      [new (class extends RegExp {})('x'), /a subclass of RegExp/],
+      [new (class extends Float64Array {})(1), /a subclass of Float64Array/],
+      [Object.setPrototypeOf(Buffer.from('x'), Bytes.prototype), /a Bytes instance \(a subclass of Buffer\)/],
+      [new Failure('x'), /^value: a Failure instance has no declared encoding/],
+    ];
+    for (const [value, message] of cases) {
+      const error = (() => {
+        try {
+          encodeCacheKey(value);
+        } catch (e) {
+          return e;
+        }
+      })();
+      expect(error).toBeInstanceOf(CacheKeyError);
+      expect((error as Error).message).toMatch(message);
+    }
+    // Declared, a subclass is encoded as it says.
+    class Keyed extends Map<unknown, unknown> {
+      [cacheKey]() {
+        return [...this.keys()];
+      }
+    }
+    expect(same(new Keyed([[1, 2]]), new Keyed([[1, 3]]))).toBe(true);
+    expect(same(new Keyed([[1, 2]]), new Map([[1, 2]]))).toBe(false);
+  });
+
   it('uses a declared encoding for class instances', () => {
     class Point {
       constructor(
