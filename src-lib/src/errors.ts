@@ -1,4 +1,5 @@
 import { getSystemErrorMap } from 'node:util';
+import { describeValue } from './util/describe.js';
 
 /**
  * Every error the library throws on purpose is a TarnError with a stable `code`,
@@ -20,7 +21,8 @@ export class InvalidKeyError extends TarnError {
     readonly key: unknown,
     reason: string,
   ) {
-    super(`invalid key ${JSON.stringify(String(key).slice(0, 200))}: ${reason}`);
+    // Keys come from clients: describing one must not throw (`{"toString": 0}`) nor copy a huge one.
+    super(`invalid key ${describeValue(key)}: ${reason}`);
   }
 }
 

@@ -163,3 +163,29 @@ describe('IoError', () => {
     );
   });
 });
+
+describe('InvalidKeyError', () => {
+  it('describes any key without throwing, briefly: strings quoted, other values by kind', () => {
+    const revoked = Proxy.revocable({}, {});
+    revoked.revoke();
+    const cases: Array<[unknown, string]> = [
+      ['zz', '"zz"'],
+      ['a"\n', '"a\\"\\n"'],
+      ['x'.repeat(300), `"${'x'.repeat(200)}…"`],
+      [12, '12'],
+      [undefined, 'undefined'],
+      [null, 'null'],
+      [5n, '5n'],
+      [Symbol('s'), 'Symbol(s)'],
+      [() => 1, 'a function'],
+      [['a'], 'an array'],
+      [JSON.parse('{"toString": 0, "valueOf": 0}'), 'an object'],
+      [Object.create(null), 'an object'],
+      [revoked.proxy, 'an object'],
+    ];
+    for (const [value, described] of cases) {
+      expect(new InvalidKeyError(value, 'why').message).toBe(`invalid key ${described}: why`);
+    }
+    expect(new InvalidKeyError(10n ** 10_000n, 'why').message.length).toBeLessThan(250);
+  });
+});

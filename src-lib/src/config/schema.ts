@@ -1,5 +1,6 @@
 import { z } from 'zod';
-import { parseSize } from '../util/size.js';
+import { ConfigError } from '../errors.js';
+import { parseSize, SIZE_PATTERN } from '../util/size.js';
 import { hasSecretParam, hasUserInfo, NO_USER_INFO } from '../util/url.js';
 
 /**
@@ -14,25 +15,26 @@ import { hasSecretParam, hasUserInfo, NO_USER_INFO } from '../util/url.js';
 
 const NOT_A_SIZE = 'not a size; use bytes or a number with a unit (10G, 512MiB)';
 
-// One way to match each string, so that a long run of blanks cannot make it backtrack quadratically.
-const SIZE = /^\s*\d+(\.\d+)?\s*([a-zA-Z]+\s*)?$/;
-
-/** Bytes, as an integer or a humanfriendly size string (`100K`, `10MiB`, `500G`). */
+/**
+ * Bytes, as an integer or a humanfriendly size string (`100K`, `10MiB`, `500G`). The pattern (which
+ * matches in linear time) is for the JSON Schema; parseSize, which uses it too, has the last word
+ * (a known unit, a safe integer).
+ */
 export const size = z
-  .union([z.number().int().nonnegative(), z.string().regex(SIZE)], {
+  .union([z.number().int().nonnegative(), z.string().regex(SIZE_PATTERN)], {
     error: (issue) => (issue.input === undefined ? 'required' : NOT_A_SIZE),
   })
-  .refine((v) => sizeOk(v), { message: NOT_A_SIZE })
+  .refine((v) => sizeProblem(v) === undefined, { error: (issue) => sizeProblem(issue.input) ?? NOT_A_SIZE })
   .describe('Bytes: an integer, or a number with a unit (100K, 10M, 500G decimal; 10MiB binary)');
 
-function sizeOk(v: unknown): boolean {
-  // Checked again here: zod runs this refinement even when the pattern has failed.
-  if (typeof v === 'string' && !SIZE.test(v)) return false;
+/** What parseSize says is wrong with a size (`10000P` is too large), if anything. */
+function sizeProblem(v: unknown): string | undefined {
+  // zod runs this refinement even when the pattern has failed: parseSize checks everything again.
   try {
-    // `9999…9P` parses, to more bytes than a number counts exactly (or Infinity).
-    return Number.isSafeInteger(parseSize(v));
-  } catch {
-    return false;
+    parseSize(v);
+    return undefined;
+  } catch (e) {
+    return e instanceof ConfigError ? e.detail : NOT_A_SIZE;
   }
 }
 

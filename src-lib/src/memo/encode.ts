@@ -25,18 +25,45 @@ const TYPED = [
   BigUint64Array,
 ];
 
+/** The prototypes of the built-ins encoded by kind: an instance of a subclass of one is refused. */
+const BUILT_IN: ReadonlySet<object> = new Set<object>([
+  Array.prototype,
+  Map.prototype,
+  Set.prototype,
+  Date.prototype,
+  RegExp.prototype,
+  ArrayBuffer.prototype,
+  DataView.prototype,
+  Buffer.prototype,
+  ...TYPED.map((T) => T.prototype),
+]);
+
+/** Why an instance of a class without `[cacheKey]` is refused, naming its class and the built-in it extends. */
+function undeclared(object: object, proto: object): string {
+  const ctor = (object as { constructor?: unknown }).constructor;
+  const name = typeof ctor === 'function' ? ctor.name : '';
+  let base = '';
+  for (let p = Object.getPrototypeOf(proto); p !== null && !base; p = Object.getPrototypeOf(p))
+    if (BUILT_IN.has(p))
+      base = ` (a subclass of ${(p as { constructor: { name: string } }).constructor.name})`;
+  return name
+    ? `a ${name} instance${base} has no declared encoding; give ${name} a [cacheKey]() method or pass a \`key\` option`
+    : `an instance of an anonymous class${base} has no declared encoding; give it a [cacheKey]() method or pass a \`key\` option`;
+}
+
 /**
  * Feeds a canonical, type-tagged encoding of `value` into `hash`: equal values give equal bytes
  * whatever their object key order or Map and Set insertion order, and values of different types
- * never give the same bytes. Functions, symbols and class instances without `[cacheKey]` are
- * refused with a CacheKeyError naming where they are, never silently dropped. Any depth of nesting
- * is encoded: the encoder keeps its own stack instead of recursing.
+ * never give the same bytes. Functions, symbols and class instances without `[cacheKey]` (subclasses
+ * of the built-ins encoded here included) are refused with a CacheKeyError naming where they are,
+ * never silently dropped. Any depth of nesting is encoded: the encoder keeps its own stack instead of
+ * recursing.
  */
 export function encodeInto(hash: Hash, value: unknown, path = 'value'): void {
   run(value, path, (b) => hash.update(b));
 }
 
-/** The canonical encoding as bytes (Map keys and Set members are sorted by these). */
+/** The canonical encoding as bytes (Map entries and Set members are sorted by these). */
 export function encode(value: unknown, path = 'value'): Buffer {
   const parts: Buffer[] = [];
   run(value, path, (b) => parts.push(b));
@@ -79,6 +106,7 @@ const OPEN_SINK = 3; // collect what follows apart, for sorting (a Map key, a Se
 const SHUT_SINK = 4; // the collected encoding is complete: add it to `into`
 const SET_DONE = 5; // every member of a Set is encoded: emit them sorted
 const MAP_KEYS_DONE = 6; // every key of a Map is encoded: emit the entries sorted by key
+const TIES_DONE = 7; // the values of entries whose keys encode alike are encoded: emit them sorted
 
 type Job =
   | { op: typeof VALUE; value: unknown; at: At }
@@ -87,7 +115,8 @@ type Job =
   | { op: typeof OPEN_SINK }
   | { op: typeof SHUT_SINK; into: Piece[] }
   | { op: typeof SET_DONE; members: Piece[] }
-  | { op: typeof MAP_KEYS_DONE; keys: Piece[]; map: Map<unknown, unknown>; at: At };
+  | { op: typeof MAP_KEYS_DONE; keys: Piece[]; map: Map<unknown, unknown>; at: At }
+  | { op: typeof TIES_DONE; key: Piece; values: Piece[] };
 
 /**
  * An encoding collected apart, to be sorted: a Buffer, or for a long one its parts. Copying each
@@ -146,15 +175,46 @@ function run(root: unknown, rootPath: string, out: (b: Buffer) => void): void {
         continue;
       case MAP_KEYS_DONE: {
         const entries = [...job.map.entries()].map(([k, v], i) => ({ key: job.keys[i] as Piece, k, v }));
-        entries.sort((a, b) => compare(a.key, b.key));
+        // Distinct keys can encode alike (two equal objects): such entries are ordered by their
+        // values, or the same Map built in another order would give other bytes. A sort compares
+        // every two neighbours of its result, so equal keys cannot go unnoticed.
+        let tied = false;
+        entries.sort((a, b) => {
+          const c = compare(a.key, b.key);
+          if (c === 0) tied = true;
+          return c;
+        });
         tag('m', String(entries.length));
-        for (let i = entries.length - 1; i >= 0; i--) {
-          const e = entries[i] as (typeof entries)[number];
-          jobs.push({ op: VALUE, value: e.v, at: inside(job.at, { kind: 'get', key: e.k }) });
-          jobs.push({ op: BYTES, bytes: e.key });
+        for (let end = entries.length; end > 0; ) {
+          const last = entries[end - 1] as (typeof entries)[number];
+          let start = end - 1;
+          while (tied && start > 0 && compare((entries[start - 1] as typeof last).key, last.key) === 0)
+            start--;
+          if (start === end - 1) {
+            jobs.push({ op: VALUE, value: last.v, at: inside(job.at, { kind: 'get', key: last.k }) });
+            jobs.push({ op: BYTES, bytes: last.key });
+          } else {
+            // The values of the run are encoded apart first, then emitted sorted, each after the key.
+            const values: Piece[] = [];
+            jobs.push({ op: TIES_DONE, key: last.key, values });
+            for (let i = end - 1; i >= start; i--) {
+              const e = entries[i] as typeof last;
+              jobs.push({ op: SHUT_SINK, into: values });
+              jobs.push({ op: VALUE, value: e.v, at: inside(job.at, { kind: 'get', key: e.k }) });
+              jobs.push({ op: OPEN_SINK });
+            }
+          }
+          end = start;
         }
         continue;
       }
+      case TIES_DONE:
+        job.values.sort(compare);
+        for (const v of job.values) {
+          emit(job.key);
+          emit(v);
+        }
+        continue;
     }
     const { value, at } = job;
     switch (typeof value) {
@@ -192,6 +252,16 @@ function run(root: unknown, rootPath: string, out: (b: Buffer) => void): void {
     }
     const object = value as object;
     if (open.has(object)) fail(at, 'a circular reference has no canonical encoding');
+    // Built-ins are encoded by kind, so an instance of a subclass (its class, its own fields) would be
+    // encoded as its base: only the built-ins themselves, plain objects and declared classes pass.
+    const proto = Object.getPrototypeOf(object);
+    if (
+      proto !== Object.prototype &&
+      proto !== null &&
+      !BUILT_IN.has(proto) &&
+      typeof (object as Partial<Encodable>)[cacheKey] !== 'function'
+    )
+      fail(at, undeclared(object, proto));
     // Leaves (Buffer, Date, …) hold no references, so they need no CLOSE.
     if (leaf(object, tag)) continue;
     if (at.depth >= MAX_DEPTH)
@@ -237,14 +307,7 @@ function run(root: unknown, rootPath: string, out: (b: Buffer) => void): void {
       }
       continue;
     }
-    const proto = Object.getPrototypeOf(object);
-    if (proto !== Object.prototype && proto !== null) {
-      const name = object.constructor?.name ?? 'an object';
-      fail(
-        at,
-        `a ${name} instance has no declared encoding; give ${name} a [cacheKey]() method or pass a \`key\` option`,
-      );
-    }
+    // A plain object (anything else was refused above).
     if (Object.getOwnPropertySymbols(object).length > 0)
       fail(at, 'symbol-keyed properties have no stable encoding');
     const keys = Object.keys(object).sort();
@@ -327,12 +390,46 @@ function leaf(value: object, tag: (t: string, payload?: Buffer | string) => void
 
 /** A tag byte, the payload's length (uint32 BE), the payload. */
 function tagged(tag: string, payload?: Buffer | string): Buffer {
-  const body = payload === undefined ? EMPTY_BODY : Buffer.from(payload);
+  const body =
+    payload === undefined ? EMPTY_BODY : typeof payload === 'string' ? textBytes(payload) : payload;
   const out = Buffer.allocUnsafe(5 + body.length);
   out.write(tag, 0, 1, 'latin1');
   out.writeUInt32BE(body.length, 1);
   body.copy(out, 5);
   return out;
+}
+
+/**
+ * A string's bytes: UTF-8, except that a lone surrogate, which UTF-8 cannot hold (Buffer.from would
+ * turn it into U+FFFD, so that "\uD800", "\uDC00" and "\uFFFD" shared a key), is written as the three
+ * bytes UTF-8 would give its code unit (WTF-8: ED A0 80 for U+D800). No well-formed string gives
+ * those bytes, so the encoding stays one-to-one, and a well-formed string keeps the bytes it always
+ * had (existing caches keep their keys).
+ */
+function textBytes(s: string): Buffer {
+  if ((s as string & WellFormed).isWellFormed()) return Buffer.from(s);
+  const parts: Buffer[] = [];
+  let from = 0;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c < 0xd800 || c > 0xdfff) continue;
+    const next = s.charCodeAt(i + 1); // NaN past the end
+    if (c < 0xdc00 && next >= 0xdc00 && next <= 0xdfff) {
+      i++; // a pair: UTF-8 proper
+      continue;
+    }
+    parts.push(
+      Buffer.from(s.slice(from, i)),
+      Buffer.from([0xe0 | (c >> 12), 0x80 | ((c >> 6) & 0x3f), 0x80 | (c & 0x3f)]),
+    );
+    from = i + 1;
+  }
+  parts.push(Buffer.from(s.slice(from)));
+  return Buffer.concat(parts);
+}
+/** ES2024's String.prototype.isWellFormed (Node 20 has it; the configured lib is ES2023). */
+interface WellFormed {
+  isWellFormed(): boolean;
 }
 
 const EMPTY_BODY = Buffer.alloc(0);

@@ -396,14 +396,14 @@ describe('unsupported cache-key values (property-based)', () => {
 });
 
 // ---------------------------------------------------------------------------------------------
-// Found by the properties above (with wider generators); kept as expected failures until fixed.
+// Found by the properties above (with wider generators), and fixed.
 
-describe('canonical encoding: known bugs (property-based)', () => {
-  // BUG (memo/encode.ts): strings are written as UTF-8 with Buffer.from(string), which turns every
-  // lone surrogate into U+FFFD, so distinct strings (as values, object keys or Map keys) give the
-  // same bytes and share a cache entry: a function called with "\uD800" returns the result stored
-  // for "\uDC00" or "\uFFFD". Minimal counterexample: "\uD800" and "\uDC00".
-  it.fails('distinct strings, lone surrogates included, give distinct bytes', () => {
+describe('canonical encoding: bugs the properties found (property-based)', () => {
+  // Was a bug (memo/encode.ts): strings were written as UTF-8 with Buffer.from(string), which turns
+  // every lone surrogate into U+FFFD, so distinct strings (as values, object keys or Map keys) gave
+  // the same bytes and shared a cache entry: a function called with "\uD800" returned the result
+  // stored for "\uDC00" or "\uFFFD". Minimal counterexample: "\uD800" and "\uDC00".
+  it('distinct strings, lone surrogates included, give distinct bytes', () => {
     fc.assert(
       fc.property(
         fc.string({ unit: nastyChar, minLength: 1, maxLength: 8 }),
@@ -422,11 +422,11 @@ describe('canonical encoding: known bugs (property-based)', () => {
     );
   });
 
-  // BUG (memo/encode.ts): Map entries are sorted by the bytes of their keys only, so two keys that
-  // encode alike (distinct objects that are structurally equal) keep their insertion order, and the
-  // same Map built in another order gives other bytes (a cache miss). Minimal counterexample:
+  // Was a bug (memo/encode.ts): Map entries were sorted by the bytes of their keys only, so two keys
+  // that encode alike (distinct objects that are structurally equal) kept their insertion order, and
+  // the same Map built in another order gave other bytes (a cache miss). Minimal counterexample:
   // new Map([[{}, 0], [{}, 1]]) and new Map([[{}, 1], [{}, 0]]).
-  it.fails('a Map whose keys are structurally equal gives equal bytes in any insertion order', () => {
+  it('a Map whose keys are structurally equal gives equal bytes in any insertion order', () => {
     fc.assert(
       fc.property(
         fc.array(fc.tuple(fc.constantFrom({}, [], { a: 1 }), fc.integer()), { minLength: 2, maxLength: 5 }),
@@ -452,11 +452,11 @@ describe('canonical encoding: known bugs (property-based)', () => {
     );
   });
 
-  // BUG (memo/encode.ts): an instance of a class that extends Map, Set, Array, Date, RegExp or a
-  // typed array, without [cacheKey], is encoded as its base class: its class and its own fields are
-  // dropped silently (the doc says such instances are refused). Minimal counterexample:
-  // new (class Tagged extends Map {})() encodes as new Map().
-  it.fails('an instance of a subclass of a built-in without [cacheKey] gives a CacheKeyError', () => {
+  // Was a bug (memo/encode.ts): an instance of a class that extends Map, Set, Array, Date, RegExp or
+  // a typed array, without [cacheKey], was encoded as its base class: its class and its own fields
+  // were dropped silently (the doc says such instances are refused). Minimal counterexample:
+  // new (class Tagged extends Map {})() encoded as new Map().
+  it('an instance of a subclass of a built-in without [cacheKey] gives a CacheKeyError', () => {
     class TaggedMap extends Map<unknown, unknown> {
       tag = 'a';
     }

@@ -22,6 +22,38 @@ describe('canonical encoding of cache keys', () => {
     expect(same(new Set([1, 'a', { z: 1 }]), new Set([{ z: 1 }, 'a', 1]))).toBe(true);
   });
 
+  it('orders Map entries whose keys encode alike by their values, and Set members that encode alike', () => {
+    const a = new Map<unknown, unknown>([
+      [{}, 0],
+      [{}, { b: [1] }],
+      ['k', 2],
+      [{}, 1],
+    ]);
+    const b = new Map<unknown, unknown>([
+      [{}, 1],
+      ['k', 2],
+      [{}, { b: [1] }],
+      [{}, 0],
+    ]);
+    expect(same(a, b)).toBe(true);
+    expect(same(a, new Map<unknown, unknown>([...a].map(([k, v]) => [k, v === 1 ? 3 : v])))).toBe(false);
+    expect(same(new Set([{ a: 1 }, { a: 1 }, 2]), new Set([2, { a: 1 }, { a: 1 }]))).toBe(true);
+    // Keys that encode apart keep the bytes they always had: values play no part in their order.
+    const distinct = new Map<unknown, unknown>([
+      [{ z: 1 }, 'a'],
+      ['k', 'b'],
+    ]);
+    expect(encodeCacheKey(distinct).toString('hex')).toBe(
+      [
+        '6d0000000132', // m, 2 entries, sorted by their keys' bytes ('o' before 's')
+        '6f0000000131' + '73000000017a' + '64000000083ff0000000000000', // {z: 1}
+        '730000000161', // → 'a'
+        '73000000016b', // 'k'
+        '730000000162', // → 'b'
+      ].join(''),
+    );
+  });
+
   it('keeps values of different types apart', () => {
     const values: unknown[] = [
       1,
@@ -58,6 +90,29 @@ describe('canonical encoding of cache keys', () => {
     expect(same({ a: 'b,c' }, { 'a,b': 'c' })).toBe(false);
     expect(same(new Date('2026-01-01'), new Date('2026-01-01T00:00:00Z'))).toBe(true);
     expect(same(2n ** 70n, 2n ** 70n)).toBe(true);
+  });
+
+  it('keeps strings with lone surrogates apart, and well-formed strings as UTF-8', () => {
+    const strings = [
+      '\uD800',
+      '\uDC00',
+      '\uFFFD',
+      '\uDC00\uD800',
+      '\uD83D\uDE00',
+      '\uD83D\uD83D\uDE00',
+      'a\uDFFFb',
+    ];
+    const encodings = strings.map((s) => encodeCacheKey(s).toString('hex'));
+    expect(new Set(encodings).size).toBe(strings.length);
+    // As object keys too.
+    expect(same({ '\uD800': 1 }, { '\uDC00': 1 })).toBe(false);
+    // A well-formed string is its UTF-8 bytes, as it always was; a lone surrogate is the three bytes
+    // UTF-8 would give its code unit (WTF-8), which no well-formed string has.
+    const body = (s: string) => encodeCacheKey(s).subarray(5).toString('hex');
+    expect(body('\uD83D\uDE00é')).toBe(Buffer.from('\u{1F600}é', 'utf8').toString('hex'));
+    expect(body('a\uD800b')).toBe('61eda08062');
+    expect(body('\uD83D\uD83D\uDE00')).toBe(`eda0bd${Buffer.from('\u{1F600}').toString('hex')}`);
+    expect(body('\uDFFF\uD800')).toBe('edbfbfeda080');
   });
 
   it('refuses functions, symbols, cycles and undeclared class instances, naming where they are', () => {
@@ -100,6 +155,50 @@ describe('canonical encoding of cache keys', () => {
       expect(err).toBeInstanceOf(CacheKeyError);
       expect((err as Error).message).toMatch(message);
     }
+  });
+
+  it('refuses instances of subclasses of built-ins, naming the class and its base', () => {
+    class Tagged extends Map<unknown, unknown> {
+      tag = 'a';
+    }
+    class Stamp extends Date {}
+    class Bytes extends Buffer {}
+    class Failure extends Error {}
+    const cases: Array<[unknown, RegExp]> = [
+      [
+        { m: new Tagged() },
+        /^value\.m: a Tagged instance \(a subclass of Map\) has no declared encoding; give Tagged a \[cacheKey\]\(\)/,
+      ],
+      [[new Stamp(0)], /^value\[0\]: a Stamp instance \(a subclass of Date\)/],
+      [
+        new (class extends Set {})(),
+        /^value: an instance of an anonymous class \(a subclass of Set\) has no declared/,
+      ],
+      [new (class extends Array {})(), /a subclass of Array/],
+      [new (class extends RegExp {})('x'), /a subclass of RegExp/],
+      [new (class extends Float64Array {})(1), /a subclass of Float64Array/],
+      [Object.setPrototypeOf(Buffer.from('x'), Bytes.prototype), /a Bytes instance \(a subclass of Buffer\)/],
+      [new Failure('x'), /^value: a Failure instance has no declared encoding/],
+    ];
+    for (const [value, message] of cases) {
+      const error = (() => {
+        try {
+          encodeCacheKey(value);
+        } catch (e) {
+          return e;
+        }
+      })();
+      expect(error).toBeInstanceOf(CacheKeyError);
+      expect((error as Error).message).toMatch(message);
+    }
+    // Declared, a subclass is encoded as it says.
+    class Keyed extends Map<unknown, unknown> {
+      [cacheKey]() {
+        return [...this.keys()];
+      }
+    }
+    expect(same(new Keyed([[1, 2]]), new Keyed([[1, 3]]))).toBe(true);
+    expect(same(new Keyed([[1, 2]]), new Map([[1, 2]]))).toBe(false);
   });
 
   it('uses a declared encoding for class instances', () => {
