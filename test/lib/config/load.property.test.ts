@@ -194,11 +194,11 @@ describe('building configs from untrusted input (property-based)', () => {
     );
   });
 
-  // BUG (location/disk/index.ts, DiskLocation's constructor): a lake folder that cannot be created
-  // throws the raw fs error (ENAMETOOLONG, ENOTDIR, EACCES...) instead of a ConfigError naming
+  // Was a bug (location/disk/index.ts, DiskLocation's constructor): a lake folder that cannot be
+  // created threw the raw fs error (ENAMETOOLONG, ENOTDIR, EACCES...) instead of a ConfigError naming
   // the location. Minimal counterexamples: `{ location: "<a file>/lake" }` (ENOTDIR) and a root
   // of 256 characters (ENAMETOOLONG).
-  it.fails('a disk root that cannot be created (too long, below a file) is a ConfigError', () => {
+  it('a disk root that cannot be created (too long, below a file) is a ConfigError', () => {
     const base = freshBase();
     writeFileSync(join(base, 'a-file'), '');
     fc.assert(

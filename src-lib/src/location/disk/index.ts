@@ -61,13 +61,25 @@ export class DiskLocation implements Location {
       minFreeSpace:
         options.minFreeSpace === undefined ? undefined : parseSize(options.minFreeSpace, ['minFreeSpace']),
     };
+    // Node refuses a NUL in a path with a TypeError; no file system takes one: the config is wrong.
+    if (this.root.includes('\0'))
+      throw new ConfigError(
+        `${JSON.stringify(root)} cannot be a lake folder: a path cannot contain a NUL character`,
+      );
     let existing: ReturnType<typeof statSync> | undefined;
     let made = false;
     try {
       existing = statSync(this.root);
-    } catch {
+    } catch (e) {
+      // Only a missing folder is created. A root that cannot be one (below a file, a name too long, a
+      // folder we may not look into) is the config's fault, as is one that cannot be created.
+      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw badRoot(e, this.root);
       if (!create) throw new ConfigError(`no lake at ${this.root}; create it with \`tarn init ${root}\``);
-      mkdirSync(this.root, { recursive: true });
+      try {
+        makeFolders(this.root);
+      } catch (e) {
+        throw badRoot(e, this.root);
+      }
       made = true;
       existing = statSync(this.root);
     }
@@ -291,6 +303,41 @@ export class DiskLocation implements Location {
     }
     return { bytes, blobs };
   }
+}
+
+/**
+ * `mkdir -p` that fails rather than spins: Node's recursive mkdir retries for ever when mkdir answers
+ * ENOENT although the parent exists (any root under /proc does), and a config can name such a root.
+ */
+function makeFolders(dir: string): void {
+  const missing: string[] = [];
+  for (let d = dir; ; d = dirname(d)) {
+    try {
+      mkdirSync(d);
+      break;
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      if (code === 'EEXIST') break;
+      if (code !== 'ENOENT' || dirname(d) === d) throw e;
+      missing.push(d);
+    }
+  }
+  // Outermost first; its parent exists now, so ENOENT again is final (EEXIST: another process made it).
+  for (const d of missing.reverse()) {
+    try {
+      mkdirSync(d);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+    }
+  }
+}
+
+/** A lake root that cannot be looked at or created, as a ConfigError naming it with the OS's reason. */
+function badRoot(e: unknown, root: string): unknown {
+  // ENOENT from mkdir once every parent exists: a place like /proc, where no folder can be made.
+  const { code, syscall } = (e ?? {}) as NodeJS.ErrnoException;
+  const hint = code === 'ENOENT' && syscall === 'mkdir' ? 'no folder can be created there' : undefined;
+  return ConfigError.fromSystemError(e, { what: root, hint }) ?? e;
 }
 
 function checkAgrees(
