@@ -132,6 +132,18 @@ export class ConfigError extends TarnError {
   ) {
     super(path.length > 0 ? `${path.join('.')}: ${detail}` : detail, options);
   }
+
+  /**
+   * An OS error about a configured path (a lake root below a file, or too long) as a ConfigError,
+   * worded as IoError.from words it, with the OS error as its cause. Undefined for anything that is
+   * not a system error (rethrow it).
+   */
+  static fromSystemError(
+    e: unknown,
+    options: { verb?: string; what?: string; hint?: string } = {},
+  ): ConfigError | undefined {
+    return isSystemError(e) ? new ConfigError(IoError.from(e, options).message, [], { cause: e }) : undefined;
+  }
 }
 
 /**

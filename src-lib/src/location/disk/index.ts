@@ -441,10 +441,10 @@ function makeFolders(dir: string): void {
 
 /** A lake root that cannot be looked at or created, as a ConfigError naming it with the OS's reason. */
 function badRoot(e: unknown, root: string): unknown {
-  if (!isSystemError(e)) return e;
   // ENOENT from mkdir once every parent exists: a place like /proc, where no folder can be made.
-  const hint = e.code === 'ENOENT' && e.syscall === 'mkdir' ? 'no folder can be created there' : undefined;
-  return new ConfigError(IoError.from(e, { what: root, hint }).message, [], { cause: e });
+  const { code, syscall } = (e ?? {}) as NodeJS.ErrnoException;
+  const hint = code === 'ENOENT' && syscall === 'mkdir' ? 'no folder can be created there' : undefined;
+  return ConfigError.fromSystemError(e, { what: root, hint }) ?? e;
 }
 
 function checkAgrees(
