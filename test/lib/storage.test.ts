@@ -308,7 +308,8 @@ describe('HashKeyStorage.verify over a tree', () => {
   }
   /** A temp file no live writer owns (Python tarn's, say), a day old: housekeeping removes it. */
   function staleTemp(lake: string): string {
-    const path = join(lake, '.tmp', 'tmp-of-a-dead-python-writer');
+    // Python tarn names its temp files <key hex><8 random letters>.
+    const path = join(lake, '.tmp', `${sha256('half a value')}qwertyui`);
     writeFileSync(path, 'half a value');
     const dayAgo = new Date(Date.now() - 48 * 3600_000);
     utimesSync(path, dayAgo, dayAgo);

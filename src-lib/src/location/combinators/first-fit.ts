@@ -1,5 +1,6 @@
 import { assertHexKey } from '../../digest.js';
 import type { CommitResult, Stage, StageOptions } from '../contract.js';
+import { whereOf } from '../tree.js';
 import { type Faults, isFault, Skipped } from './faults.js';
 import type { Place } from './members.js';
 
@@ -229,9 +230,7 @@ class FirstFitStage implements Stage {
   }
 }
 
-function where(member: Place): string {
-  return `${member.location.kind} ${member.location.target}`;
-}
+const where = (member: Place): string => whereOf(member.location);
 
 /**
  * `first`, then what is left of `rest`. The consumer pulls chunks by hand, never with a for-await

@@ -56,7 +56,7 @@ export class BlobFinder {
    * readlink proves that an opened blob was reached through no link, with no window for a swap.
    * Elsewhere the folders above a blob are checked with lstat before it is opened.
    */
-  readonly #realRoot: string | undefined;
+  #realRoot: string | undefined;
 
   constructor(root: string) {
     this.#root = root;
@@ -103,35 +103,35 @@ export class BlobFinder {
   }
 
   /**
-   * Opens a key's blob for reading, or null when there is none (missing, or foreign). The entry is
-   * looked at before it is opened, so a FIFO or a device is never opened; O_NOFOLLOW and O_NONBLOCK
-   * cover one swapped in between (a link fails to open, a FIFO opens without waiting and is refused).
+   * Opens a key's blob for reading, or null when there is none (missing, or foreign). No lstat
+   * first (a round trip to the thread pool on every read): O_NOFOLLOW refuses a link at the blob's
+   * place (ELOOP), O_NONBLOCK makes a FIFO open at once instead of waiting for a writer, a socket
+   * fails to open (ENXIO), and fstat then refuses anything but a regular file before a byte is read.
+   * A device node there (only root can make one) is opened and closed unread.
    */
   async open(parts: readonly string[]): Promise<{ path: string; size: number; fh: FileHandle } | null> {
     let path = join(this.#root, ...parts);
-    let st = await lstatOrUndefined(path);
-    if (st?.isDirectory()) {
-      path = join(path, 'data'); // Python tarn's legacy layout
-      st = await lstatOrUndefined(path);
+    for (let legacy = false; ; legacy = true) {
+      let fh: FileHandle;
+      try {
+        fh = await open(path, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
+      } catch (e) {
+        const code = (e as NodeJS.ErrnoException).code;
+        if (gone(e) || code === 'ENXIO') return null; // missing, a link, or a socket
+        throw e;
+      }
+      try {
+        const st = await fh.stat();
+        if (st.isFile() && (await this.#reachedDirectly(fh, path, parts))) return { path, size: st.size, fh };
+        await fh.close();
+        // Python tarn's legacy layout: <key>/data, one level down, once.
+        if (!st.isDirectory() || legacy) return null;
+        path = join(path, 'data');
+      } catch (e) {
+        await fh.close().catch(() => undefined);
+        throw e;
+      }
     }
-    if (!st?.isFile()) return null;
-    let fh: FileHandle;
-    try {
-      fh = await open(path, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
-    } catch (e) {
-      const code = (e as NodeJS.ErrnoException).code;
-      if (gone(e) || code === 'ENXIO') return null; // deleted, or swapped for a link or a socket
-      throw e;
-    }
-    try {
-      const fst = await fh.stat();
-      if (fst.isFile() && (await this.#reachedDirectly(fh, path, parts))) return { path, size: fst.size, fh };
-    } catch (e) {
-      await fh.close().catch(() => undefined);
-      throw e;
-    }
-    await fh.close();
-    return null;
   }
 
   /** Whether the open file is the one at `path` inside the lake, reached through no symlinked folder. */
@@ -147,7 +147,13 @@ export class BlobFinder {
     }
     // A blob deleted since it was opened stays readable until closed, as any open blob does.
     if (actual.endsWith(' (deleted)')) actual = actual.slice(0, -' (deleted)'.length);
-    return actual === this.#realRoot + path.slice(this.#root.length);
+    if (actual === this.#realRoot + path.slice(this.#root.length)) return true;
+    // The root itself may be a link that was pointed elsewhere since (`current -> lake-v2`): look
+    // again once, so a long-lived lake follows its root as its other operations do.
+    const now = procRealRoot(this.#root);
+    if (now === undefined || now === this.#realRoot) return false;
+    this.#realRoot = now;
+    return actual === now + path.slice(this.#root.length);
   }
 
   /**

@@ -1,5 +1,6 @@
 import { readFile, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { isFull } from './errno.js';
 import { withLock } from './lock.js';
 
 export interface Usage {
@@ -49,8 +50,7 @@ export class Ledger {
       });
     } catch (e) {
       // On a full disk the total stays too high, the safe side (the cap still holds); sweep() recounts.
-      const code = (e as NodeJS.ErrnoException).code;
-      if (code !== 'ENOSPC' && code !== 'EDQUOT') throw e;
+      if (!isFull(e)) throw e;
     }
   }
 

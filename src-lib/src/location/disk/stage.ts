@@ -320,8 +320,10 @@ export class DiskStage implements Stage {
           // the write was 'existed' at that moment; trying again stores it. 'replaced': the place was
           // taken by a corrupt blob or a foreign entry, now moved aside.
           if (!last) continue;
-          if (verdict === 'gone') return { status: 'existed' };
-          throw new WriteError(`cannot publish ${key}: its place keeps being taken by something else`);
+          // Deletes kept winning: saying 'existed' now would claim a blob that is not there.
+          throw new WriteError(
+            `cannot publish ${key}: its place keeps being ${verdict === 'gone' ? 'emptied by deletes' : 'taken by something else'}; try again`,
+          );
         }
         if (noLinks) {
           await rename(this.#tmp, final);

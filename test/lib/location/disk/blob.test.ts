@@ -36,6 +36,44 @@ async function listed(storage: HashKeyStorage): Promise<string[]> {
 }
 
 describe('a lake never follows a link out of itself', () => {
+  it('a .tmp that is a symlink is never swept through: verify reports it, a write refuses, nothing outside is deleted', async () => {
+    const root = freshPath(base);
+    const storage = new HashKeyStorage(root);
+    const kept = await storage.write(Buffer.from('before the link'));
+    const victim = freshPath(base, 'victim');
+    mkdirSync(victim);
+    // Old files that a sweep through the link would take for stale temp files, in both namings.
+    const names = [`${sha256('v')}abcdefgh`, 'stage-00000000-1-0123456789ab', 'notes.txt'];
+    for (const n of names) {
+      writeFileSync(join(victim, n), 'precious');
+      utimesSync(join(victim, n), LONG_AGO, LONG_AGO);
+    }
+    execFileSync('rm', ['-rf', join(root, '.tmp')]);
+    symlinkSync(victim, join(root, '.tmp'));
+    const report = await new HashKeyStorage(root).verify();
+    expect(report.checked).toBe(1);
+    expect(report.failed).toEqual([
+      {
+        where: `disk ${root}`,
+        message: expect.stringMatching(/\.tmp is a symbolic link; a lake never follows one/),
+      },
+    ]);
+    await expect(new HashKeyStorage(root).write(Buffer.from('after the link'))).rejects.toThrow(
+      /\.tmp is a symbolic link/,
+    );
+    expect(readdirSync(victim).sort()).toEqual([...names].sort());
+    expect(await storage.read(kept, (v) => v.text())).toBe('before the link');
+  });
+
+  it('a sweep removes only temp files of tarn and Python tarn, never other names in .tmp', async () => {
+    const root = freshPath(base);
+    const lake = new DiskLocation(root);
+    writeFileSync(join(root, '.tmp', 'README'), 'not a temp file');
+    utimesSync(join(root, '.tmp', 'README'), LONG_AGO, LONG_AGO);
+    expect((await lake.sweep()).tempFilesRemoved).toBe(0);
+    expect(readdirSync(join(root, '.tmp'))).toEqual(['README']);
+  });
+
   it('tarn verify lists a linked blob as foreign, leaves it in place and exits 4; cat does not serve it', async () => {
     const root = freshPath(base);
     const lake = new DiskLocation(root);
