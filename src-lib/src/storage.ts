@@ -20,7 +20,7 @@ import {
   type StorageDescription,
 } from './location/describe.js';
 import { type LocationLike, toLocation } from './location/like.js';
-import { locationsOf } from './location/tree.js';
+import { recordedDigest } from './location/tree.js';
 import { type OpenedSource, openSource, type WriteSource } from './source.js';
 import { KEEP_VERIFIED, StoredValue } from './stored-value.js';
 import { type VerifyOptions, type VerifyReport, verifyTree } from './verify.js';
@@ -61,14 +61,14 @@ export class HashKeyStorage {
    */
   constructor(location: LocationLike, options: StorageOptions = {}) {
     this.location = toLocation(location, { algorithm: options.algorithm });
-    // Lakes that record their digest (config.yml) must all agree with it, wherever they sit in the tree.
-    const recorded = locationsOf(this.location).flatMap((l) => l.digest ?? []);
+    // Lakes that record their digest (config.yml) must all agree, with each other (recordedDigest
+    // says so) and with the storage's, wherever they sit in the tree.
+    const recorded = recordedDigest(this.location);
     this.digest =
-      options.algorithm !== undefined ? digest(options.algorithm) : (recorded[0] ?? digest('sha256'));
-    const other = recorded.find((d) => d.name !== this.digest.name);
-    if (other) {
+      options.algorithm !== undefined ? digest(options.algorithm) : (recorded ?? digest('sha256'));
+    if (recorded && recorded.name !== this.digest.name) {
       throw new ConfigError(
-        `the storage is keyed by ${this.digest.name}, but a lake in it records ${other.name} (its config.yml says so: its hash, or levels that only keys of that length fit)`,
+        `the storage is keyed by ${this.digest.name}, but a lake in it records ${recorded.name} (its config.yml says so: its hash, or levels that only keys of that length fit)`,
         ['algorithm'],
       );
     }
