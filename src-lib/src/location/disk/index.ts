@@ -2,7 +2,7 @@ import { mkdirSync, rmSync, statSync } from 'node:fs';
 import { lstat, lutimes, mkdir, rename, rm, statfs, unlink, writeFile } from 'node:fs/promises';
 import { dirname, join, resolve, sep } from 'node:path';
 import { assertHexKey, type Digest, digest } from '../../digest.js';
-import { ConfigError, IoError, isSystemError, throwIfAborted, WriteError } from '../../errors.js';
+import { ConfigError, throwIfAborted, WriteError } from '../../errors.js';
 import { parseSize } from '../../util/size.js';
 import { FileValue } from '../../value.js';
 import type {
