@@ -1,4 +1,4 @@
-import { mkdirSync, rmSync, statSync } from 'node:fs';
+import { lstatSync, mkdirSync, rmSync, statSync } from 'node:fs';
 import { lstat, lutimes, mkdir, rename, rm, statfs, unlink, writeFile } from 'node:fs/promises';
 import { dirname, join, resolve, sep } from 'node:path';
 import { assertHexKey, type Digest, digest } from '../../digest.js';
@@ -42,6 +42,18 @@ export interface DiskOptions {
   fsync?: boolean;
   /** Temp files of other hosts (or of Python tarn) untouched this long are swept. Default 24 h. */
   staleTempAfterMs?: number;
+}
+
+/** The folders under tools/ that the lake writes into. */
+const TOOL_FOLDERS = ['usage', 'labels', 'quarantine', 'locks'];
+
+function lstatOrNull(path: string): ReturnType<typeof lstatSync> | null {
+  try {
+    return lstatSync(path);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return null;
+    throw e;
+  }
 }
 
 /**
@@ -137,6 +149,17 @@ export class DiskLocation implements Location {
 
     this.#tmp = join(this.root, '.tmp');
     this.#tools = join(this.root, 'tools');
+    // The lake writes into these (temp files, quarantined blobs, locks, the size ledger): one that is
+    // a link would make it create, move or delete files elsewhere. Refused at open; `.tmp` is also
+    // checked before every sweep, for one swapped in later.
+    for (const dir of [this.#tmp, this.#tools, ...TOOL_FOLDERS.map((f) => join(this.#tools, f))]) {
+      const st = lstatOrNull(dir);
+      if (st && !st.isDirectory()) {
+        throw new ConfigError(
+          `${dir} is ${st.isSymbolicLink() ? 'a symbolic link' : 'not a folder'}; a lake never follows one out of itself: remove it (the lake recreates it)`,
+        );
+      }
+    }
     // Python tarn creates these on open, with the root's mode and group, and expects them; so do we.
     for (const dir of [this.#tmp, join(this.#tools, 'usage'), join(this.#tools, 'labels')]) {
       try {

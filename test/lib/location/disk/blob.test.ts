@@ -10,7 +10,7 @@ import {
   writeFileSync,
 } from 'node:fs';
 import { join } from 'node:path';
-import { DiskLocation, HashKeyStorage, NotFoundError } from '@tarnjs/tarn';
+import { ConfigError, DiskLocation, HashKeyStorage, NotFoundError } from '@tarnjs/tarn';
 import { describe, expect, it } from 'vitest';
 import { sha256 } from '../../../helpers/data.js';
 import { tarn } from '../../../helpers/spawn.js';
@@ -48,9 +48,10 @@ describe('a lake never follows a link out of itself', () => {
       writeFileSync(join(victim, n), 'precious');
       utimesSync(join(victim, n), LONG_AGO, LONG_AGO);
     }
+    // Swapped in after the lake was opened: the sweep itself must refuse to go through it.
     execFileSync('rm', ['-rf', join(root, '.tmp')]);
     symlinkSync(victim, join(root, '.tmp'));
-    const report = await new HashKeyStorage(root).verify();
+    const report = await storage.verify();
     expect(report.checked).toBe(1);
     expect(report.failed).toEqual([
       {
@@ -58,12 +59,30 @@ describe('a lake never follows a link out of itself', () => {
         message: expect.stringMatching(/\.tmp is a symbolic link; a lake never follows one/),
       },
     ]);
-    await expect(new HashKeyStorage(root).write(Buffer.from('after the link'))).rejects.toThrow(
-      /\.tmp is a symbolic link/,
-    );
+    // A write of the same, long-open storage (its one sweep is done) leaves nothing behind there either.
+    await storage.write(Buffer.from('after the link'));
+    // Opened anew, the lake refuses at once.
+    expect(() => new HashKeyStorage(root)).toThrow(ConfigError);
+    expect(() => new HashKeyStorage(root)).toThrow(/\.tmp is a symbolic link/);
     expect(readdirSync(victim).sort()).toEqual([...names].sort());
     expect(await storage.read(kept, (v) => v.text())).toBe('before the link');
   });
+
+  it.each(['tools', 'tools/quarantine', 'tools/locks', 'tools/usage'])(
+    'a lake whose %s is a symbolic link is refused at open, and nothing is written through it',
+    (folder) => {
+      const root = freshPath(base);
+      new DiskLocation(root);
+      const elsewhere = freshPath(base, 'elsewhere');
+      mkdirSync(elsewhere);
+      execFileSync('rm', ['-rf', join(root, folder)]);
+      mkdirSync(join(root, folder, '..'), { recursive: true });
+      symlinkSync(elsewhere, join(root, folder));
+      expect(() => new DiskLocation(root)).toThrow(ConfigError);
+      expect(() => new DiskLocation(root)).toThrow(new RegExp(`${folder} is a symbolic link`));
+      expect(readdirSync(elsewhere)).toEqual([]);
+    },
+  );
 
   it('a sweep removes only temp files of tarn and Python tarn, never other names in .tmp', async () => {
     const root = freshPath(base);
