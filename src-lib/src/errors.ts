@@ -286,6 +286,60 @@ const HINTS: Readonly<Record<string, string>> = {
   EBUSY: 'it is in use',
 };
 
+/**
+ * The storage cannot do what was asked, as configured: a memo route of a sidecar whose config names
+ * no memo index, a lease from a tree without Redis or a disk lake. Not the caller's fault, and no
+ * retry helps until the config changes.
+ */
+export class UnsupportedError extends TarnError {
+  override readonly code = 'TARN_UNSUPPORTED';
+}
+
+/** The config does not allow the operation (a DELETE through a sidecar whose config forbids it). */
+export class ForbiddenError extends TarnError {
+  override readonly code = 'TARN_FORBIDDEN';
+}
+
+/**
+ * The value is stored, but no local lake of the tree holds (or would take) a copy, so there is no
+ * file to hand out: read its bytes instead.
+ */
+export class NoLocalCopyError extends ReadError {
+  override readonly code = 'TARN_NO_LOCAL_COPY';
+  constructor(
+    readonly key: string,
+    reason: string,
+  ) {
+    super(`key ${key} is stored, but there is no local file to hand out (${reason}); read its bytes instead`);
+  }
+}
+
+/** A lease token that names no lease held here any more (it expired, was released, or never was). */
+export class LeaseLostError extends TarnError {
+  override readonly code = 'TARN_LEASE_LOST';
+}
+
+/**
+ * The sidecar's own refusals of a request, each with its HTTP status in ERRORS: a body over the
+ * limit, a route that does not exist, a client too slow, a server too busy or shutting down.
+ */
+export type ServiceCode =
+  | 'TARN_TOO_LARGE'
+  | 'TARN_NO_ROUTE'
+  | 'TARN_BAD_REQUEST'
+  | 'TARN_RANGE'
+  | 'TARN_TIMEOUT'
+  | 'TARN_BUSY'
+  | 'TARN_UNAVAILABLE';
+
+export class ServiceError extends TarnError {
+  override readonly code: ServiceCode;
+  constructor(code: ServiceCode, message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.code = code;
+  }
+}
+
 /** How each error code is reported: by the CLI (`exit`) and over HTTP by the sidecar (`http`). */
 export interface ErrorRow {
   /** The class that carries the code. */
@@ -412,6 +466,73 @@ export const ERRORS = {
     exit: 1,
     http: 500,
     when: 'an expected OS error (permission denied, disk full, missing folder); `errno` and `path` say which, the message what to do',
+  },
+  TARN_UNSUPPORTED: {
+    error: 'UnsupportedError',
+    exit: 1,
+    http: 501,
+    when: 'the storage, as configured, cannot do it: memo routes without a memo index, leases without Redis or a disk lake in the tree',
+  },
+  TARN_FORBIDDEN: {
+    error: 'ForbiddenError',
+    exit: 1,
+    http: 403,
+    when: 'the config does not allow it: `DELETE` through a sidecar without `serve.allowDelete`',
+  },
+  // 409: the value exists, but not in the form asked for (a file the caller can open).
+  TARN_NO_LOCAL_COPY: {
+    error: 'NoLocalCopyError',
+    exit: 1,
+    http: 409,
+    when: 'a path was asked for (`/v1/blobs/{key}/path`) but no local lake of the tree holds or takes a copy',
+  },
+  TARN_LEASE_LOST: {
+    error: 'LeaseLostError',
+    exit: 1,
+    http: 409,
+    when: 'a lease token to renew or release names no lease held any more (it expired and may be someone else’s)',
+  },
+  TARN_TOO_LARGE: {
+    error: 'ServiceError',
+    exit: 1,
+    http: 413,
+    when: 'a request body over the sidecar’s limit (`serve.bodyLimit`); nothing was stored',
+  },
+  TARN_NO_ROUTE: {
+    error: 'ServiceError',
+    exit: 1,
+    http: 404,
+    when: 'no sidecar route has that method and path',
+  },
+  TARN_BAD_REQUEST: {
+    error: 'ServiceError',
+    exit: 2,
+    http: 400,
+    when: 'a request that does not match its route’s schema (a parameter, a header, a JSON body); names the field',
+  },
+  TARN_RANGE: {
+    error: 'ServiceError',
+    exit: 1,
+    http: 416,
+    when: 'a `Range` header that does not fit the value, or asks for several ranges',
+  },
+  TARN_TIMEOUT: {
+    error: 'ServiceError',
+    exit: 1,
+    http: 408,
+    when: 'a client sent its request too slowly or stopped sending (`serve.requestTimeoutMs`, `serve.idleTimeoutMs`); nothing was stored',
+  },
+  TARN_BUSY: {
+    error: 'ServiceError',
+    exit: 1,
+    http: 503,
+    when: 'every upload slot is taken (`serve.maxUploads`); retry after the `Retry-After` seconds',
+  },
+  TARN_UNAVAILABLE: {
+    error: 'ServiceError',
+    exit: 1,
+    http: 503,
+    when: 'the sidecar is shutting down, or has no storage yet (its first config failed to load)',
   },
 } as const satisfies Record<string, ErrorRow>;
 

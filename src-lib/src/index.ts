@@ -23,9 +23,12 @@ export {
   type S3Config,
   type ScpConfig,
   type Secret,
+  type ServeConfig,
   type SftpConfig,
+  type SidecarConfig,
   type SmallConfig,
   type StorageConfig,
+  serveConfig,
   storageConfig,
 } from './config/schema.js';
 export { type Digest, digest } from './digest.js';
@@ -37,18 +40,24 @@ export {
   type ErrorCode,
   type ErrorRow,
   type ErrorStatus,
+  ForbiddenError,
   InvalidKeyError,
   IoError,
   isSystemError,
   KeyMismatchError,
+  LeaseLostError,
+  NoLocalCopyError,
   NotFoundError,
   PartialDeleteError,
   ReadError,
   RefusedError,
+  type ServiceCode,
+  ServiceError,
   SourceError,
   StorageCorruption,
   statusOf,
   TarnError,
+  UnsupportedError,
   UsageError,
   WriteError,
 } from './errors.js';
@@ -114,17 +123,19 @@ export { jsonSerializer, type Serializer, v8Serializer } from './memo/serializer
 export {
   type CachedFunction,
   type CacheStats,
-  type MemoTarget,
   type SmartCacheOptions,
   smartCache,
 } from './memo/smart-cache.js';
+export { defaultIndexOf, leasingOf, type MemoTarget } from './memo/stores.js';
 export type { WriteSource } from './source.js';
 export {
   HashKeyStorage,
+  type PutResult,
   type ReadOptions,
   type StorageOptions,
   type WriteOptions,
 } from './storage.js';
 export { StoredValue } from './stored-value.js';
+export { formatSize, parseSize } from './util/size.js';
 export { FileValue } from './value.js';
 export type { CorruptCopy, VerifyOptions, VerifyReport } from './verify.js';

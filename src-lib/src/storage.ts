@@ -42,6 +42,15 @@ export interface WriteOptions extends OpOptions {
   onProgress?: (bytes: number) => void;
 }
 
+/** What `put` did: the key, the byte count, and whether the value was new here. */
+export interface PutResult {
+  key: string;
+  /** Bytes; undefined only when an unsized stream's value was found stored before it was read. */
+  size: number | undefined;
+  /** `existed`: the key was already stored, and this write added nothing. */
+  status: 'stored' | 'existed';
+}
+
 export interface ReadOptions extends OpOptions {
   /** Re-hash the bytes and fail with StorageCorruption (quarantining the blob) if they do not match. */
   verify?: boolean;
@@ -83,6 +92,14 @@ export class HashKeyStorage {
    * ReadableStream or an AsyncIterable of chunks; it is read once, hashed as it streams.
    */
   async write(source: WriteSource, options: WriteOptions = {}): Promise<string> {
+    return (await this.put(source, options)).key;
+  }
+
+  /**
+   * `write`, telling also the value's size and whether this write stored it or found it already
+   * stored (the sidecar's `PUT /v1/blobs` answers with this).
+   */
+  async put(source: WriteSource, options: WriteOptions = {}): Promise<PutResult> {
     const { signal } = options;
     throwIfAborted(signal);
     const expected =
@@ -104,7 +121,7 @@ export class HashKeyStorage {
           expected,
           signal,
         });
-        if (stored !== undefined) return stored;
+        if (stored !== undefined) return { key: stored, size: src.size, status: 'existed' };
         handedOver = !src.replayable;
         throw await this.#refused(null, src, this.#refusal(src.size));
       }
@@ -133,7 +150,7 @@ export class HashKeyStorage {
         if (stored !== undefined) {
           await stage.abort();
           stage = null;
-          return stored;
+          return { key: stored, size: src.size ?? done, status: 'existed' };
         }
         handedOver = !src.replayable;
         throw await this.#refused(stage, src, 'a location limit was reached while writing');
@@ -145,13 +162,13 @@ export class HashKeyStorage {
         if ((await this.#storedAnyway(src, { key, signal })) !== undefined) {
           await stage.abort();
           stage = null;
-          return key;
+          return { key, size: done, status: 'existed' };
         }
         handedOver = !src.replayable;
         throw await this.#refused(stage, src, result.reason);
       }
       stage = null;
-      return key;
+      return { key, size: done, status: result.status };
     } catch (e) {
       if (stage && !(e instanceof RefusedError)) await stage.abort();
       if (signal?.aborted && !(e instanceof AbortError)) throw new AbortError(signal.reason);

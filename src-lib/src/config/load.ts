@@ -28,12 +28,13 @@ import {
   type ScpConfig,
   type Secret,
   type SftpConfig,
+  type SidecarConfig,
   type StorageConfig,
   storageConfig,
 } from './schema.js';
 
 type Path = ReadonlyArray<string | number>;
-type LeafConfig = DiskConfig | RedisConfig | S3Config | SftpConfig | ScpConfig | NginxConfig;
+type LeafConfig = DiskConfig | RedisConfig | S3Config | SftpConfig | ScpConfig | NginxConfig | SidecarConfig;
 
 /**
  * How deep a config may nest, in JSON levels. Each combinator adds two or three, so this allows
@@ -308,6 +309,9 @@ class Builder {
           ...this.#ssh(c, path),
           transferTimeoutMs: c.transferTimeoutMs,
         });
+      case 'sidecar':
+        // TODO(client): SidecarLocation
+        throw new ConfigError('the sidecar client is not built yet', [...path, 'kind']);
       case 'nginx': {
         const headers = c.headers
           ? Object.fromEntries(

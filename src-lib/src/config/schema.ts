@@ -233,6 +233,28 @@ export const nginxConfig = z
   .strict()
   .meta({ id: 'Nginx', description: 'A read-only lake served over HTTP by nginx' });
 
+export const sidecarConfig = z
+  .object({
+    kind: z.literal('sidecar'),
+    socket: localPath().describe(
+      'Unix socket of a tarn sidecar (tarn serve); in a pod, $TARN_SIDECAR names it. Relative to the config file',
+    ),
+    paths: z
+      .boolean()
+      .optional()
+      .describe(
+        'Ask for zero-copy file paths and open them when this process sees the file (a shared volume); default true',
+      ),
+    connections: z.number().int().positive().optional().describe('Connections kept open (default 16)'),
+    requestTimeoutMs: ms('Give up on a request that gets no answer this long (default 60000)').optional(),
+  })
+  .strict()
+  .meta({
+    id: 'Sidecar',
+    description:
+      'A storage served by a tarn sidecar over a Unix socket: its whole tree, its memo index and its leases',
+  });
+
 export const refConfig = z
   .object({
     // Optional so `{ ref: name }` is enough; the discriminated union routes a kind-less object here.
@@ -275,6 +297,7 @@ export type S3Config = z.infer<typeof s3Config>;
 export type SftpConfig = z.infer<typeof sftpConfig>;
 export type ScpConfig = z.infer<typeof scpConfig>;
 export type NginxConfig = z.infer<typeof nginxConfig>;
+export type SidecarConfig = z.infer<typeof sidecarConfig>;
 export type RefConfig = z.infer<typeof refConfig>;
 export type Secret = z.infer<typeof secret>;
 
@@ -285,6 +308,7 @@ export type LocationConfig =
   | SftpConfig
   | ScpConfig
   | NginxConfig
+  | SidecarConfig
   | FanoutConfig
   | LevelsConfig
   | SmallConfig
@@ -351,6 +375,7 @@ const KINDS = [
   sftpConfig,
   scpConfig,
   nginxConfig,
+  sidecarConfig,
   fanoutConfig,
   levelsConfig,
   smallConfig,
@@ -385,6 +410,51 @@ export const locationNode: z.ZodType<LocationNode> = z
     description: 'A location: a folder path, a list (fanout), an object with kind, or { ref: name }',
   });
 
+/** How `tarn serve` serves the storage (the sidecar). Flags of `tarn serve` override these. */
+export const serveConfig = z
+  .object({
+    socket: localPath()
+      .optional()
+      .describe('The Unix socket to listen on (default ./.tarn/tarn.sock); relative to the config file'),
+    socketMode: z
+      .string()
+      .regex(/^0?[0-7]{3}$/, 'an octal mode such as 0660')
+      .optional()
+      .describe('Permissions of the socket (default 0660: its owner and group may connect, nobody else)'),
+    socketGroup: z
+      .union([z.number().int().nonnegative(), z.string().min(1)])
+      .optional()
+      .describe('Group (name or gid) given the socket, so that app containers running as it can connect'),
+    allowDelete: z.boolean().optional().describe('Let clients DELETE values (default false: 403)'),
+    bodyLimit: size
+      .optional()
+      .describe('Largest PUT body (default 100G); larger ones get 413, nothing stored'),
+    maxUploads: z
+      .number()
+      .int()
+      .positive()
+      .optional()
+      .describe('Uploads in progress at once (default 64); more get 503 with Retry-After'),
+    requestTimeoutMs: ms('A request must be received in full within this (default 3600000)').optional(),
+    idleTimeoutMs: ms('A connection that moves no byte this long is closed (default 30000)').optional(),
+    headersTimeoutMs: ms('Request headers must arrive within this (default 10000)').optional(),
+    drainTimeoutMs: ms(
+      'On SIGTERM, requests in flight get this long to finish before they are cut (default 25000)',
+    ).optional(),
+    metrics: z
+      .object({
+        port: z.number().int().min(0).max(65535).describe('TCP port of GET /metrics (Prometheus)'),
+        host: z.string().min(1).optional().describe('Address to bind (default 0.0.0.0)'),
+      })
+      .strict()
+      .optional()
+      .describe('Prometheus metrics on a TCP port; off by default'),
+  })
+  .strict()
+  .meta({ id: 'Serve', description: 'How tarn serve (the sidecar) serves this storage' });
+
+export type ServeConfig = z.infer<typeof serveConfig>;
+
 export const storageConfig = z
   .object({
     algorithm: z.string().min(1).optional().describe('Digest of keys (default sha256)'),
@@ -404,6 +474,7 @@ export const storageConfig = z
       .describe(
         'Memoisation (smartCache) with this storage; a disk lake keeps its index in tools/memo by default',
       ),
+    serve: serveConfig.optional().describe('How tarn serve (the sidecar) serves this storage'),
   })
   .strict()
   .meta({

@@ -1,13 +1,7 @@
 import { createHash } from 'node:crypto';
-import { join } from 'node:path';
-import { openConfig } from '../config/load.js';
-import type { StorageConfig } from '../config/schema.js';
 import { CollisionError, NotFoundError, StorageCorruption } from '../errors.js';
-import type { Lease, Leasing, Location } from '../location/contract.js';
-import { DiskLocation } from '../location/disk/index.js';
-import { type LocationLike, toLocation } from '../location/like.js';
-import { canLease, locationsOf } from '../location/tree.js';
-import { HashKeyStorage } from '../storage.js';
+import type { Lease } from '../location/contract.js';
+import type { LocationLike } from '../location/like.js';
 import { Lazy } from '../util/lazy.js';
 import { sleep } from '../util/process.js';
 import { encodeInto } from './encode.js';
@@ -15,16 +9,10 @@ import { MemoError } from './errors.js';
 import { callerModule, dependencies } from './registry.js';
 import { type Serializer, serializerOf, unserialisable } from './serializers.js';
 import { readFunction } from './source.js';
+import { type MemoTarget, openStores, type Stores } from './stores.js';
 
 // biome-ignore lint/suspicious/noExplicitAny: a cached function keeps whatever signature it had
 type AnyFunction = (...args: any[]) => unknown;
-
-/** Where results go: a folder, a storage, a config, or an explicit storage and index. */
-export type MemoTarget =
-  | string
-  | HashKeyStorage
-  | StorageConfig
-  | { storage: HashKeyStorage | LocationLike; index: LocationLike };
 
 export interface SmartCacheOptions {
   /** Bump to invalidate by hand (a change the code does not show: new data, a fixed bug elsewhere). */
@@ -72,12 +60,6 @@ export type CachedFunction<F extends AnyFunction> = ((
   /** Forgets a call's result (the next call computes again). True when there was one. */
   forget(...args: Parameters<F>): Promise<boolean>;
 };
-
-interface Stores {
-  storage: HashKeyStorage;
-  index: Location;
-  leasing: Leasing | undefined;
-}
 
 const ENTRY = 'tarn-memo/1';
 
@@ -221,46 +203,6 @@ function fingerprint(fn: AnyFunction, module: string | undefined, deps: AnyFunct
   const h = createHash('sha256').update(own);
   for (const d of reached) h.update(`\0${d.name}\0${d.normalised}`);
   return h.digest('hex');
-}
-
-async function openStores(target: MemoTarget, index: LocationLike | undefined): Promise<Stores> {
-  let storage: HashKeyStorage;
-  let defaultIndex: (() => Location) | undefined;
-  if (typeof target === 'string') {
-    // The layout of Python tarn's smart_cache(path): an index lake and a storage lake side by side.
-    storage = new HashKeyStorage(join(target, 'storage'));
-    defaultIndex = () => new DiskLocation(join(target, 'index'));
-  } else if (target instanceof HashKeyStorage) {
-    storage = target;
-  } else if ('location' in target) {
-    const built = openConfig(target);
-    storage = built.storage;
-    index ??= built.memoIndex;
-  } else {
-    storage = target.storage instanceof HashKeyStorage ? target.storage : new HashKeyStorage(target.storage);
-    index ??= target.index;
-  }
-  if (!defaultIndex && storage.location instanceof DiskLocation) {
-    const root = storage.location.root;
-    defaultIndex = () => new DiskLocation(join(root, 'tools', 'memo'));
-  }
-  const indexLocation = index !== undefined ? toLocation(index) : defaultIndex?.();
-  if (!indexLocation) {
-    throw new MemoError(
-      `a cache on ${storage.location.kind} ${storage.location.target} needs an index location: pass { index }`,
-    );
-  }
-  return {
-    storage,
-    index: indexLocation,
-    leasing: findLeasing(indexLocation) ?? findLeasing(storage.location),
-  };
-}
-
-/** A location in the tree that hands out leases; Redis first (shared by every pod), then a disk. */
-function findLeasing(root: Location): Leasing | undefined {
-  const found = locationsOf(root).filter((l): l is Location & Leasing => canLease(l));
-  return found.find((l) => l.kind === 'redis') ?? found[0];
 }
 
 /** The stored result of a call; null when there is none; 'repair' when its entry or blob is bad. */

@@ -1,0 +1,55 @@
+import { resolve } from 'node:path';
+import { parseSize, type ServeConfig } from '@tarnjs/tarn';
+
+/** How the server runs, every default applied: the `serve` section of the config, then flags. */
+export interface ServeSettings {
+  /** Absolute path of the Unix socket. */
+  socket: string;
+  socketMode: number;
+  socketGroup: string | number | undefined;
+  allowDelete: boolean;
+  bodyLimit: number;
+  maxUploads: number;
+  requestTimeoutMs: number;
+  idleTimeoutMs: number;
+  headersTimeoutMs: number;
+  drainTimeoutMs: number;
+  metrics: { port: number; host: string } | undefined;
+}
+
+export const DEFAULTS = {
+  socketMode: 0o660,
+  bodyLimit: parseSize('100G'),
+  maxUploads: 64,
+  requestTimeoutMs: 3_600_000,
+  idleTimeoutMs: 30_000,
+  headersTimeoutMs: 10_000,
+  drainTimeoutMs: 25_000,
+  metricsHost: '0.0.0.0',
+} as const;
+
+/**
+ * The settings of a `serve` section. Relative paths are relative to `base` (the config file's
+ * folder); `defaultSocket` is used when the section names none.
+ */
+export function settingsOf(
+  serve: ServeConfig | undefined,
+  base: string,
+  defaultSocket: string,
+): ServeSettings {
+  const s = serve ?? {};
+  return {
+    socket: resolve(base, s.socket ?? defaultSocket),
+    socketMode: s.socketMode === undefined ? DEFAULTS.socketMode : Number.parseInt(s.socketMode, 8),
+    socketGroup: s.socketGroup,
+    allowDelete: s.allowDelete ?? false,
+    bodyLimit:
+      s.bodyLimit === undefined ? DEFAULTS.bodyLimit : parseSize(s.bodyLimit, ['serve', 'bodyLimit']),
+    maxUploads: s.maxUploads ?? DEFAULTS.maxUploads,
+    requestTimeoutMs: s.requestTimeoutMs ?? DEFAULTS.requestTimeoutMs,
+    idleTimeoutMs: s.idleTimeoutMs ?? DEFAULTS.idleTimeoutMs,
+    headersTimeoutMs: s.headersTimeoutMs ?? DEFAULTS.headersTimeoutMs,
+    drainTimeoutMs: s.drainTimeoutMs ?? DEFAULTS.drainTimeoutMs,
+    metrics: s.metrics && { port: s.metrics.port, host: s.metrics.host ?? DEFAULTS.metricsHost },
+  };
+}

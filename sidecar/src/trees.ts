@@ -1,0 +1,108 @@
+import {
+  defaultIndexOf,
+  type HashKeyStorage,
+  type Leasing,
+  type Location,
+  leasingOf,
+  ServiceError,
+} from '@tarnjs/tarn';
+
+/** One built storage: what a config turned into, used by requests until a reload replaces it. */
+export interface Tree {
+  readonly storage: HashKeyStorage;
+  /** The config's memo index, or a disk lake's `tools/memo`; undefined: memo routes answer 501. */
+  readonly memoIndex: Location | undefined;
+  /** Where leases come from (Redis, else a disk lake); undefined: lease routes answer 501. */
+  readonly leasing: Leasing | undefined;
+  /** 1 for the first config, +1 per reload that succeeded. */
+  readonly generation: number;
+}
+
+/** A tree held by a request (or a lease); `release()` exactly once, when done with it. */
+export interface Held {
+  readonly tree: Tree;
+  release(): void;
+}
+
+interface Slot {
+  tree: Tree;
+  users: number;
+  retired: boolean;
+  closed?: Promise<void>;
+}
+
+/**
+ * The current tree, swapped on reload. A request holds the tree it started with to its end, so a
+ * reload never changes the storage under a request in flight; a replaced tree is closed when its
+ * last holder lets go (its connections, its file handles), not before.
+ */
+export class Trees {
+  #current: Slot | undefined;
+  readonly #retired = new Set<Slot>();
+  #generation = 0;
+
+  /** Builds a Tree record for a storage (the memo index and leasing found as smartCache finds them). */
+  static tree(storage: HashKeyStorage, memoIndex: Location | undefined, generation: number): Tree {
+    const index = memoIndex ?? defaultIndexOf(storage);
+    return { storage, memoIndex: index, leasing: leasingOf(index, storage.location), generation };
+  }
+
+  get generation(): number {
+    return this.#generation;
+  }
+
+  current(): Tree | undefined {
+    return this.#current?.tree;
+  }
+
+  /** The current tree, held until `release()`. No tree yet (the first config failed): 503. */
+  acquire(): Held {
+    const slot = this.#current;
+    if (!slot)
+      throw new ServiceError('TARN_UNAVAILABLE', 'the sidecar has no storage: its config did not load');
+    slot.users++;
+    let released = false;
+    return {
+      tree: slot.tree,
+      release: () => {
+        if (released) return;
+        released = true;
+        slot.users--;
+        if (slot.retired && slot.users === 0) this.#close(slot);
+      },
+    };
+  }
+
+  /** Makes `storage` the current tree; the previous one closes once its last request is done. */
+  swap(storage: HashKeyStorage, memoIndex: Location | undefined): Tree {
+    this.#generation++;
+    const slot: Slot = { tree: Trees.tree(storage, memoIndex, this.#generation), users: 0, retired: false };
+    const old = this.#current;
+    this.#current = slot;
+    if (old) this.#retire(old);
+    return slot.tree;
+  }
+
+  /** Closes every tree: the current one and those still waiting for their requests. Waits for none. */
+  async close(): Promise<void> {
+    const old = this.#current;
+    this.#current = undefined;
+    if (old) this.#retire(old, true);
+    for (const slot of this.#retired) this.#close(slot);
+    await Promise.all([...this.#retired].map((s) => s.closed));
+  }
+
+  #retire(slot: Slot, now = false): void {
+    slot.retired = true;
+    this.#retired.add(slot);
+    if (now || slot.users === 0) this.#close(slot);
+  }
+
+  #close(slot: Slot): void {
+    slot.closed ??= (async () => {
+      const { storage, memoIndex } = slot.tree;
+      // A close that fails (a server already gone) must not stop the others from closing.
+      await Promise.allSettled([storage.close(), memoIndex?.close()]);
+    })().finally(() => this.#retired.delete(slot));
+  }
+}
