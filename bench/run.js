@@ -41,6 +41,13 @@ const cases = {
       calls: Number(process.env.BENCH_MEMO_CALLS ?? 20_000),
       rounds,
     }),
+  // The sidecar over its Unix socket beside a bare fastify route, the library in-process and redis-benchmark.
+  sidecar: async () =>
+    (await import('./cases/sidecar.ts')).sidecarBench({
+      count: Number(process.env.BENCH_SIDECAR_COUNT ?? 20_000),
+      largeMib: mib,
+      rounds,
+    }),
 };
 const wanted = process.env.BENCH_CASES?.split(',') ?? Object.keys(cases);
 for (const name of wanted) {

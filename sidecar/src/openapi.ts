@@ -74,6 +74,14 @@ function parameters(spec: RouteSpec, schemas: Schemas): Json[] {
 }
 
 function response(r: ResponseSpec, schemas: Schemas): Json {
+  if ('ndjson' in r)
+    return {
+      description: `${r.description}: NDJSON is one JSON document per line, each as its schema`,
+      content: {
+        'application/x-ndjson': { schema: schemas.of(r.ndjson, 'output') },
+        ...(r.json ? { 'application/json': { schema: schemas.of(r.json, 'output') } } : {}),
+      },
+    };
   if ('json' in r) {
     const schema = schemas.of(r.json, 'output');
     const type = schema.$ref === '#/components/schemas/Problem' ? PROBLEM : 'application/json';
@@ -87,11 +95,6 @@ function response(r: ResponseSpec, schemas: Schemas): Json {
           schema: { type: 'string', contentMediaType: 'application/octet-stream' },
         },
       },
-    };
-  if ('ndjson' in r)
-    return {
-      description: `${r.description}: one JSON document per line, each as this schema`,
-      content: { 'application/x-ndjson': { schema: schemas.of(r.ndjson, 'output') } },
     };
   return { description: r.description };
 }

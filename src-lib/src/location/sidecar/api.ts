@@ -224,7 +224,8 @@ export type ProblemBody = z.infer<typeof problem>;
 export type ResponseSpec =
   | { description: string; json: z.ZodType }
   | { description: string; bytes: true }
-  | { description: string; ndjson: z.ZodType }
+  /** NDJSON; `json` too when a query switches the answer to one JSON document (a page). */
+  | { description: string; ndjson: z.ZodType; json?: z.ZodType }
   | { description: string; empty: true };
 
 export interface RouteSpec {
@@ -330,7 +331,7 @@ export const ROUTES = {
     summary: 'Every key as NDJSON (streamed, bounded memory), or a sorted page with ?limit',
     querystring: keysQuery,
     responses: {
-      200: { description: 'Keys', ndjson: keyLine },
+      200: { description: 'Keys (NDJSON), or with ?limit one page (JSON)', ndjson: keyLine, json: keysPage },
     },
   },
   fetch: {
