@@ -1,3 +1,4 @@
+import type { Socket } from 'node:net';
 import { ERRORS, type ErrorCode, ServiceError, statusOf } from '@tarnjs/tarn';
 import type { ProblemBody } from '@tarnjs/tarn/sidecar-api';
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
@@ -90,8 +91,34 @@ export function sendProblem(
   if (extra) reply.headers(extra);
   // A body the handler did not read (a refused upload) would be drained to keep the connection;
   // closing it is cheaper than reading gigabytes nobody wants.
-  if (!reply.request.raw.complete) reply.header('connection', 'close');
+  if (!reply.request.raw.complete) {
+    reply.header('connection', 'close');
+    lingerOnClose(reply.request.raw.socket);
+  }
   return reply.code(problem.status).type(PROBLEM_TYPE).send(JSON.stringify(problem.body));
+}
+
+/** How long a closing connection still reads (and drops) what its client sends. */
+const LINGER_MS = 2_000;
+
+/**
+ * Closes the connection once the answer is out, lingering as nginx does: Node's server closes a
+ * `Connection: close` exchange with `destroySoon()`, which closes the socket right after the answer;
+ * with unread request bytes still arriving, the kernel then answers them with a reset, and a reset
+ * can destroy the answer in the client's buffers before the client reads it (a 413 seen as a bare
+ * ECONNRESET). Instead: half-close (the answer and a FIN go out), keep reading and dropping what the
+ * client still sends, and destroy once the client closes its side or after LINGER_MS.
+ */
+function lingerOnClose(socket: Socket | null): void {
+  if (!socket) return;
+  const s = socket as Socket & { destroySoon?: () => void };
+  s.destroySoon = () => {
+    s.end();
+    s.resume();
+    const timer = setTimeout(() => s.destroy(), LINGER_MS);
+    timer.unref();
+    s.once('close', () => clearTimeout(timer));
+  };
 }
 
 /**
