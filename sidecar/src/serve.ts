@@ -16,13 +16,7 @@ import { createLogger, logLevelOf } from './log.js';
 import { Metrics } from './plugins/metrics.js';
 import { buildTree, type LoadedConfig, oneLine, Reloader, readConfig } from './reload.js';
 import { type ServeSettings, settingsOf } from './settings.js';
-import {
-  listenOnSocket,
-  prepareSocket,
-  removeSocketSync,
-  type SocketIdentity,
-  socketIdentity,
-} from './socket.js';
+import { listenOnSocket, prepareSocket, removeSocketSync, type SocketIdentity } from './socket.js';
 import { Trees } from './trees.js';
 
 export type ServeOptions = ServeCommandOptions;
@@ -41,7 +35,8 @@ interface Source {
 async function sourceOf(options: ServeOptions): Promise<Source> {
   const { cwd, env } = options;
   const trees = new Trees();
-  const spec = options.config ?? options.storage ?? env.TARN_STORAGE ?? './.tarn';
+  // An empty $TARN_STORAGE is no storage named.
+  const spec = options.config ?? options.storage ?? (env.TARN_STORAGE || './.tarn');
   const path = resolve(cwd, spec);
   const st = await stat(path).catch(() => undefined);
   // --config names a file; --storage (or $TARN_STORAGE) may too, as for the other commands.
@@ -89,12 +84,100 @@ function whereOf(location: Location): string {
 }
 
 /**
+ * The process's signals, from the start (a SIGTERM while the tree is built stops the server as
+ * soon as it listens): the first SIGTERM or SIGINT (or an abort of the CLI's signal) asks for a
+ * stop; a second one exits at once. SIGHUP reloads the config. An uncaught error is logged and
+ * exits 1. Whatever ends the process, `removeSocket` runs first (it does nothing until bound).
+ */
+class Lifecycle {
+  readonly #logger: Logger;
+  readonly #signal: AbortSignal | undefined;
+  // biome-ignore lint/suspicious/noExplicitAny: process.on's own listener type
+  readonly #handlers: Array<[string, (...args: any[]) => void]> = [];
+  /** Counted apart from the stop request: the CLI turns the first SIGTERM into an abort of its signal too. */
+  #signals = 0;
+  #stop: string | undefined;
+  #onStop: ((why: string) => void) | undefined;
+  removeSocket: () => void = () => undefined;
+  reload: () => void = () => undefined;
+
+  constructor(logger: Logger, signal: AbortSignal | undefined) {
+    this.#logger = logger;
+    this.#signal = signal;
+    const onSignal = (name: NodeJS.Signals) => {
+      this.#signals++;
+      if (this.#signals === 1) return this.#request(name);
+      logger.warn({ event: 'stopped', reason: name }, `second ${name}: exiting now`);
+      this.#exit(name === 'SIGINT' ? 130 : 143);
+    };
+    const onFatal = (e: unknown) => {
+      logger.fatal({ err: e, code: statusOf(e).code }, `uncaught: ${oneLine(e)}`);
+      this.#exit(1);
+    };
+    this.#on('SIGTERM', onSignal);
+    this.#on('SIGINT', onSignal);
+    this.#on('SIGHUP', () => this.reload());
+    this.#on('uncaughtException', onFatal);
+    this.#on('unhandledRejection', onFatal);
+    this.#on('exit', () => this.removeSocket());
+    if (signal?.aborted) this.#onAbort();
+    else signal?.addEventListener('abort', this.#onAbort, { once: true });
+  }
+
+  /** The CLI aborts with Error('SIGTERM') or Error('SIGINT'): the reason names the signal. */
+  readonly #onAbort = () => {
+    const reason = this.#signal?.reason;
+    this.#request(reason instanceof Error ? reason.message : 'aborted');
+  };
+
+  // biome-ignore lint/suspicious/noExplicitAny: process.on's own listener type
+  #on(event: string, handler: (...args: any[]) => void): void {
+    process.on(event, handler);
+    this.#handlers.push([event, handler]);
+  }
+
+  #request(why: string): void {
+    if (this.#stop !== undefined) return;
+    this.#stop = why;
+    this.#onStop?.(why);
+  }
+
+  #exit(code: number): never {
+    this.removeSocket();
+    this.#logger.flush();
+    process.exit(code);
+  }
+
+  /** Resolves with the reason once a stop is asked for (at once if it already was). */
+  stopped(): Promise<string> {
+    return new Promise((resolve) => {
+      if (this.#stop !== undefined) resolve(this.#stop);
+      else this.#onStop = resolve;
+    });
+  }
+
+  dispose(): void {
+    for (const [event, handler] of this.#handlers) process.off(event, handler);
+    this.#signal?.removeEventListener('abort', this.#onAbort);
+  }
+}
+
+/**
  * Runs the sidecar until SIGTERM or SIGINT (or `options.signal`): builds the tree, binds the
- * socket, serves, reloads the config when it changes; then drains and exits cleanly. Resolves with
- * the exit status; throws (before anything is bound) when it cannot start.
+ * socket, serves, reloads the config when it changes; then drains and stops cleanly. Resolves with
+ * the exit status; throws (having bound nothing, or removed what it bound) when it cannot start.
  */
 export async function serve(options: ServeOptions): Promise<number> {
   const logger = createLogger({ level: logLevelOf(options.env) });
+  const life = new Lifecycle(logger, options.signal);
+  try {
+    return await run(options, logger, life);
+  } finally {
+    life.dispose();
+  }
+}
+
+async function run(options: ServeOptions, logger: Logger, life: Lifecycle): Promise<number> {
   const source = await sourceOf(options);
   const { settings, trees } = source;
   let reloader: Reloader | undefined;
@@ -107,16 +190,18 @@ export async function serve(options: ServeOptions): Promise<number> {
       lastReload: null,
     };
   if (source.loaded) {
-    reloader = new Reloader({
+    const r = new Reloader({
       loaded: source.loaded,
       trees,
       logger,
       onFailure: () => metrics?.reloadFailures.inc(),
     });
+    reloader = r;
+    life.reload = () => void r.reload(true);
   }
   metrics = new Metrics({ trees, readiness, listen: settings.metrics, logger });
 
-  let app: FastifyInstance;
+  let app: FastifyInstance | undefined;
   try {
     app = await buildApp({
       trees,
@@ -127,28 +212,22 @@ export async function serve(options: ServeOptions): Promise<number> {
     } as AppOptions & { instrument: FastifyPluginAsync });
     await prepareSocket(settings.socket, options.signal);
     await app.ready();
-  } catch (e) {
-    await trees.close();
-    throw e;
-  }
-
-  // From the bind on, whatever ends the process removes the socket (ours only: same inode).
-  let bound: SocketIdentity | undefined;
-  const removeSocket = () => {
-    if (bound) removeSocketSync(settings.socket, bound);
-  };
-  process.on('exit', removeSocket);
-  try {
-    await listenOnSocket(app.server, settings.socket, settings.socketMode, settings.socketGroup, () =>
-      app.listen({ path: settings.socket }),
+    const server = app;
+    await listenOnSocket(
+      app.server,
+      settings.socket,
+      settings.socketMode,
+      settings.socketGroup,
+      () => server.listen({ path: settings.socket }),
+      (bound: SocketIdentity) => {
+        // From the bind on, whatever ends the process removes the socket (ours only: same inode).
+        life.removeSocket = () => removeSocketSync(settings.socket, bound);
+      },
     );
-    bound = socketIdentity(settings.socket);
   } catch (e) {
-    bound = socketIdentity(settings.socket);
-    await app.close().catch(() => undefined);
+    await app?.close().catch(() => undefined);
     await trees.close();
-    removeSocket();
-    process.off('exit', removeSocket);
+    life.removeSocket();
     throw e;
   }
 
@@ -167,116 +246,48 @@ export async function serve(options: ServeOptions): Promise<number> {
     { event: 'listening', socket: settings.socket, generation: trees.generation, metrics: metrics.address },
     'listening',
   );
-
   reloader?.start();
-  return await runUntilStopped({
-    app,
-    trees,
-    settings,
-    logger,
-    reloader,
-    removeSocket,
-    signal: options.signal,
-  });
+
+  const why = await life.stopped();
+  await drain({ app, trees, settings, logger, reloader, why });
+  life.removeSocket();
+  logger.info({ event: 'stopped' }, 'stopped');
+  await new Promise<void>((resolve) => logger.flush(() => resolve()));
+  return 0;
 }
 
-interface Running {
+/**
+ * Stops accepting (fastify answers 503 on connections still open), lets requests in flight finish
+ * within `drainTimeoutMs`, then cuts the rest; waits for cut requests to let go of the storage
+ * (their cleanup: temp files), and closes every tree.
+ */
+async function drain(r: {
   app: FastifyInstance;
   trees: Trees;
   settings: ServeSettings;
   logger: Logger;
   reloader: Reloader | undefined;
-  removeSocket: () => void;
-  signal: AbortSignal | undefined;
-}
-
-/**
- * Waits for a stop signal, then drains. SIGHUP reloads the config. A second SIGTERM or SIGINT
- * exits at once (the socket is removed all the same). An uncaught error is logged and exits 1,
- * without leaving the socket behind.
- */
-function runUntilStopped(r: Running): Promise<number> {
-  const { app, trees, settings, logger, reloader, removeSocket } = r;
-  return new Promise<number>((done) => {
-    let stopping = false;
-    // biome-ignore lint/suspicious/noExplicitAny: process.on's own listener type
-    type Listener = (...args: any[]) => void;
-    const handlers: Array<[string, Listener]> = [];
-    const on = (event: string, handler: Listener) => {
-      process.on(event, handler);
-      handlers.push([event, handler]);
-    };
-    const cleanup = () => {
-      for (const [event, handler] of handlers) process.off(event, handler);
-      r.signal?.removeEventListener('abort', onAbort);
-      process.off('exit', removeSocket);
-    };
-    const stop = async (why: string) => {
-      stopping = true;
-      logger.info(
-        { event: 'stopping', reason: why, drainTimeoutMs: settings.drainTimeoutMs },
-        `stopping (${why})`,
-      );
-      await reloader?.close();
-      const closing = app.close();
-      let timer: NodeJS.Timeout | undefined;
-      const timedOut = new Promise<true>((resolve) => {
-        timer = setTimeout(() => resolve(true), settings.drainTimeoutMs);
-      });
-      const cut = await Promise.race([closing.then(() => false as const), timedOut]);
-      clearTimeout(timer);
-      if (cut) {
-        logger.warn(
-          { event: 'stopping' },
-          `requests still running after ${settings.drainTimeoutMs} ms are cut`,
-        );
-        app.server.closeAllConnections();
-      }
-      await closing.catch((e: unknown) => logger.error({ err: e }, `closing the server: ${oneLine(e)}`));
-      if (!(await trees.idle(CLEANUP_MS)))
-        logger.warn(
-          { event: 'stopping' },
-          'requests did not let go of the storage in time; closing it anyway',
-        );
-      await trees.close();
-      removeSocket();
-      logger.info({ event: 'stopped' }, 'stopped');
-      cleanup();
-      logger.flush(() => done(0));
-    };
-    // Counted apart from `stopping`: the CLI turns the first SIGTERM into an abort of `r.signal`
-    // too, and that abort must not make the same SIGTERM look like a second one.
-    let signals = 0;
-    const onSignal = (signal: NodeJS.Signals) => {
-      signals++;
-      if (signals === 1) {
-        if (!stopping) void stop(signal);
-        return;
-      }
-      // The second one: no more waiting.
-      logger.warn({ event: 'stopped', reason: signal }, `second ${signal}: exiting now`);
-      removeSocket();
-      logger.flush();
-      process.exit(signal === 'SIGINT' ? 130 : 143);
-    };
-    const onAbort = () => {
-      if (!stopping) void stop('aborted');
-    };
-    const onFatal = (e: unknown) => {
-      const status = statusOf(e);
-      logger.fatal({ err: e, code: status.code }, `uncaught: ${oneLine(e)}`);
-      removeSocket();
-      logger.flush();
-      process.exit(1);
-    };
-    on('SIGTERM', onSignal);
-    on('SIGINT', onSignal);
-    on('SIGHUP', () => {
-      if (reloader && !stopping) void reloader.reload(true);
-    });
-    on('uncaughtException', onFatal);
-    on('unhandledRejection', onFatal);
-    if (r.signal?.aborted) onAbort();
-    else r.signal?.addEventListener('abort', onAbort, { once: true });
+  why: string;
+}): Promise<void> {
+  const { app, trees, settings, logger } = r;
+  logger.info(
+    { event: 'stopping', reason: r.why, drainTimeoutMs: settings.drainTimeoutMs },
+    `stopping (${r.why})`,
+  );
+  await r.reloader?.close();
+  const closing = app.close();
+  let timer: NodeJS.Timeout | undefined;
+  const timedOut = new Promise<true>((resolve) => {
+    timer = setTimeout(() => resolve(true), settings.drainTimeoutMs);
   });
+  const cut = await Promise.race([closing.then(() => false as const), timedOut]);
+  clearTimeout(timer);
+  if (cut) {
+    logger.warn({ event: 'stopping' }, `requests still running after ${settings.drainTimeoutMs} ms are cut`);
+    app.server.closeAllConnections();
+  }
+  await closing.catch((e: unknown) => logger.error({ err: e }, `closing the server: ${oneLine(e)}`));
+  if (!(await trees.idle(CLEANUP_MS)))
+    logger.warn({ event: 'stopping' }, 'requests did not let go of the storage in time; closing it anyway');
+  await trees.close();
 }

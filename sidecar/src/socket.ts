@@ -111,6 +111,8 @@ export async function listenOnSocket(
   mode: number,
   group: string | number | undefined,
   listen: () => Promise<unknown>,
+  /** Called once the socket exists, before its mode and group are set (so that a failure there removes it). */
+  onBound: (bound: SocketIdentity) => void,
 ): Promise<void> {
   const gid = group === undefined ? undefined : await gidOf(group);
   const original = server.listen;
@@ -130,6 +132,8 @@ export async function listenOnSocket(
   } finally {
     server.listen = original;
   }
+  const bound = socketIdentity(path);
+  if (bound) onBound(bound);
   try {
     // The umask cannot add bits (a mode with setgid, say); chmod makes it exact.
     await chmod(path, mode);

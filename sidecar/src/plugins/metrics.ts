@@ -1,6 +1,6 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { Fanout, Levels, type Location, walkTree } from '@tarnjs/tarn';
+import { Fanout, IoError, isSystemError, Levels, type Location, walkTree } from '@tarnjs/tarn';
 import { type ReadinessBody, ROUTES } from '@tarnjs/tarn/sidecar-api';
 import type { FastifyBaseLogger, FastifyInstance, FastifyPluginAsync } from 'fastify';
 import fp from 'fastify-plugin';
@@ -284,9 +284,15 @@ export class Metrics {
     server.requestTimeout = 10_000;
     server.headersTimeout = 5_000;
     await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
+      const failed = (e: Error) =>
+        reject(
+          isSystemError(e)
+            ? IoError.from(e, { verb: 'listen on', what: `the metrics address ${at.host}:${at.port}` })
+            : e,
+        );
+      server.once('error', failed);
       server.listen({ port: at.port, host: at.host }, () => {
-        server.off('error', reject);
+        server.off('error', failed);
         resolve();
       });
     });
