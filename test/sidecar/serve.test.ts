@@ -2,6 +2,7 @@ import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, lstatSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { redactUrl } from '@tarnjs/sidecar';
 import { describe, expect, it } from 'vitest';
 import { collect, tarn } from '../helpers/spawn.js';
 import { freshPath, tempDir } from '../helpers/tmp.js';
@@ -124,6 +125,43 @@ describe('tarn serve', () => {
     }
     const missing = await tarn(['serve', '--config', join(base, 'missing.yaml')]);
     expect(missing.code).toBe(6);
+  });
+
+  it('logs JSON lines with request ids, and never a body, an authorization header or a secret of a query', async () => {
+    const lake = freshPath(base);
+    const s = await startSidecar(['--storage', lake], { env: { TARN_LOG_LEVEL: 'trace' } });
+    const secrets = ['BODY-SECRET-1', 'BEARER-SECRET-2', 'QUERY-SECRET-3', 'COOKIE-SECRET-4'];
+    const headers = {
+      'content-type': 'application/octet-stream',
+      authorization: `Bearer ${secrets[1]}`,
+      cookie: `session=${secrets[3]}`,
+      'x-request-id': 'my-request-1',
+    };
+    await call(s.socket, 'PUT', '/v1/blobs', `a body with ${secrets[0]}`, headers);
+    await call(s.socket, 'PUT', `/v1/blobs?token=${secrets[2]}`, `a body with ${secrets[0]}`, headers);
+    await call(
+      s.socket,
+      'GET',
+      `/v1/blobs/${'0'.repeat(64)}?X-Amz-Signature=${secrets[2]}`,
+      undefined,
+      headers,
+    );
+    const r = await s.stop();
+    expect(r.code).toBe(0);
+    for (const secret of secrets) expect(r.stdout).not.toContain(secret);
+    const lines = logLines(r.stdout);
+    const ofRequest = lines.filter((l) => l.reqId !== undefined);
+    expect(ofRequest.length).toBeGreaterThan(0);
+    expect(ofRequest.some((l) => l.reqId === 'my-request-1')).toBe(true);
+    expect(lines.every((l) => typeof l.level === 'number' && typeof l.time === 'string')).toBe(true);
+  });
+
+  it('redacts the secrets of a query, and only those', () => {
+    expect(redactUrl('/v1/blobs?expect=abc&token=s3cr3t&X-Amz-Signature=x&verify=1')).toBe(
+      '/v1/blobs?expect=abc&token=[redacted]&X-Amz-Signature=[redacted]&verify=1',
+    );
+    expect(redactUrl('/v1/keys?limit=10&after=00')).toBe('/v1/keys?limit=10&after=00');
+    expect(redactUrl('/healthz')).toBe('/healthz');
   });
 
   it('tarn-sidecar (the image entrypoint) takes the same flags', async () => {
