@@ -9,9 +9,9 @@ import {
   UsageError,
 } from '@tarnjs/tarn';
 import { type ReadinessBody, ROUTES } from '@tarnjs/tarn/sidecar-api';
-import type { FastifyInstance, FastifyPluginAsync } from 'fastify';
+import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
-import { type AppOptions, buildApp } from './app.js';
+import { buildApp } from './app.js';
 import { createLogger, logLevelOf } from './log.js';
 import { Metrics } from './plugins/metrics.js';
 import { buildTree, type LoadedConfig, oneLine, Reloader, readConfig } from './reload.js';
@@ -203,13 +203,7 @@ async function run(options: ServeOptions, logger: Logger, life: Lifecycle): Prom
 
   let app: FastifyInstance | undefined;
   try {
-    app = await buildApp({
-      trees,
-      settings,
-      logger,
-      readiness,
-      instrument: metrics.plugin,
-    } as AppOptions & { instrument: FastifyPluginAsync });
+    app = await buildApp({ trees, settings, logger, readiness, instrument: metrics.plugin });
     await prepareSocket(settings.socket, options.signal);
     await app.ready();
     const server = app;
