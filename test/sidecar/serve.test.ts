@@ -1,10 +1,19 @@
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, lstatSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
+import {
+  cpSync,
+  existsSync,
+  lstatSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import { redactUrl } from '@tarnjs/sidecar';
 import { describe, expect, it } from 'vitest';
-import { collect, tarn } from '../helpers/spawn.js';
+import { collect, REPO, run, tarn } from '../helpers/spawn.js';
 import { freshPath, tempDir } from '../helpers/tmp.js';
 import { until } from '../helpers/wait.js';
 import { call, logLines, startSidecar } from './serve-process.js';
@@ -162,6 +171,30 @@ describe('tarn serve', () => {
     );
     expect(redactUrl('/v1/keys?limit=10&after=00')).toBe('/v1/keys?limit=10&after=00');
     expect(redactUrl('/healthz')).toBe('/healthz');
+  });
+
+  it('without @tarnjs/sidecar installed, says to install it (exit 1, one line)', async () => {
+    // The library alone, as npm installs it: its files, and every dependency but the sidecar.
+    const lib = freshPath(base, 'lib-alone');
+    mkdirSync(join(lib, 'node_modules'), { recursive: true });
+    for (const part of ['package.json', 'bin', 'dist'])
+      cpSync(join(REPO, 'src-lib', part), join(lib, part), { recursive: true });
+    for (const name of readdirSync(join(REPO, 'node_modules'))) {
+      if (name === '@tarnjs' || name === '.bin') continue;
+      symlinkSync(join(REPO, 'node_modules', name), join(lib, 'node_modules', name));
+    }
+    const r = await run(process.execPath, [
+      join(lib, 'bin', 'tarn.js'),
+      'serve',
+      '--storage',
+      freshPath(base),
+    ]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toBe(
+      'tarn: tarn serve needs the sidecar package, which is not installed: npm install @tarnjs/sidecar (next to @tarnjs/tarn)\n',
+    );
+    const json = await run(process.execPath, [join(lib, 'bin', 'tarn.js'), '--json', 'serve']);
+    expect(JSON.parse(json.stderr).error.code).toBe('TARN_UNSUPPORTED');
   });
 
   it('tarn-sidecar (the image entrypoint) takes the same flags', async () => {
