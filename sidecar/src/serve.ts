@@ -182,11 +182,13 @@ async function run(options: ServeOptions, logger: Logger, life: Lifecycle): Prom
   const { settings, trees } = source;
   let reloader: Reloader | undefined;
   let metrics: Metrics | undefined;
+  const startedAt = new Date().toISOString();
+  // A bare lake is never reloaded: ready once built.
   const readiness = (): ReadinessBody =>
     reloader?.readiness() ?? {
       ready: trees.current() !== undefined,
       generation: trees.generation,
-      loadedAt: null,
+      loadedAt: startedAt,
       lastReload: null,
     };
   if (source.loaded) {
