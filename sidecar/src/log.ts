@@ -97,5 +97,8 @@ export function createLogger(
       censor: '[redacted]',
     },
   };
-  return pino(config, (options.destination ?? pino.destination({ fd: 1, sync: false })) as DestinationStream);
+  // Synchronous, as pino's default: a line is written when logged, so nothing is pending at exit.
+  // An asynchronous destination flushes at exit with a loop that never ends when stdout's reader
+  // has gone (EPIPE): the process would hang instead of exiting.
+  return pino(config, (options.destination ?? pino.destination({ fd: 1, sync: true })) as DestinationStream);
 }

@@ -1,6 +1,14 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { request } from 'node:http';
+import { afterAll } from 'vitest';
 import { collect, type Result, TARN_BIN } from '../helpers/spawn.js';
+
+/** Every sidecar a test file started: a test that fails midway must not leave one running. */
+const started = new Set<ChildProcess>();
+afterAll(() => {
+  for (const child of started)
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+});
 
 /** A `tarn serve` process started as a user starts it, once it printed where it listens. */
 export interface Sidecar {
@@ -28,6 +36,7 @@ export function startSidecar(args: string[], options: StartOptions = {}): Promis
     env: { ...process.env, TARN_LOG_LEVEL: 'info', ...options.env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
+  started.add(child);
   const exited = collect(child);
   let stderr = '';
   return new Promise((resolve, reject) => {

@@ -1,9 +1,11 @@
+import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import type { ClientRequest } from 'node:http';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { pseudoRandom } from '../helpers/data.js';
+import { TARN_BIN } from '../helpers/spawn.js';
 import { freshPath, tempDir } from '../helpers/tmp.js';
 import { until } from '../helpers/wait.js';
 import { type Answer, call, logLines, startSidecar } from './serve-process.js';
@@ -89,6 +91,27 @@ describe('tarn serve on SIGTERM', () => {
     expect(filesIn(lake)).toEqual([]);
     expect(existsSync(s.socket)).toBe(false);
     expect(logLines(r.stdout).some((l) => /cut/.test(String(l.msg)))).toBe(true);
+  });
+
+  it('exits 0 on SIGTERM even when the reader of its logs (stdout) has gone', async () => {
+    const { file } = setup();
+    const child = spawn(process.execPath, [TARN_BIN, 'serve', '--config', file], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+    let stderr = '';
+    child.stderr.on('data', (d: Buffer) => {
+      stderr += d.toString();
+    });
+    try {
+      await until(() => stderr.includes('try: curl'), 'it listens');
+      child.stdout.destroy(); // the log reader goes away: writes to stdout now fail (EPIPE)
+      child.kill('SIGTERM');
+      const code = await Promise.race([exited, new Promise((r) => setTimeout(() => r('hung'), 5000))]);
+      expect(code).toBe(0);
+    } finally {
+      if (child.exitCode === null) child.kill('SIGKILL');
+    }
   });
 
   it('a second SIGTERM exits at once, and the socket is removed all the same', async () => {
