@@ -4,13 +4,17 @@ import type { z } from 'zod';
 import {
   AbortError,
   CollisionError,
+  ConfigError,
   ForbiddenError,
   InvalidKeyError,
+  IoError,
   KeyMismatchError,
   LeaseLostError,
   NoLocalCopyError,
   NotFoundError,
   PartialDeleteError,
+  ReadError,
+  RefusedError,
   type ServiceCode,
   ServiceError,
   SourceError,
@@ -18,7 +22,9 @@ import {
   TarnError,
   UnsupportedError,
   UsageError,
+  WriteError,
 } from '../../errors.js';
+import { CacheKeyError, MemoError } from '../../memo/errors.js';
 import { Lazy } from '../../util/lazy.js';
 import { RemoteError, remoteError } from '../remote-error.js';
 import { type ProblemBody, problem } from './api.js';
@@ -262,7 +268,7 @@ export function errorOfProblem(
       typed = new UsageError(detail);
       break;
     case 'TARN_ABORTED':
-      typed = new AbortError(new Error(detail));
+      typed = worded(new AbortError(new Error(detail)), detail);
       break;
     case 'TARN_CORRUPTION':
       typed = worded(new StorageCorruption(key, undefined, context.where), detail);
@@ -270,6 +276,33 @@ export function errorOfProblem(
     case 'TARN_PARTIAL_DELETE':
       typed = worded(new PartialDeleteError(key, [], [{ where: context.where, message: detail }]), detail);
       break;
+    case 'TARN_REFUSED':
+      typed = worded(new RefusedError(detail), detail);
+      break;
+    case 'TARN_CONFIG':
+      typed = new ConfigError(detail);
+      break;
+    case 'TARN_IO':
+      typed = new IoError(detail);
+      break;
+    case 'TARN_MEMO':
+      typed = new MemoError(detail);
+      break;
+    case 'TARN_CACHE_KEY':
+      typed = worded(new CacheKeyError('', detail), detail);
+      break;
+    case 'TARN_READ_ERROR':
+      typed = new ReadError(detail);
+      break;
+    case 'TARN_WRITE_ERROR':
+      typed = new WriteError(detail);
+      break;
+    case 'TARN_ERROR':
+      typed = new TarnError(detail);
+      break;
+    // The servers behind the sidecar failed: that is what RemoteError says, naming the sidecar.
+    case 'TARN_REMOTE':
+      return new RemoteError(context.where, context.action, new Error(detail));
     default:
       typed = SERVICE_CODES.has(p.code)
         ? new ServiceError(p.code as ServiceCode, detail)
