@@ -44,7 +44,7 @@ export async function startSidecar(
     app,
     trees,
     pause: () => {
-      let open = () => undefined as void;
+      let open: () => void = () => undefined;
       const promise = new Promise<void>((r) => {
         open = r;
       });
