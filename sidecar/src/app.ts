@@ -8,7 +8,7 @@ import Fastify, {
   LogController,
 } from 'fastify';
 import fp from 'fastify-plugin';
-import { problems } from './plugins/problem.js';
+import { frameworkError, problems } from './plugins/problem.js';
 import { treePlugin } from './plugins/tree.js';
 import { validation } from './plugins/validation.js';
 import { blobRoutes } from './routes/blobs.js';
@@ -72,6 +72,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     exposeHeadRoutes: false,
     // Keys up to 128 hex digits, and longer ones reach the schema (a 400 naming the field, not a 404).
     routerOptions: { maxParamLength: 1024 },
+    frameworkErrors: frameworkError,
   });
 
   app.addHook('onRequest', async (request, reply) => {

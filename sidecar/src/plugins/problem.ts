@@ -94,6 +94,17 @@ export function sendProblem(
   return reply.code(problem.status).type(PROBLEM_TYPE).send(JSON.stringify(problem.body));
 }
 
+/**
+ * fastify's `frameworkErrors`: a URL it cannot decode, a parameter over the router's length. They
+ * come before routing, so before any hook: the request id header is set here.
+ */
+export function frameworkError(e: FastifyError, request: FastifyRequest, reply: FastifyReply): void {
+  const problem = problemOf(e, request.id);
+  log(request, e, problem);
+  reply.header('x-request-id', request.id);
+  sendProblem(reply, problem);
+}
+
 function log(request: FastifyRequest, e: unknown, problem: Problem): void {
   const { code, status } = problem.body;
   if (!problem.expected) request.log.error({ err: e, code, status }, 'request failed: internal error');

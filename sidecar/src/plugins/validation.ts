@@ -12,7 +12,7 @@ import fp from 'fastify-plugin';
 import type { z } from 'zod';
 
 /** Fields that hold value keys: a bad one is an invalid key (the client's InvalidKeyError), not just a bad field. */
-const KEY_FIELDS = new Set(['params.key', 'querystring.expect', 'querystring.after']);
+const KEY_FIELD = /^(params\.key|querystring\.expect|querystring\.after|body\.keys\.\d+)$/;
 
 /** The first problem zod found, as `part.field: message` (the field a client must fix). */
 function describeIssue(part: string, error: z.ZodError): { field: string; message: string } {
@@ -23,6 +23,13 @@ function describeIssue(part: string, error: z.ZodError): { field: string; messag
     return { field, message: `${field}: unknown ${issue.keys.map((k) => `"${k}"`).join(', ')}` };
   }
   return { field, message: `${field}: ${issue?.message ?? 'invalid'}` };
+}
+
+/** The value at the first issue's path (the bad key itself, for the message). */
+function valueAt(data: unknown, error: z.ZodError): unknown {
+  let at = data;
+  for (const k of error.issues[0]?.path ?? []) at = (at as Record<PropertyKey, unknown> | null)?.[k];
+  return at;
 }
 
 /**
@@ -37,10 +44,9 @@ export const validation = fp(async (app: FastifyInstance) => {
       const result = zod.safeParse(data);
       if (result.success) return { value: result.data };
       const { field, message } = describeIssue(part, result.error);
-      const value = (data as Record<string, unknown> | null)?.[field.slice(part.length + 1)];
       return {
-        error: KEY_FIELDS.has(field)
-          ? new InvalidKeyError(value, `${field} must be 8 to 128 hex digits`)
+        error: KEY_FIELD.test(field)
+          ? new InvalidKeyError(valueAt(data, result.error), `${field} must be 8 to 128 hex digits`)
           : new ServiceError('TARN_BAD_REQUEST', message),
       };
     };
