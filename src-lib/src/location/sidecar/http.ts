@@ -17,6 +17,7 @@ import {
   RefusedError,
   type ServiceCode,
   ServiceError,
+  SocketInUseError,
   SourceError,
   StorageCorruption,
   TarnError,
@@ -299,6 +300,9 @@ export function errorOfProblem(
       break;
     case 'TARN_ERROR':
       typed = new TarnError(detail);
+      break;
+    case 'TARN_SOCKET_IN_USE':
+      typed = worded(new SocketInUseError(''), detail);
       break;
     // The servers behind the sidecar failed: that is what RemoteError says, naming the sidecar.
     case 'TARN_REMOTE':
