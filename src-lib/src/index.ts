@@ -119,6 +119,14 @@ export { NginxLocation as Nginx, NginxLocation, type NginxLocationOptions } from
 export { RedisLocation, type RedisLocationOptions } from './location/redis/index.js';
 export { RemoteError } from './location/remote-error.js';
 export { S3Location as S3, S3Location, type S3LocationOptions } from './location/s3/index.js';
+export { errorOfProblem, SidecarError, type SidecarTransportOptions } from './location/sidecar/http.js';
+export {
+  SidecarLocation as Sidecar,
+  SidecarLocation,
+  type SidecarLocationOptions,
+  SidecarMemoIndex,
+} from './location/sidecar/index.js';
+export type { ReplayOptions } from './location/sidecar/replay.js';
 export { type Spool, type SpoolOptions, SpoolStage } from './location/spool.js';
 export { fingerprintOf, type SshOptions } from './location/ssh/options.js';
 export { SCPLocation as SCP, SCPLocation, type SCPOptions } from './location/ssh/scp.js';

@@ -10,6 +10,7 @@ import { DiskLocation } from '../location/disk/index.js';
 import { NginxLocation } from '../location/nginx/index.js';
 import { RedisLocation } from '../location/redis/index.js';
 import { S3Location } from '../location/s3/index.js';
+import { SidecarLocation } from '../location/sidecar/index.js';
 import type { SshOptions } from '../location/ssh/options.js';
 import { SCPLocation } from '../location/ssh/scp.js';
 import { SFTPLocation } from '../location/ssh/sftp.js';
@@ -310,8 +311,11 @@ class Builder {
           transferTimeoutMs: c.transferTimeoutMs,
         });
       case 'sidecar':
-        // TODO(client): SidecarLocation
-        throw new ConfigError('the sidecar client is not built yet', [...path, 'kind']);
+        return new SidecarLocation(resolve(this.#base, c.socket), {
+          paths: c.paths,
+          connections: c.connections,
+          requestTimeoutMs: c.requestTimeoutMs,
+        });
       case 'nginx': {
         const headers = c.headers
           ? Object.fromEntries(
@@ -423,7 +427,8 @@ export function fromConfig(config: StorageConfig, options: BuildOptions = {}): H
 
 /**
  * The storage a config describes and, when it names one, the memo index (smartCache), built by one
- * builder: a `ref` used by both is one instance.
+ * builder: a `ref` used by both is one instance. A config whose root is a sidecar and that names
+ * no index gets the sidecar's (`/v1/memo`).
  */
 export function openConfig(
   config: StorageConfig,
@@ -434,7 +439,13 @@ export function openConfig(
     const storage = new HashKeyStorage(builder.build(config.location, ['location']), {
       algorithm: config.algorithm,
     });
-    const memoIndex = config.memo && builder.build(config.memo.index, ['memo', 'index']);
+    // A sidecar serves its own memo index: a config that is only `{ kind: sidecar }` needs no other.
+    const root = storage.location;
+    const memoIndex = config.memo
+      ? builder.build(config.memo.index, ['memo', 'index'])
+      : root instanceof SidecarLocation
+        ? root.memoIndex()
+        : undefined;
     return { storage, memoIndex };
   });
 }

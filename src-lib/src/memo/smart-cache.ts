@@ -67,12 +67,16 @@ const ENTRY = 'tarn-memo/1';
  * Memoisation to storage with automatic invalidation:
  * `const area = smartCache('/path/to/cache')(function area(r) { … })`.
  *
+ * Without a target (`smartCache()(fn)`), the environment says where: the pod's sidecar when
+ * `TARN_SIDECAR` names its socket (its storage, memo index and leases: computed once across every
+ * pod sharing its tree), else `TARN_STORAGE` (a lake or a config file, as the CLI), else `./.tarn`.
+ *
  * The key of a call hashes the function's code (normalised: formatting and comments do not
  * matter), the code of every marked function (`markUnstable`) it uses, directly or through other
  * marked functions, the `version`, and the arguments in a canonical encoding. Results are stored
  * once per distinct value in a HashKeyStorage; an index maps call keys to value keys.
  */
-export function smartCache(target: MemoTarget, options: SmartCacheOptions = {}) {
+export function smartCache(target?: MemoTarget, options: SmartCacheOptions = {}) {
   const serializer = serializerOf(options.serializer);
   const ttlMs = typeof options.lock === 'object' ? (options.lock.ttlMs ?? 30_000) : 30_000;
   const locking = options.lock !== false;

@@ -1,9 +1,11 @@
-import { join } from 'node:path';
-import { openConfig } from '../config/load.js';
+import { stat } from 'node:fs/promises';
+import { dirname, join, resolve } from 'node:path';
+import { loadConfigFile, openConfig } from '../config/load.js';
 import type { StorageConfig } from '../config/schema.js';
 import type { Leasing, Location } from '../location/contract.js';
 import { DiskLocation } from '../location/disk/index.js';
 import { type LocationLike, toLocation } from '../location/like.js';
+import { SidecarLocation } from '../location/sidecar/index.js';
 import { canLease, locationsOf } from '../location/tree.js';
 import { HashKeyStorage } from '../storage.js';
 import { MemoError } from './errors.js';
@@ -22,10 +24,23 @@ export interface Stores {
   leasing: Leasing | undefined;
 }
 
-export async function openStores(target: MemoTarget, index: LocationLike | undefined): Promise<Stores> {
+/**
+ * The stores of a cache. Without a target, the environment says where: `TARN_SIDECAR` (the socket
+ * of the pod's sidecar: its storage, its memo index, its leases), else `TARN_STORAGE` (a lake or a
+ * config file, as the CLI takes it), else the lake `./.tarn`.
+ */
+export async function openStores(
+  target: MemoTarget | undefined,
+  index: LocationLike | undefined,
+  env: Readonly<Record<string, string | undefined>> = process.env,
+): Promise<Stores> {
   let storage: HashKeyStorage;
   let defaultIndex: (() => Location | undefined) | undefined;
-  if (typeof target === 'string') {
+  if (target === undefined) {
+    const fromEnv = await storesFromEnv(env);
+    storage = fromEnv.storage;
+    index ??= fromEnv.index;
+  } else if (typeof target === 'string') {
     // The layout of Python tarn's smart_cache(path): an index lake and a storage lake side by side.
     storage = new HashKeyStorage(join(target, 'storage'));
     defaultIndex = () => new DiskLocation(join(target, 'index'));
@@ -50,6 +65,26 @@ export async function openStores(target: MemoTarget, index: LocationLike | undef
     );
   }
   return { storage, index: indexLocation, leasing: leasingOf(indexLocation, storage.location) };
+}
+
+/** The storage (and index, when it brings one) the environment names; see openStores. */
+async function storesFromEnv(
+  env: Readonly<Record<string, string | undefined>>,
+): Promise<{ storage: HashKeyStorage; index: Location | undefined }> {
+  const socket = env.TARN_SIDECAR;
+  if (socket) {
+    const sidecar = new SidecarLocation(socket);
+    return { storage: new HashKeyStorage(sidecar), index: sidecar.memoIndex() };
+  }
+  const spec = env.TARN_STORAGE || './.tarn';
+  const st = await stat(spec).catch(() => undefined);
+  if (st?.isFile()) {
+    const built = openConfig(await loadConfigFile(spec), { base: dirname(resolve(spec)) });
+    return { storage: built.storage, index: built.memoIndex };
+  }
+  if (!st && /\.(ya?ml|json)$/i.test(spec))
+    throw new MemoError(`the config file ${spec} ($TARN_STORAGE) does not exist`);
+  return { storage: new HashKeyStorage(new DiskLocation(spec)), index: undefined };
 }
 
 /**
