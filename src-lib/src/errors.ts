@@ -336,14 +336,17 @@ export class SocketInUseError extends TarnError {
  * The sidecar's own refusals of a request, each with its HTTP status in ERRORS: a body over the
  * limit, a route that does not exist, a client too slow, a server too busy or shutting down.
  */
-export type ServiceCode =
-  | 'TARN_TOO_LARGE'
-  | 'TARN_NO_ROUTE'
-  | 'TARN_BAD_REQUEST'
-  | 'TARN_RANGE'
-  | 'TARN_TIMEOUT'
-  | 'TARN_BUSY'
-  | 'TARN_UNAVAILABLE';
+export const SERVICE_CODES = [
+  'TARN_TOO_LARGE',
+  'TARN_NO_ROUTE',
+  'TARN_BAD_REQUEST',
+  'TARN_RANGE',
+  'TARN_TIMEOUT',
+  'TARN_BUSY',
+  'TARN_UNAVAILABLE',
+] as const;
+
+export type ServiceCode = (typeof SERVICE_CODES)[number];
 
 export class ServiceError extends TarnError {
   override readonly code: ServiceCode;

@@ -58,6 +58,7 @@ export {
   PartialDeleteError,
   ReadError,
   RefusedError,
+  SERVICE_CODES,
   type ServiceCode,
   ServiceError,
   SocketInUseError,

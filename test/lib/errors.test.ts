@@ -6,19 +6,26 @@ import {
   CollisionError,
   ConfigError,
   ERRORS,
+  ForbiddenError,
   InvalidKeyError,
   IoError,
   KeyMismatchError,
+  LeaseLostError,
   MemoError,
+  NoLocalCopyError,
   NotFoundError,
   PartialDeleteError,
   ReadError,
   RefusedError,
   RemoteError,
+  SERVICE_CODES,
+  ServiceError,
+  SocketInUseError,
   SourceError,
   StorageCorruption,
   statusOf,
   TarnError,
+  UnsupportedError,
   UsageError,
   WriteError,
 } from '@tarnjs/tarn';
@@ -48,6 +55,13 @@ const instances: Error[] = [
   new UsageError('x'),
   new IoError('x'),
   new PartialDeleteError(key, ['disk /a'], [{ where: 'redis://h', message: 'down' }]),
+  new UnsupportedError('x'),
+  new ForbiddenError('x'),
+  new NoLocalCopyError(key, 'no disk lake'),
+  new LeaseLostError('x'),
+  new SocketInUseError('/run/tarn.sock'),
+  // The sidecar's own refusals: one class, a code each.
+  ...SERVICE_CODES.map((code) => new ServiceError(code, 'x')),
 ];
 
 /** Every `code = 'TARN_…'` the library's source declares. */
@@ -57,7 +71,8 @@ function declaredCodes(dir: string): string[] {
     .flatMap((f) => [
       ...readFileSync(join(f.parentPath, f.name), 'utf8').matchAll(/code(?:: string)? = '(TARN_[A-Z_]+)'/g),
     ])
-    .map((m) => m[1] as string);
+    .map((m) => m[1] as string)
+    .concat(SERVICE_CODES);
 }
 
 describe('the error table', () => {
@@ -102,6 +117,18 @@ describe('the error table', () => {
       TARN_CACHE_KEY: [1, 400],
       TARN_IO: [1, 500],
       TARN_PARTIAL_DELETE: [1, 502],
+      TARN_UNSUPPORTED: [1, 501],
+      TARN_FORBIDDEN: [1, 403],
+      TARN_NO_LOCAL_COPY: [1, 409],
+      TARN_LEASE_LOST: [1, 409],
+      TARN_SOCKET_IN_USE: [1, 500],
+      TARN_TOO_LARGE: [1, 413],
+      TARN_NO_ROUTE: [1, 404],
+      TARN_BAD_REQUEST: [2, 400],
+      TARN_RANGE: [1, 416],
+      TARN_TIMEOUT: [1, 408],
+      TARN_BUSY: [1, 503],
+      TARN_UNAVAILABLE: [1, 503],
     });
   });
 

@@ -70,6 +70,7 @@ describe('JSON Schema of the config', () => {
       's3',
       'scp',
       'sftp',
+      'sidecar',
       'small',
     ]);
     expect(JSON.stringify(defs.Fanout)).toContain('"$ref":"#/$defs/Location"');
