@@ -40,6 +40,9 @@ export class Trees {
   #current: Slot | undefined;
   readonly #retired = new Set<Slot>();
   #generation = 0;
+  /** Holders of any tree, and who waits for there to be none (shutdown). */
+  #held = 0;
+  readonly #idle = new Set<() => void>();
 
   /** Builds a Tree record for a storage (the memo index and leasing found as smartCache finds them). */
   static tree(storage: HashKeyStorage, memoIndex: Location | undefined, generation: number): Tree {
@@ -61,6 +64,7 @@ export class Trees {
     if (!slot)
       throw new ServiceError('TARN_UNAVAILABLE', 'the sidecar has no storage: its config did not load');
     slot.users++;
+    this.#held++;
     let released = false;
     return {
       tree: slot.tree,
@@ -68,7 +72,9 @@ export class Trees {
         if (released) return;
         released = true;
         slot.users--;
+        this.#held--;
         if (slot.retired && slot.users === 0) this.#close(slot);
+        if (this.#held === 0) for (const wake of this.#idle) wake();
       },
     };
   }
@@ -81,6 +87,25 @@ export class Trees {
     this.#current = slot;
     if (old) this.#retire(old);
     return slot.tree;
+  }
+
+  /**
+   * Resolves once no tree is held (every request has released its tree: a cut upload has removed
+   * its temp file), or after `timeoutMs`; true when it is idle. Shutdown waits for this before it
+   * closes the trees, so that a request's cleanup is not cut short by the exit.
+   */
+  idle(timeoutMs: number): Promise<boolean> {
+    if (this.#held === 0) return Promise.resolve(true);
+    return new Promise((resolve) => {
+      const done = (idle: boolean) => {
+        clearTimeout(timer);
+        this.#idle.delete(wake);
+        resolve(idle);
+      };
+      const wake = () => done(true);
+      const timer = setTimeout(() => done(false), timeoutMs);
+      this.#idle.add(wake);
+    });
   }
 
   /** Closes every tree: the current one and those still waiting for their requests. Waits for none. */

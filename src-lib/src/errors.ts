@@ -320,6 +320,19 @@ export class LeaseLostError extends TarnError {
 }
 
 /**
+ * `tarn serve` was asked to listen on a Unix socket that a live server answers on: that server is
+ * left alone (its socket is not removed), and this one does not start.
+ */
+export class SocketInUseError extends TarnError {
+  override readonly code = 'TARN_SOCKET_IN_USE';
+  constructor(readonly path: string) {
+    super(
+      `a server is already listening on ${path}; stop it first, or give this one another socket (--socket)`,
+    );
+  }
+}
+
+/**
  * The sidecar's own refusals of a request, each with its HTTP status in ERRORS: a body over the
  * limit, a route that does not exist, a client too slow, a server too busy or shutting down.
  */
@@ -491,6 +504,12 @@ export const ERRORS = {
     exit: 1,
     http: 409,
     when: 'a lease token to renew or release names no lease held any more (it expired and may be someone else’s)',
+  },
+  TARN_SOCKET_IN_USE: {
+    error: 'SocketInUseError',
+    exit: 1,
+    http: 500,
+    when: '`tarn serve` found a live server on its socket path; that server is left alone',
   },
   TARN_TOO_LARGE: {
     error: 'ServiceError',

@@ -1,4 +1,11 @@
 export {
+  SERVE_OPTIONS,
+  type ServeCommandOptions,
+  type ServeFlags,
+  type SidecarModule,
+  serveFlagsOf,
+} from './cli/serve.js';
+export {
   type BuildOptions,
   buildLocation,
   fromConfig,
@@ -53,6 +60,7 @@ export {
   RefusedError,
   type ServiceCode,
   ServiceError,
+  SocketInUseError,
   SourceError,
   StorageCorruption,
   statusOf,

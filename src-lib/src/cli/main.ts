@@ -10,6 +10,7 @@ import { describeStorage, formatDescription } from './describe.js';
 import { EXIT, UsageError } from './exit-codes.js';
 import { saveTo, toStdout } from './output.js';
 import { Progress } from './progress.js';
+import { loadSidecar, SERVE_OPTIONS, serveFlagsOf } from './serve.js';
 import { stdinWasClosed } from './stdin.js';
 
 const USAGE = `usage: tarn [--storage <dir|config.yml>] [--json] <command> [args]
@@ -25,6 +26,11 @@ commands:
   ls                    list every key
   verify                re-hash every value, quarantine corrupt ones, sweep stale temp files
   describe              print the location tree and whether each location answers (exit 1 if one does not)
+  serve                 serve the storage over HTTP on a Unix socket until SIGTERM (needs @tarnjs/sidecar):
+                        --config tarn.yaml (reloaded when it changes) or the storage as above (a lake
+                        is created), --socket <path> (default ./.tarn/tarn.sock, or the config's),
+                        --metrics-port <n> [--metrics-host <addr>] (Prometheus), --allow-delete;
+                        where it listens and a curl line go to stderr, JSON logs to stdout
 
 The storage is --storage, else $TARN_STORAGE, else ./.tarn: a lake folder, or a config file
 (.yml, .yaml, .json). --json prints results as JSON lines, and an error as {"error":{...}} on stderr.
@@ -40,7 +46,6 @@ interface Io {
 }
 
 const OPTIONS = {
-  storage: { type: 'string', short: 's' },
   json: { type: 'boolean' },
   output: { type: 'string', short: 'o' },
   expect: { type: 'string' },
@@ -49,6 +54,7 @@ const OPTIONS = {
   'max-size': { type: 'string' },
   'min-free': { type: 'string' },
   algorithm: { type: 'string' },
+  ...SERVE_OPTIONS,
   help: { type: 'boolean', short: 'h' },
   version: { type: 'boolean' },
 } as const;
@@ -195,6 +201,12 @@ export async function main(argv: string[], io: Io): Promise<number> {
         const d = await describeStorage(spec);
         out(formatDescription(d), d);
         return d.reachable ? EXIT.ok : EXIT.error;
+      }
+      case 'serve': {
+        if (args.length > 0) throw new UsageError('serve takes flags only (tarn --help lists them)');
+        const flags = serveFlagsOf(opts);
+        const sidecar = await loadSidecar();
+        return await sidecar.serve({ ...flags, cwd: process.cwd(), env: io.env, stderr: io.stderr, signal });
       }
       default:
         throw new UsageError(`unknown command ${JSON.stringify(command)}`);

@@ -1,0 +1,39 @@
+import { parseArgs } from 'node:util';
+import { IoError, isSystemError, SERVE_OPTIONS, serveFlagsOf, statusOf, UsageError } from '@tarnjs/tarn';
+import { serve } from './serve.js';
+
+const USAGE = `usage: tarn-sidecar [--config tarn.yaml | --storage <dir>] [--socket <path>]
+                    [--metrics-port <n> [--metrics-host <addr>]] [--allow-delete]
+
+The same server as \`tarn serve\` (see \`tarn --help\`): the storage over HTTP on a Unix socket,
+until SIGTERM. Where it listens and a curl line go to stderr; JSON logs (TARN_LOG_LEVEL) to stdout.`;
+
+interface Io {
+  stderr: NodeJS.WriteStream;
+  env: NodeJS.ProcessEnv;
+}
+
+/** The image's entrypoint: parses the flags of `tarn serve`, serves, returns the exit status. */
+export async function sidecarMain(argv: string[], io: Io): Promise<number> {
+  try {
+    const { values, positionals } = parseArgs({
+      args: argv,
+      options: { ...SERVE_OPTIONS, help: { type: 'boolean', short: 'h' } },
+      allowPositionals: true,
+    });
+    if (values.help) {
+      process.stdout.write(`${USAGE}\n`);
+      return 0;
+    }
+    if (positionals.length > 0) throw new UsageError(`unexpected argument ${JSON.stringify(positionals[0])}`);
+    return await serve({ ...serveFlagsOf(values), cwd: process.cwd(), env: io.env, stderr: io.stderr });
+  } catch (thrown) {
+    const e = isSystemError(thrown) ? IoError.from(thrown) : thrown;
+    const status = statusOf(e);
+    const message = e instanceof Error ? e.message : String(e);
+    io.stderr.write(`tarn-sidecar: ${status.expected ? message : ((e as Error)?.stack ?? message)}\n`);
+    if (e instanceof UsageError || (e as { code?: string })?.code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION')
+      io.stderr.write(`${USAGE}\n`);
+    return (e as { code?: string })?.code?.startsWith('ERR_PARSE_ARGS') ? 2 : status.exit;
+  }
+}

@@ -1,0 +1,295 @@
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { Fanout, Levels, type Location, walkTree } from '@tarnjs/tarn';
+import { type ReadinessBody, ROUTES } from '@tarnjs/tarn/sidecar-api';
+import type { FastifyBaseLogger, FastifyInstance, FastifyPluginAsync } from 'fastify';
+import fp from 'fastify-plugin';
+import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
+import type { Trees } from '../trees.js';
+
+export interface MetricsOptions {
+  trees: Trees;
+  /** The process's readiness (ready, generation), read at scrape time. */
+  readiness: () => ReadinessBody;
+  /** Where `GET /metrics` is served over TCP; undefined: collected, served nowhere. */
+  listen: { port: number; host: string } | undefined;
+  logger?: FastifyBaseLogger;
+}
+
+/** Per request: when it started, and the bytes of its body and of its answer so far. */
+interface Tally {
+  start: bigint;
+  in: number;
+  out: number;
+}
+
+/** `METHOD url` of every route of the API → its id (the route label); HEAD of a GET route is the GET's. */
+const ROUTE_IDS = new Map<string, string>(
+  Object.values(ROUTES).map((r): [string, string] => [`${r.method} ${r.url}`, r.id]),
+);
+
+function routeIdOf(method: string | undefined, url: string | undefined): string {
+  if (url === undefined) return 'none';
+  return (
+    ROUTE_IDS.get(`${method} ${url}`) ??
+    (method === 'HEAD' ? ROUTE_IDS.get(`GET ${url}`) : undefined) ??
+    'other'
+  );
+}
+
+function byteLengthOf(chunk: unknown, encoding: unknown): number {
+  if (typeof chunk === 'string')
+    return Buffer.byteLength(chunk, typeof encoding === 'string' ? (encoding as BufferEncoding) : 'utf8');
+  return (chunk as ArrayBufferView | null | undefined)?.byteLength ?? 0;
+}
+
+/** A label for a combinator: its place in the tree (`/` the root, `/level1/member0` below it). */
+function placesOf(root: Location): Array<{ place: string; location: Location }> {
+  const places = new Map<object, string>();
+  const out: Array<{ place: string; location: Location }> = [];
+  for (const entry of walkTree(root)) {
+    const parent = entry.parent ? (places.get(entry.parent) ?? '') : '';
+    const use = entry.use;
+    const place = use ? `${parent}/${use.as}${'index' in use ? use.index : ''}` : '/';
+    places.set(entry, place === '/' ? '' : place);
+    if (entry.first) out.push({ place, location: entry.location });
+  }
+  return out;
+}
+
+/**
+ * The sidecar's Prometheus metrics, in a registry of their own (never prom-client's global one,
+ * which another copy of prom-client in the process could share): requests, latency and bytes by
+ * route; hits, misses, copies and faults per level, read from the current tree's combinators at
+ * scrape time; memo hits and misses; config generation, reload failures and readiness; and the
+ * process's default metrics.
+ */
+export class Metrics {
+  readonly registry = new Registry();
+  readonly reloadFailures: Counter;
+  readonly #options: MetricsOptions;
+  #server: Server | undefined;
+
+  constructor(options: MetricsOptions) {
+    this.#options = options;
+    const registers = [this.registry];
+    collectDefaultMetrics({ register: this.registry });
+    this.reloadFailures = new Counter({
+      name: 'tarn_sidecar_config_reload_failures_total',
+      help: 'Config reloads that failed (the file did not parse or its tree did not build); the old tree was kept',
+      registers,
+    });
+    const { trees, readiness } = options;
+    new Gauge({
+      name: 'tarn_sidecar_ready',
+      help: '1 when /readyz answers 200 (a tree is built and the last reload succeeded), else 0',
+      registers,
+      collect() {
+        this.set(readiness().ready ? 1 : 0);
+      },
+    });
+    new Gauge({
+      name: 'tarn_sidecar_config_generation',
+      help: 'How many configs were loaded: 1 at start, +1 per successful reload',
+      registers,
+      collect() {
+        this.set(trees.generation);
+      },
+    });
+    // Counters of the combinators, read when scraped. A reload builds new combinators whose
+    // counters start at 0: Prometheus's rate() takes such a reset in its stride.
+    const stat = (
+      name: string,
+      help: string,
+      labelNames: string[],
+      read: (c: Location) => Record<string, number> | undefined,
+    ) =>
+      new Counter({
+        name,
+        help,
+        labelNames,
+        registers,
+        collect() {
+          this.reset();
+          const root = trees.current()?.storage.location;
+          if (!root) return;
+          for (const { place, location } of placesOf(root)) {
+            const counts = read(location);
+            if (!counts) continue;
+            for (const [member, n] of Object.entries(counts)) {
+              this.inc(
+                labelNames.length === 2
+                  ? { combinator: place, [labelNames[1] as string]: member }
+                  : { combinator: place },
+                n,
+              );
+            }
+          }
+        },
+      });
+    stat(
+      'tarn_sidecar_level_hits_total',
+      'Reads served by each level of a Levels combinator',
+      ['combinator', 'level'],
+      (c) => (c instanceof Levels ? c.stats.hits : undefined),
+    );
+    stat(
+      'tarn_sidecar_level_copies_total',
+      'Copies made into each level of a Levels combinator by copy-on-read',
+      ['combinator', 'level'],
+      (c) => (c instanceof Levels ? c.stats.copies : undefined),
+    );
+    stat(
+      'tarn_sidecar_level_faults_total',
+      'Operations of each level of a Levels combinator that failed or timed out (and were skipped)',
+      ['combinator', 'level'],
+      (c) => (c instanceof Levels ? c.stats.faults : undefined),
+    );
+    stat(
+      'tarn_sidecar_level_misses_total',
+      'Reads a Levels combinator found in none of its levels',
+      ['combinator'],
+      (c) => (c instanceof Levels ? { '': c.stats.misses } : undefined),
+    );
+    stat(
+      'tarn_sidecar_fanout_faults_total',
+      'Operations of each member of a Fanout that failed (and were passed over)',
+      ['combinator', 'member'],
+      (c) => (c instanceof Fanout ? c.stats.faults : undefined),
+    );
+  }
+
+  /** The fastify plugin that counts requests (not encapsulated: its hooks see every route) and serves /metrics. */
+  get plugin(): FastifyPluginAsync {
+    return fp(async (app: FastifyInstance) => this.#register(app), { name: 'tarn-metrics', fastify: '5.x' });
+  }
+
+  /** Where /metrics listens, once the app is ready. */
+  get address(): AddressInfo | undefined {
+    return (this.#server?.address() as AddressInfo | null) ?? undefined;
+  }
+
+  async #register(app: FastifyInstance): Promise<void> {
+    const registers = [this.registry];
+    const requests = new Counter({
+      name: 'tarn_sidecar_requests_total',
+      help: 'Requests answered, by route id (none: no route matched) and HTTP status',
+      labelNames: ['route', 'status'],
+      registers,
+    });
+    const duration = new Histogram({
+      name: 'tarn_sidecar_request_duration_seconds',
+      help: 'From the request headers to the last byte of the answer, by route id',
+      labelNames: ['route'],
+      buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300],
+      registers,
+    });
+    const bytesIn = new Counter({
+      name: 'tarn_sidecar_request_bytes_total',
+      help: 'Bytes of request bodies received, by route id',
+      labelNames: ['route'],
+      registers,
+    });
+    const bytesOut = new Counter({
+      name: 'tarn_sidecar_response_bytes_total',
+      help: 'Bytes of response bodies sent, by route id',
+      labelNames: ['route'],
+      registers,
+    });
+    const memo = new Counter({
+      name: 'tarn_sidecar_memo_lookups_total',
+      help: 'Memo index lookups (GET /v1/memo/{callKey}): hit (200) or miss (404)',
+      labelNames: ['result'],
+      registers,
+    });
+    memo.inc({ result: 'hit' }, 0);
+    memo.inc({ result: 'miss' }, 0);
+
+    // Bytes are counted where they pass, on the raw request and response, without reading them:
+    // a 'data' listener would switch the body to flowing mode before its route reads it. The HTTP
+    // parser hands each body chunk to `push`, and every byte of an answer goes through write/end.
+    // This listener runs right after fastify's own, before the parser pushes the first body chunk.
+    const tallies = new WeakMap<IncomingMessage, Tally>();
+    const onRequest = (req: IncomingMessage, res: ServerResponse) => {
+      const tally: Tally = { start: process.hrtime.bigint(), in: 0, out: 0 };
+      tallies.set(req, tally);
+      const push = req.push;
+      req.push = (chunk: unknown, encoding?: BufferEncoding) => {
+        if (chunk) tally.in += byteLengthOf(chunk, encoding);
+        return push.call(req, chunk, encoding);
+      };
+      const write = res.write;
+      const end = res.end;
+      res.write = function (this: ServerResponse, chunk: unknown, ...rest: unknown[]) {
+        tally.out += byteLengthOf(chunk, rest[0]);
+        return (write as (...a: unknown[]) => boolean).call(this, chunk, ...rest);
+      } as ServerResponse['write'];
+      res.end = function (this: ServerResponse, chunk?: unknown, ...rest: unknown[]) {
+        if (typeof chunk !== 'function') tally.out += byteLengthOf(chunk, rest[0]);
+        return (end as (...a: unknown[]) => ServerResponse).call(this, chunk, ...rest);
+      } as ServerResponse['end'];
+    };
+    app.server.on('request', onRequest);
+
+    app.addHook('onResponse', async (request, reply) => {
+      const route = routeIdOf(request.routeOptions.method as string | undefined, request.routeOptions.url);
+      const status = reply.statusCode;
+      requests.inc({ route, status: String(status) });
+      const tally = tallies.get(request.raw);
+      if (tally) {
+        duration.observe({ route }, Number(process.hrtime.bigint() - tally.start) / 1e9);
+        if (tally.in > 0) bytesIn.inc({ route }, tally.in);
+        if (tally.out > 0) bytesOut.inc({ route }, tally.out);
+      }
+      if (route === ROUTES.getMemo.id && (status === 200 || status === 404))
+        memo.inc({ result: status === 200 ? 'hit' : 'miss' });
+    });
+
+    const listen = this.#options.listen;
+    if (listen) {
+      this.#server = await this.#serve(listen);
+      app.addHook('onClose', async () => {
+        const server = this.#server;
+        this.#server = undefined;
+        if (!server) return;
+        await new Promise<void>((resolve) => {
+          server.close(() => resolve());
+          server.closeAllConnections();
+        });
+      });
+    }
+  }
+
+  /** A tiny server of its own: GET /metrics and nothing else, so the data API never meets TCP. */
+  async #serve(at: { port: number; host: string }): Promise<Server> {
+    const server = createServer((req, res) => {
+      const path = (req.url ?? '').split('?')[0];
+      if (path !== '/metrics' || (req.method !== 'GET' && req.method !== 'HEAD')) {
+        res.writeHead(404, { 'content-type': 'text/plain' }).end('only GET /metrics here\n');
+        return;
+      }
+      this.registry.metrics().then(
+        (text) => {
+          res
+            .writeHead(200, { 'content-type': this.registry.contentType })
+            .end(req.method === 'HEAD' ? undefined : text);
+        },
+        (e: unknown) => {
+          this.#options.logger?.error({ err: e }, 'metrics collection failed');
+          res.writeHead(500, { 'content-type': 'text/plain' }).end('metrics collection failed\n');
+        },
+      );
+    });
+    // A scrape is one short request; a stalled one must not hold a socket.
+    server.requestTimeout = 10_000;
+    server.headersTimeout = 5_000;
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen({ port: at.port, host: at.host }, () => {
+        server.off('error', reject);
+        resolve();
+      });
+    });
+    return server;
+  }
+}

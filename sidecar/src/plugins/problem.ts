@@ -1,0 +1,131 @@
+import { ERRORS, type ErrorCode, ServiceError, statusOf } from '@tarnjs/tarn';
+import type { ProblemBody } from '@tarnjs/tarn/sidecar-api';
+import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import fp from 'fastify-plugin';
+
+export const PROBLEM_TYPE = 'application/problem+json';
+const TYPE_BASE = 'https://tarn.dev/errors/';
+
+const EXTRA_HEADERS = Symbol('tarn.problemHeaders');
+
+/** Adds response headers to an error's problem (`Retry-After` on 503, `Content-Range` on 416). */
+export function withHeaders<E extends Error>(error: E, headers: Record<string, string>): E {
+  (error as E & { [EXTRA_HEADERS]?: Record<string, string> })[EXTRA_HEADERS] = headers;
+  return error;
+}
+
+/** Headers a route may have set before it failed; they describe a body the problem replaces. */
+const ROUTE_HEADERS = [
+  'etag',
+  'cache-control',
+  'accept-ranges',
+  'content-range',
+  'content-length',
+  'content-type',
+  'x-tarn-key',
+  'last-modified',
+];
+
+/** The title of a code: the same for every problem of that type (RFC 9457), e.g. `Key mismatch`. */
+export function titleOf(code: ErrorCode): string {
+  const words = code
+    .replace(/^TARN_/, '')
+    .toLowerCase()
+    .replace(/_/g, ' ');
+  return words.charAt(0).toUpperCase() + words.slice(1);
+}
+
+/**
+ * fastify's own refusals (a malformed JSON body, an unsupported content type, a body over the
+ * JSON limit, a request while closing) as our codes: they carry a 4xx/5xx `statusCode` and an
+ * `FST_` code that no client knows.
+ */
+function fastifyCode(e: FastifyError): ErrorCode | undefined {
+  if (typeof e.code !== 'string' || !e.code.startsWith('FST_')) {
+    // A JSON body that does not parse is a SyntaxError with a 400 status.
+    return e instanceof SyntaxError && e.statusCode === 400 ? 'TARN_BAD_REQUEST' : undefined;
+  }
+  switch (e.statusCode) {
+    case 404:
+      return 'TARN_NO_ROUTE';
+    case 408:
+      return 'TARN_TIMEOUT';
+    case 413:
+      return 'TARN_TOO_LARGE';
+    case 503:
+      return 'TARN_UNAVAILABLE';
+    default:
+      return e.statusCode !== undefined && e.statusCode >= 400 && e.statusCode < 500
+        ? 'TARN_BAD_REQUEST'
+        : undefined;
+  }
+}
+
+export interface Problem {
+  readonly status: number;
+  readonly body: ProblemBody;
+  /** False for a bug: logged with its stack, told to the client as "internal error" only. */
+  readonly expected: boolean;
+}
+
+/** The problem document for anything thrown while serving `requestId`. */
+export function problemOf(e: unknown, requestId: string): Problem {
+  const fst = e instanceof Error ? fastifyCode(e as FastifyError) : undefined;
+  const { code, http, expected } = fst ? { code: fst, http: ERRORS[fst].http, expected: true } : statusOf(e);
+  const detail = expected ? (e as Error).message : `internal error (request ${requestId})`;
+  return {
+    status: http,
+    expected,
+    body: { type: TYPE_BASE + code, title: titleOf(code), status: http, detail, code, instance: requestId },
+  };
+}
+
+/** Sends a problem: the request's own headers are dropped, the problem's content type set. */
+export function sendProblem(
+  reply: FastifyReply,
+  problem: Problem,
+  extra?: Record<string, string>,
+): FastifyReply {
+  for (const h of ROUTE_HEADERS) reply.removeHeader(h);
+  if (extra) reply.headers(extra);
+  // A body the handler did not read (a refused upload) would be drained to keep the connection;
+  // closing it is cheaper than reading gigabytes nobody wants.
+  if (!reply.request.raw.complete) reply.header('connection', 'close');
+  return reply.code(problem.status).type(PROBLEM_TYPE).send(JSON.stringify(problem.body));
+}
+
+function log(request: FastifyRequest, e: unknown, problem: Problem): void {
+  const { code, status } = problem.body;
+  if (!problem.expected) request.log.error({ err: e, code, status }, 'request failed: internal error');
+  else if (status === 499) request.log.info({ code, status }, 'request aborted: the client went away');
+  else if (status >= 500) request.log.warn({ code, status, detail: problem.body.detail }, 'request failed');
+  else request.log.info({ code, status, detail: problem.body.detail }, 'request refused');
+}
+
+/**
+ * One error handler for every route: anything thrown becomes RFC 9457 problem+json with the
+ * library's stable code (errors.ts's table gives the status). Unknown routes are TARN_NO_ROUTE.
+ */
+export const problems = fp(async (app: FastifyInstance) => {
+  app.setErrorHandler((e: unknown, request, reply) => {
+    const problem = problemOf(e, request.id);
+    log(request, e, problem);
+    if (problem.status === 499 || reply.raw.destroyed) {
+      // Nobody is left to read it (the client went away): cut what is left of the exchange.
+      reply.hijack();
+      reply.raw.destroy();
+      return;
+    }
+    const extra = (e as { [EXTRA_HEADERS]?: Record<string, string> } | null)?.[EXTRA_HEADERS];
+    return sendProblem(reply, problem, extra);
+  });
+  app.setNotFoundHandler((request, reply) => {
+    const e = new ServiceError(
+      'TARN_NO_ROUTE',
+      `no route ${request.method} ${request.url.split('?')[0]?.slice(0, 300)}`,
+    );
+    const problem = problemOf(e, request.id);
+    log(request, e, problem);
+    return sendProblem(reply, problem);
+  });
+});

@@ -1,0 +1,267 @@
+import { createReadStream } from 'node:fs';
+import { addAbortSignal, pipeline, Readable, Transform } from 'node:stream';
+import {
+  ForbiddenError,
+  type HashKeyStorage,
+  InvalidKeyError,
+  NoLocalCopyError,
+  NotFoundError,
+  RefusedError,
+  ServiceError,
+  type StoredValue,
+} from '@tarnjs/tarn';
+import { HEADERS, ROUTES } from '@tarnjs/tarn/sidecar-api';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { CountedBody } from '../body.js';
+import { withHeaders } from '../plugins/problem.js';
+import type { ServeSettings } from '../settings.js';
+import { route } from './route.js';
+
+/** Values up to this size are verified before their first byte is sent (they are read into memory). */
+const VERIFY_FIRST = 1 << 20;
+
+/** Keys never change their bytes: a response may be cached for as long as caches keep anything. */
+const IMMUTABLE = 'public, max-age=31536000, immutable';
+
+/**
+ * A key of this storage's digest, lowercased; InvalidKeyError otherwise. The route schema has only
+ * checked that it is hex of a sane length: the exact length is the storage's.
+ */
+export function keyOf(storage: HashKeyStorage, key: string): string {
+  const hex = storage.digest.hexLength;
+  if (key.length !== hex)
+    throw new InvalidKeyError(key, `a ${storage.algorithm} key has ${hex} hex digits, not ${key.length}`);
+  return key.toLowerCase();
+}
+
+/** The one expected key of an upload (header or `?expect=`); both, and different: 400. */
+function expectedKeyOf(request: FastifyRequest<{ Querystring: { expect?: string } }>): string | undefined {
+  const header = request.headers[HEADERS.expectedKey];
+  if (Array.isArray(header))
+    throw new ServiceError('TARN_BAD_REQUEST', `headers.${HEADERS.expectedKey}: given more than once`);
+  if (header !== undefined && !/^[0-9a-fA-F]{8,128}$/.test(header))
+    throw new InvalidKeyError(header, `headers.${HEADERS.expectedKey} must be 8 to 128 hex digits`);
+  const query = request.query.expect;
+  if (header !== undefined && query !== undefined && header.toLowerCase() !== query.toLowerCase())
+    throw new ServiceError(
+      'TARN_BAD_REQUEST',
+      `headers.${HEADERS.expectedKey} and querystring.expect name different keys; give one`,
+    );
+  return header ?? query;
+}
+
+/** True when an `If-None-Match` header names this key's ETag (or `*`). */
+function matchesEtag(header: string | undefined, key: string): boolean {
+  if (header === undefined) return false;
+  return header.split(',').some((tag) => {
+    const t = tag.trim().replace(/^W\//, '');
+    return t === '*' || t === `"${key}"`;
+  });
+}
+
+export type ByteRange = { start: number; end: number };
+
+/**
+ * The one range of a `Range` header (RFC 9110 §14.1.2), inclusive, within `size`. Undefined: serve
+ * the whole value (no header, or a unit other than bytes, which a server ignores). A range that
+ * does not fit, several ranges, or a malformed one: TARN_RANGE (416).
+ */
+export function parseRange(header: string | undefined, size: number): ByteRange | undefined {
+  if (header === undefined) return undefined;
+  const m = /^\s*bytes\s*=\s*(.*)$/i.exec(header);
+  if (!m) return undefined;
+  const unsatisfiable = (why: string) =>
+    withHeaders(new ServiceError('TARN_RANGE', `range ${header.slice(0, 100)}: ${why}`), {
+      'content-range': `bytes */${size}`,
+    });
+  const specs = (m[1] as string).split(',');
+  if (specs.length > 1) throw unsatisfiable('several ranges are not served; ask for one');
+  const r = /^\s*(\d*)\s*-\s*(\d*)\s*$/.exec(specs[0] as string);
+  if (!r || (r[1] === '' && r[2] === '')) throw unsatisfiable('not a byte range (bytes=a-b, a- or -n)');
+  const [first, last] = [r[1] as string, r[2] as string];
+  if (first === '') {
+    const n = Number(last);
+    if (n === 0 || size === 0) throw unsatisfiable(`the value has ${size} bytes`);
+    return { start: Math.max(0, size - n), end: size - 1 };
+  }
+  const start = Number(first);
+  const end = last === '' ? size - 1 : Math.min(Number(last), size - 1);
+  if (last !== '' && Number(last) < start) throw unsatisfiable('its end is before its start');
+  if (start >= size) throw unsatisfiable(`the value has ${size} bytes`);
+  return { start, end };
+}
+
+/** Bytes `start..end` (inclusive) of a stream that starts at byte 0; the rest is not read. */
+function slice(source: Readable, { start, end }: ByteRange): Readable {
+  return Readable.from(
+    (async function* () {
+      let at = 0;
+      for await (const chunk of source as AsyncIterable<Buffer>) {
+        const from = Math.max(0, start - at);
+        const to = Math.min(chunk.byteLength, end + 1 - at);
+        at += chunk.byteLength;
+        if (to > from) yield chunk.subarray(from, to);
+        if (at > end) return;
+      }
+    })(),
+    { objectMode: false },
+  );
+}
+
+/**
+ * Passes every chunk but the last, which it holds until the source has ended without error: a
+ * verified stream that turns out corrupt at its end fails before its last bytes go out, so the
+ * response is cut short and no client ever sees a complete wrong body.
+ */
+function holdingLast(source: Readable): Readable {
+  let held: Buffer | undefined;
+  const hold = new Transform({
+    transform(chunk: Buffer, _encoding, callback) {
+      const previous = held;
+      held = chunk;
+      callback(null, previous);
+    },
+    flush(callback) {
+      callback(null, held);
+    },
+  });
+  // Errors reach `hold` (and so the response, which fastify then destroys); nothing else to do here.
+  pipeline(source, hold, () => undefined);
+  return hold;
+}
+
+interface BlobOptions {
+  settings: ServeSettings;
+}
+
+export async function blobRoutes(app: FastifyInstance, options: BlobOptions): Promise<void> {
+  const { settings } = options;
+  let uploads = 0;
+
+  // Upload bodies are the value's bytes, whatever their content type (or none): handed over as the
+  // request stream, never parsed or buffered. Only in this context: the JSON routes keep their parsers.
+  app.removeAllContentTypeParsers();
+  app.addContentTypeParser('*', (request, _payload, done) => done(null, request.raw));
+
+  route(app, ROUTES.putBlob, async (request, reply) => {
+    const storage = request.tree().storage;
+    const expected = expectedKeyOf(request);
+    const body = new CountedBody(request.raw, settings.bodyLimit);
+    body.checkDeclared();
+    if (uploads >= settings.maxUploads)
+      throw withHeaders(
+        new ServiceError('TARN_BUSY', `all ${settings.maxUploads} upload slots are taken; retry in a moment`),
+        { 'retry-after': '1' },
+      );
+    uploads++;
+    try {
+      const result = await storage.put(body.chunks(), {
+        expectedKey: expected === undefined ? undefined : keyOf(storage, expected),
+        signal: request.signal,
+      });
+      // Found stored before its bytes were all read: its size is the body's.
+      const size = result.size ?? body.declared ?? (await body.drain());
+      return reply.code(201).send({ key: result.key, size, status: result.status });
+    } catch (e) {
+      // A refused stream holds the bytes it read for a replay nobody here will ask for.
+      if (e instanceof RefusedError) await e.discard();
+      throw e;
+    } finally {
+      uploads--;
+    }
+  });
+
+  route(app, ROUTES.getBlob, async (request, reply) => {
+    const storage = request.tree().storage;
+    const key = keyOf(storage, request.params.key);
+    const verify = request.query.verify ?? false;
+    const etag = `"${key}"`;
+    if (matchesEtag(request.headers['if-none-match'], key)) {
+      if (!(await storage.contains(key, { signal: request.signal }))) throw new NotFoundError(key);
+      return reply.code(304).header('etag', etag).header('cache-control', IMMUTABLE).send();
+    }
+    const value = await storage.read(key, { verify, signal: request.signal });
+    request.whenDone(() => value.close());
+    const size = value.size;
+    const ifRange = request.headers['if-range'];
+    const range =
+      size !== undefined && (ifRange === undefined || ifRange === etag)
+        ? parseRange(request.headers.range, size)
+        : undefined;
+    // Small values, and values served in part (a range cannot be checked on its own), are checked
+    // whole before the first byte: a corrupt one is a clean 500, and quarantined.
+    if (verify && (range || (size !== undefined && size <= VERIFY_FIRST)))
+      await value.verify({ signal: request.signal });
+    reply
+      .header('etag', etag)
+      .header(HEADERS.key, key)
+      .header('cache-control', IMMUTABLE)
+      .header('accept-ranges', 'bytes')
+      .type('application/octet-stream');
+    if (range && size !== undefined) {
+      reply
+        .code(206)
+        .header('content-range', `bytes ${range.start}-${range.end}/${size}`)
+        .header('content-length', String(range.end - range.start + 1));
+      return reply.send(rangeOf(value, range, request.signal));
+    }
+    if (size !== undefined) reply.header('content-length', String(size));
+    const stream = value.stream({ signal: request.signal });
+    return reply.send(verify ? holdingLast(stream) : stream);
+  });
+
+  route(app, ROUTES.headBlob, async (request, reply) => {
+    const storage = request.tree().storage;
+    const key = keyOf(storage, request.params.key);
+    // Straight from the tree, as housekeeping: a HEAD must not copy a value into the upper levels.
+    const raw = await storage.location.read(key, {
+      signal: request.signal,
+      digest: storage.digest,
+      touch: false,
+    });
+    if (!raw) return reply.code(404).send();
+    const size = raw.size;
+    await raw.close();
+    reply.header('etag', `"${key}"`).header(HEADERS.key, key).header('accept-ranges', 'bytes');
+    if (size !== undefined) reply.header('content-length', String(size));
+    return reply.code(200).type('application/octet-stream').send();
+  });
+
+  route(app, ROUTES.deleteBlob, async (request, reply) => {
+    if (!settings.allowDelete)
+      throw new ForbiddenError('this sidecar does not delete values (its config sets no serve.allowDelete)');
+    const storage = request.tree().storage;
+    const key = keyOf(storage, request.params.key);
+    if (!(await storage.delete(key, { signal: request.signal }))) throw new NotFoundError(key);
+    return reply.code(204).send();
+  });
+
+  route(app, ROUTES.blobPath, async (request, reply) => {
+    const storage = request.tree().storage;
+    const key = keyOf(storage, request.params.key);
+    const verify = request.query.verify ?? false;
+    // A read copies the value into the upper levels of a Levels tree and serves the top-most copy.
+    const value: StoredValue = await storage.read(key, { verify, signal: request.signal });
+    try {
+      if (verify) await value.verify({ signal: request.signal });
+      const path = value.path;
+      if (path === undefined)
+        throw new NoLocalCopyError(
+          key,
+          'no disk lake of the tree holds it, and none took a copy as it was read',
+        );
+      // The file outlives the value's handle: a blob file stays where it is until it is deleted.
+      return reply.send({ key, path, size: value.size ?? 0 });
+    } finally {
+      await value.close();
+    }
+  });
+}
+
+/** A range of a value: from its file when it has one (no bytes read before it), else skipped in its stream. */
+function rangeOf(value: StoredValue, range: ByteRange, signal: AbortSignal): Readable {
+  const path = value.path;
+  if (path !== undefined)
+    return addAbortSignal(signal, createReadStream(path, { start: range.start, end: range.end }));
+  return slice(value.stream({ signal }), range);
+}
