@@ -59,7 +59,7 @@ make_base() { # $1: image name, $2: "build" for npm and a shell
   local dir ctr lib
   dir=$(mktemp -d "${TMPDIR:-/tmp}/tarn-base-XXXXXX")
   # Debian's merged /usr: /lib, /lib64 and /bin are links into /usr.
-  mkdir -p "$dir/usr/bin" "$dir/usr/lib" "$dir/usr/lib64" "$dir/etc/ssl/certs" "$dir/tmp" "$dir/var/lib/tarn" "$dir/run/tarn"
+  mkdir -p "$dir/usr/bin" "$dir/usr/lib" "$dir/usr/lib64" "$dir/etc/ssl/certs" "$dir/tmp" "$dir/var/lib" "$dir/run"
   ln -s usr/lib "$dir/lib" && ln -s usr/lib64 "$dir/lib64" && ln -s usr/bin "$dir/bin"
   for lib in "${LIBS[@]}"; do put "$dir" "$lib"; done
   cp -L "$NODE" "$dir/usr/bin/node"
@@ -76,8 +76,6 @@ make_base() { # $1: image name, $2: "build" for npm and a shell
     cp -L "$ENV_BIN" "$dir/usr/bin/env"
   fi
   chmod 1777 "$dir/tmp"
-  # The folders a pod mounts its volumes on belong to the runtime user, as an emptyDir would.
-  chown 65532:65532 "$dir/var/lib/tarn" "$dir/run/tarn"
   tar -C "$dir" --sort=name --mtime=@0 --numeric-owner -cf "$dir.tar" .
   ctr=$("${B[@]}" from scratch)
   "${B[@]}" add "$ctr" "$dir.tar" / >/dev/null
