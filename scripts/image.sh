@@ -20,10 +20,11 @@ CACHE="${TARN_CACHE_DIR:-$HOME/.cache/tarn-ts}"
 OUT="$CACHE/image"
 mkdir -p "$OUT"
 log() { printf 'image: %s\n' "$*" >&2; }
-# buildah's own storage under the cache; its run state on a tmpfs, so a reboot cannot leave it stale.
-B=(buildah --root "$OUT/storage" --runroot "/run/tarn-ts-buildah" --storage-driver overlay)
-has_image() { "${B[@]}" inspect --type image "$1" >/dev/null 2>&1; }
 sha() { sha256sum | cut -c1-16; }
+# buildah's own storage under the cache; its run state on a tmpfs (a reboot cannot leave it stale),
+# one per storage (a run state shared by two storages would mix their locks and mounts).
+B=(buildah --root "$OUT/storage" --runroot "/run/tarn-ts-buildah-$(echo "$OUT" | sha)" --storage-driver overlay)
+has_image() { "${B[@]}" inspect --type image "$1" >/dev/null 2>&1; }
 started=$(date +%s%N)
 
 # Builds with the same inputs never run at once (two test files, two engineers).
@@ -85,13 +86,15 @@ make_base() { # $1: image name, $2: "build" for npm and a shell
   rm -rf "$dir" "$dir.tar"
 }
 
-for pair in "$BASE:" "$BUILD_BASE:build"; do
-  image=${pair%:*} kind=${pair##*:}
-  if ! has_image "$image"; then
-    log "making the base $image"
-    make_base "$image" "$kind"
-  fi
-done
+if ! has_image "$BASE" || ! has_image "$BUILD_BASE"; then
+  # New bases invalidate every layer built on the old ones: start the storage afresh, so the cache
+  # does not grow by a full image tree per Node.js update.
+  "${B[@]}" rmi --all --force >/dev/null 2>&1 || true
+  for pair in "$BASE:" "$BUILD_BASE:build"; do
+    log "making the base ${pair%:*}"
+    make_base "${pair%:*}" "${pair##*:}"
+  done
+fi
 
 # ---- 2. the sidecar image ---------------------------------------------------------------------
 # Keyed by the bases and every file of the build context that git knows or would know of

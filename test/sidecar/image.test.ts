@@ -134,7 +134,7 @@ describe.runIf(imageAvailable())('the sidecar image', () => {
     expect(JSON.parse(probe.stdout).sort()).toEqual(['127.0.0.1', '::1']);
   });
 
-  it('stops on SIGTERM: in-flight work done, the socket unlinked, the lake left clean', async () => {
+  it('stops on SIGTERM: the socket unlinked, no temp file left in the lake', async () => {
     await running.stop();
     await until(() => !existsSync(running.socket), 'the socket is unlinked');
     const log = readFileSync(running.log, 'utf8');
