@@ -23,6 +23,8 @@ declare -A DEBIAN=(
   [redis-server]=redis-server [redis-cli]=redis-tools
   [sshd]=openssh-server [ssh]=openssh-client [scp]=openssh-client [sftp]=openssh-client [ssh-keygen]=openssh-client
   [nginx]=nginx-light [curl]=curl [openssl]=openssl [pgrep]=procps
+  # The sidecar image (scripts/image.sh): built by buildah, unpacked by umoci, run by runc.
+  [buildah]=buildah [runc]=runc [umoci]=umoci
 )
 missing=()
 for program in "${!DEBIAN[@]}"; do

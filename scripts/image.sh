@@ -1,0 +1,144 @@
+#!/usr/bin/env bash
+# Builds the sidecar image (sidecar/Dockerfile) without Docker and without a registry, with buildah.
+#
+#   scripts/image.sh            # prints a JSON summary; the archive is <cache>/image/tarn-sidecar.tar
+#
+# 1. Two base images made from this machine's own Node.js (no registry to pull node:24 from):
+#    `tarn-node` (the runtime: node, the shared libraries ldd names, CA certificates, /etc/passwd
+#    with uid 65532; no shell) and `tarn-node-build` (the same plus npm, /bin/sh and env).
+# 2. `buildah bud` of sidecar/Dockerfile on them, with no network: npm installs --offline from
+#    this machine's npm cache (an overlay mount).
+# 3. `buildah push` to an OCI archive (for `ctr -n k8s.io images import`) and an OCI layout folder
+#    (for `umoci unpack`).
+#
+# Everything lives in $TARN_CACHE_DIR/image (default ~/.cache/tarn-ts/image), buildah's storage
+# included, so the system's container storage is not touched. Each result is keyed by a hash of
+# its inputs: a warm run whose inputs did not change builds nothing. Needs root (buildah, runc).
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+CACHE="${TARN_CACHE_DIR:-$HOME/.cache/tarn-ts}"
+OUT="$CACHE/image"
+mkdir -p "$OUT"
+log() { printf 'image: %s\n' "$*" >&2; }
+sha() { sha256sum | cut -c1-16; }
+# buildah's own storage under the cache; its run state on a tmpfs (a reboot cannot leave it stale),
+# one per storage (a run state shared by two storages would mix their locks and mounts).
+B=(buildah --root "$OUT/storage" --runroot "/run/tarn-ts-buildah-$(echo "$OUT" | sha)" --storage-driver overlay)
+has_image() { "${B[@]}" inspect --type image "$1" >/dev/null 2>&1; }
+started=$(date +%s%N)
+
+# Builds with the same inputs never run at once (two test files, two engineers).
+exec 9>"$OUT/.lock"
+flock 9
+
+# ---- 1. the base images, from this machine's Node.js ------------------------------------------
+NODE=$(readlink -f "$(command -v node)")
+NPM_DIR=$(readlink -f "$(dirname "$(readlink -f "$(command -v npm)")")/..")
+NODE_VERSION=$(node --version)
+SH=$(readlink -f /bin/sh)
+ENV_BIN=$(readlink -f "$(command -v env)")
+CA=/etc/ssl/certs/ca-certificates.crt
+# The shared libraries of node, sh and env, as ldd resolves them (ld-linux included).
+mapfile -t LIBS < <(ldd "$NODE" "$SH" "$ENV_BIN" | awk '$2 == "=>" && $3 ~ /^\// { print $3 } $1 ~ /^\/.*ld-linux/ { print $1 }' | sort -u)
+base_key=$(
+  {
+    sed -n '/^# ---- 1\./,/^# ---- 2\./p' "$0"
+    sha256sum "$NODE" "$SH" "$ENV_BIN" "$CA" "${LIBS[@]}" "$NPM_DIR/package.json"
+  } | sha
+)
+BASE="localhost/tarn-node:${NODE_VERSION#v}-$base_key"
+BUILD_BASE="localhost/tarn-node-build:${NODE_VERSION#v}-$base_key"
+
+# Copies the file $2 into the root filesystem $1 at the same path, under /usr for /lib and /lib64.
+put() {
+  local to=$2
+  case $to in /lib/* | /lib64/*) to=/usr$to ;; esac
+  mkdir -p "$1$(dirname "$to")" && cp -L --preserve=mode "$2" "$1$to"
+}
+
+make_base() { # $1: image name, $2: "build" for npm and a shell
+  local dir ctr lib
+  dir=$(mktemp -d "${TMPDIR:-/tmp}/tarn-base-XXXXXX")
+  # Debian's merged /usr: /lib, /lib64 and /bin are links into /usr.
+  mkdir -p "$dir/usr/bin" "$dir/usr/lib" "$dir/usr/lib64" "$dir/etc/ssl/certs" "$dir/tmp" "$dir/var/lib" "$dir/run"
+  ln -s usr/lib "$dir/lib" && ln -s usr/lib64 "$dir/lib64" && ln -s usr/bin "$dir/bin"
+  for lib in "${LIBS[@]}"; do put "$dir" "$lib"; done
+  cp -L "$NODE" "$dir/usr/bin/node"
+  cp "$CA" "$dir/etc/ssl/certs/ca-certificates.crt"
+  printf 'root:x:0:0:root:/root:/usr/sbin/nologin\nnonroot:x:65532:65532:nonroot:/nonexistent:/usr/sbin/nologin\n' >"$dir/etc/passwd"
+  printf 'root:x:0:\nnonroot:x:65532:\n' >"$dir/etc/group"
+  printf 'passwd: files\ngroup: files\nhosts: files dns\n' >"$dir/etc/nsswitch.conf"
+  if [ "${2:-}" = build ]; then
+    mkdir -p "$dir/usr/lib/node_modules" "$dir/root"
+    cp -a "$NPM_DIR" "$dir/usr/lib/node_modules/npm"
+    ln -s ../lib/node_modules/npm/bin/npm-cli.js "$dir/usr/bin/npm"
+    ln -s ../lib/node_modules/npm/bin/npx-cli.js "$dir/usr/bin/npx"
+    cp -L "$SH" "$dir/usr/bin/sh"
+    cp -L "$ENV_BIN" "$dir/usr/bin/env"
+  fi
+  chmod 1777 "$dir/tmp"
+  tar -C "$dir" --sort=name --mtime=@0 --numeric-owner -cf "$dir.tar" .
+  ctr=$("${B[@]}" from scratch)
+  "${B[@]}" add "$ctr" "$dir.tar" / >/dev/null
+  "${B[@]}" config --env PATH=/usr/local/bin:/usr/bin:/bin --env HOME=/root --cmd node \
+    --label "org.opencontainers.image.description=Node.js $NODE_VERSION from the build machine" "$ctr"
+  "${B[@]}" commit --quiet --rm "$ctr" "$1" >/dev/null
+  rm -rf "$dir" "$dir.tar"
+}
+
+if ! has_image "$BASE" || ! has_image "$BUILD_BASE"; then
+  # New bases invalidate every layer built on the old ones: start the storage afresh, so the cache
+  # does not grow by a full image tree per Node.js update.
+  "${B[@]}" rmi --all --force >/dev/null 2>&1 || true
+  for pair in "$BASE:" "$BUILD_BASE:build"; do
+    log "making the base ${pair%:*}"
+    make_base "${pair%:*}" "${pair##*:}"
+  done
+fi
+
+# ---- 2. the sidecar image ---------------------------------------------------------------------
+# Keyed by the bases and every file of the build context that git knows or would know of
+# (untracked but not ignored files count, so an edit is never served stale).
+cd "$ROOT"
+mapfile -t CONTEXT < <(git ls-files -co --exclude-standard -- \
+  package.json package-lock.json tsconfig.base.json .dockerignore src-lib sidecar | sort)
+key=$(
+  {
+    echo "$BASE $BUILD_BASE"
+    sed -n '/^# ---- 2\./,$p' "$0"
+    sha256sum "${CONTEXT[@]}"
+  } | sha
+)
+VERSION=$(node -p 'require("./sidecar/package.json").version')
+IMAGE="localhost/tarn-sidecar:$VERSION-$key"
+ARCHIVE="$OUT/tarn-sidecar-$key.tar"
+LAYOUT="$OUT/oci"
+built=false
+if [ ! -s "$ARCHIVE" ]; then
+  if ! has_image "$IMAGE"; then
+    log "building $IMAGE"
+    # No network at all: npm installs --offline from this machine's npm cache, mounted as an overlay
+    # (npm fails on a read-only cache; the overlay drops whatever it writes).
+    "${B[@]}" bud --quiet --layers --network none \
+      --build-arg "BASE=$BASE" --build-arg "BUILD_BASE=$BUILD_BASE" \
+      --build-arg "NPM_FLAGS=--offline --cache=/npm-cache" \
+      --volume "$(npm config get cache):/npm-cache:O" \
+      -f sidecar/Dockerfile -t "$IMAGE" . >&2
+  fi
+  rm -f "$OUT"/tarn-sidecar-*.tar
+  "${B[@]}" push --quiet "$IMAGE" "oci-archive:$ARCHIVE.part:$IMAGE" >&2
+  mv "$ARCHIVE.part" "$ARCHIVE"
+  built=true
+fi
+ln -sfn "$(basename "$ARCHIVE")" "$OUT/tarn-sidecar.tar"
+# The same image as an OCI layout folder, tagged with the key alone (what umoci takes).
+if [ ! -s "$LAYOUT/index.json" ] || ! grep -q "\"$key\"" "$LAYOUT/index.json"; then
+  rm -rf "$LAYOUT"
+  "${B[@]}" push --quiet "$IMAGE" "oci:$LAYOUT:$key" >&2
+fi
+
+# ---- 3. a summary -----------------------------------------------------------------------------
+ms=$((($(date +%s%N) - started) / 1000000))
+cat <<EOF
+{"image":"$IMAGE","key":"$key","base":"$BASE","buildBase":"$BUILD_BASE","archive":"$ARCHIVE","layout":"$LAYOUT","tag":"$key","archiveBytes":$(stat -c %s "$ARCHIVE"),"built":$built,"ms":$ms}
+EOF
