@@ -1,6 +1,8 @@
 // Writes the generated parts of the docs from their single sources, so they cannot drift:
 // - the CLI usage (README.md, docs/cli.md) from `tarn --help`;
-// - the error table (docs/library.md) from ERRORS in src-lib/src/errors.ts.
+// - the error table (docs/library.md) from ERRORS in src-lib/src/errors.ts;
+// - the sidecar's route table and its `serve` settings (docs/sidecar.md) from the API contract
+//   (src-lib/src/location/sidecar/api.ts) and the config schema.
 // `npm run docs` builds, then writes; `node scripts/docs.js --check` only compares and exits 1 on a
 // difference (test/lib/cli/docs.test.ts runs it). Each part sits between two HTML comments, which
 // markdown does not show; the text outside them is edited by hand.
@@ -19,6 +21,8 @@ const usage = execFileSync(
   },
 );
 const { ERRORS } = await import(new URL('src-lib/dist/errors.js', repo).href);
+const { ROUTES } = await import(new URL('src-lib/dist/location/sidecar/api.js', repo).href);
+const { configJsonSchema } = await import(new URL('src-lib/dist/config/schema.js', repo).href);
 
 const usageBlock = ['```', usage.trimEnd(), '```'].join('\n');
 const errorTable = [
@@ -29,10 +33,35 @@ const errorTable = [
   ),
 ].join('\n');
 
+// The sidecar's routes, from the contract the server registers (docs/sidecar.md).
+const routeTable = [
+  '| method | path | what | answers |',
+  '| ------ | ---- | ---- | ------- |',
+  ...Object.values(ROUTES).map(
+    (r) =>
+      `| ${r.method} | \`${r.url.replace(/:(\w+)/g, '{$1}')}\` | ${r.summary} | ${Object.keys(r.responses).join(', ')} |`,
+  ),
+].join('\n');
+
+// The `serve` section of a config, from the schema (docs/sidecar.md).
+const serve = configJsonSchema().$defs.Serve;
+const describeField = (p) =>
+  p.description ??
+  Object.values(p.properties ?? {})
+    .map((q) => q.description)
+    .join('; ');
+const serveTable = [
+  '| setting | what |',
+  '| ------- | ---- |',
+  ...Object.entries(serve.properties).map(([name, p]) => `| \`${name}\` | ${describeField(p)} |`),
+].join('\n');
+
 const parts = [
   { file: 'README.md', name: 'usage', text: usageBlock },
   { file: 'docs/cli.md', name: 'usage', text: usageBlock },
   { file: 'docs/library.md', name: 'errors', text: errorTable },
+  { file: 'docs/sidecar.md', name: 'routes', text: routeTable },
+  { file: 'docs/sidecar.md', name: 'serve', text: serveTable },
 ];
 
 const stale = [];
