@@ -1,14 +1,17 @@
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
+import type { Socket } from 'node:net';
+import { ServiceError } from '@tarnjs/tarn';
 import { HEADERS, type ReadinessBody } from '@tarnjs/tarn/sidecar-api';
 import Fastify, {
   type FastifyBaseLogger,
   type FastifyInstance,
   type FastifyPluginAsync,
+  type FastifyRequest,
   LogController,
 } from 'fastify';
 import fp from 'fastify-plugin';
-import { frameworkError, problems } from './plugins/problem.js';
+import { frameworkError, problems, withHeaders } from './plugins/problem.js';
 import { treePlugin } from './plugins/tree.js';
 import { validation } from './plugins/validation.js';
 import { blobRoutes } from './routes/blobs.js';
@@ -51,6 +54,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   const app = Fastify({
     ...(options.logger ? { loggerInstance: options.logger } : { logger: false }),
     // Bounded time for everything a client sends: a stalled one cannot hold a connection forever.
+    // The idle timeout is Node's socket inactivity timer; `cutIdle` below decides what it cuts.
     requestTimeout: settings.requestTimeoutMs,
     connectionTimeout: settings.idleTimeoutMs,
     keepAliveTimeout: settings.idleTimeoutMs,
@@ -61,7 +65,8 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
           ? Math.min(settings.headersTimeoutMs, settings.requestTimeoutMs)
           : settings.headersTimeoutMs,
     },
-    return503OnClosing: true,
+    // While closing, new requests get our own problem (below), not fastify's plain JSON 503.
+    return503OnClosing: false,
     bodyLimit: JSON_BODY_LIMIT,
     genReqId: requestIdOf,
     requestIdHeader: false,
@@ -75,8 +80,25 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     frameworkErrors: frameworkError,
   });
 
+  let closing = false;
+  app.addHook('preClose', async () => {
+    closing = true;
+  });
+  const inFlight = cutIdle(app);
   app.addHook('onRequest', async (request, reply) => {
     reply.header(HEADERS.requestId, request.id);
+    inFlight.set(request.raw.socket, request);
+    if (closing)
+      throw withHeaders(
+        new ServiceError('TARN_UNAVAILABLE', 'the sidecar is shutting down; retry on its successor'),
+        {
+          'retry-after': '1',
+          connection: 'close',
+        },
+      );
+  });
+  app.addHook('onResponse', async (request) => {
+    if (inFlight.get(request.raw.socket) === request) inFlight.delete(request.raw.socket);
   });
   await app.register(problems);
   await app.register(validation);
@@ -92,4 +114,22 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   await app.register(memoRoutes);
   await app.register(leaseRoutes, { leases });
   return app;
+}
+
+/**
+ * The idle timeout cuts a connection only while it waits on its client: between requests, while
+ * a request body stalls, or while the client does not read the answer (the response cannot drain).
+ * Node's own rule (destroy any socket that moved no byte for that long) would also cut a request
+ * the server is still working on (a fetch of many keys from S3, a verified read, a slow level),
+ * which its levels' own timeouts bound instead. A server 'timeout' listener replaces Node's rule.
+ */
+function cutIdle(app: FastifyInstance): WeakMap<Socket, FastifyRequest> {
+  const inFlight = new WeakMap<Socket, FastifyRequest>();
+  app.server.on('timeout', (socket: Socket) => {
+    const request = inFlight.get(socket);
+    const waitingOnClient =
+      request === undefined || !request.raw.complete || request.raw.socket.writableNeedDrain;
+    if (waitingOnClient) socket.destroy();
+  });
+  return inFlight;
 }

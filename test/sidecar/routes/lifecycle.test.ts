@@ -1,0 +1,73 @@
+import { connect } from 'node:net';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { DiskLocation, HashKeyStorage, type Location, type ReadOpOptions } from '@tarnjs/tarn';
+import { describe, expect, it } from 'vitest';
+import { freshPath, tempDir } from '../../helpers/tmp.js';
+import { serve } from './server.js';
+
+const base = tempDir('tarn-sidecar-lifecycle-');
+
+/** A disk lake whose reads take `ms`: a slow level, as S3 far away or a busy Redis is. */
+function slowLake(root: string, ms: number): Location {
+  const disk = new DiskLocation(root);
+  const read = disk.read.bind(disk);
+  disk.read = async (key: string, options?: ReadOpOptions) => {
+    await sleep(ms);
+    return read(key, options);
+  };
+  return disk;
+}
+
+describe('the idle timeout', () => {
+  it('never cuts a request the server is still working on (a slow level), only a waiting client', async () => {
+    const root = freshPath(base);
+    const { key } = await new HashKeyStorage(root).put(Buffer.from('hello'));
+    const s = await serve(base, new HashKeyStorage(slowLake(root, 1500)), {
+      settings: { idleTimeoutMs: 500 },
+    });
+    try {
+      // Three idle periods pass while the level answers; the client, who waits, gets the value.
+      const slow = await s.call('GET', `/v1/blobs/${key}`);
+      expect([slow.status, slow.text]).toEqual([200, 'hello']);
+      // A client that sends half a body and stalls is the one cut.
+      const conn = connect(s.socket);
+      const closed = new Promise<number>((resolve) => {
+        const t = Date.now();
+        conn.on('error', () => undefined);
+        conn.once('close', () => resolve(Date.now() - t));
+      });
+      conn.write('PUT /v1/blobs HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\n12345');
+      expect(await closed).toBeLessThan(5000);
+    } finally {
+      await s.close();
+    }
+  });
+});
+
+describe('closing', () => {
+  it('answers a request that arrives while closing with a 503 TARN_UNAVAILABLE problem, and finishes the one in flight', async () => {
+    const root = freshPath(base);
+    const s = await serve(base, new HashKeyStorage(root));
+    const conn = connect(s.socket);
+    const parts: Buffer[] = [];
+    conn.on('data', (c: Buffer) => parts.push(c));
+    const closed = new Promise<void>((resolve) => conn.once('close', () => resolve()));
+    // An upload in flight (half its body sent) when the server starts closing…
+    conn.write('PUT /v1/blobs HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\n12345');
+    await sleep(100);
+    const closing = s.close();
+    await sleep(100);
+    // …is finished; the next request on the same connection is refused with a problem.
+    conn.write('67890GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n');
+    await closed;
+    await closing;
+    const text = Buffer.concat(parts).toString('utf8');
+    const answers = text.split(/(?=HTTP\/1\.1 )/);
+    expect(answers[0]).toMatch(/^HTTP\/1\.1 201 /);
+    expect(answers[0]).toContain('"status":"stored"');
+    expect(answers[1]).toMatch(/^HTTP\/1\.1 503 /);
+    expect(answers[1]).toContain('content-type: application/problem+json');
+    expect(answers[1]).toContain('"code":"TARN_UNAVAILABLE"');
+    expect(answers[1]?.toLowerCase()).toContain('retry-after: 1');
+  });
+});
