@@ -1,4 +1,4 @@
-import { type Readable, Transform, type TransformCallback } from 'node:stream';
+import { Readable, Transform, type TransformCallback } from 'node:stream';
 import type { Digest } from './digest.js';
 import type { StorageCorruption } from './errors.js';
 import type { OpOptions, Value } from './location/contract.js';
@@ -65,6 +65,16 @@ export class StoredValue implements AsyncDisposable {
     return raw.pipe(check);
   }
 
+  /**
+   * Bytes `start` to `end` (inclusive), unverified (a part cannot be checked on its own: verify the
+   * whole first). Read without the bytes before them where the location can seek (a file, through
+   * the descriptor opened at lookup), else skipped through the stream.
+   */
+  range(start: number, end: number, options?: OpOptions): Readable {
+    if (this.value.range) return this.value.range(start, end, options);
+    return skipTo(this.value.stream(options), start, end);
+  }
+
   /** The whole value in memory: for small values. */
   async bytes(options?: OpOptions): Promise<Buffer> {
     if (this.#kept) return this.#kept;
@@ -108,4 +118,22 @@ export class StoredValue implements AsyncDisposable {
   async [Symbol.asyncDispose](): Promise<void> {
     await this.close();
   }
+}
+
+/** The bytes `start` to `end` (inclusive) of a stream, the ones before them read and dropped. */
+function skipTo(source: Readable, start: number, end: number): Readable {
+  return Readable.from(
+    (async function* () {
+      let at = 0;
+      // Leaving the loop (past the end) destroys the source: the rest of the value is never read.
+      for await (const chunk of source as AsyncIterable<Buffer>) {
+        const from = Math.max(0, start - at);
+        const to = Math.min(chunk.byteLength, end + 1 - at);
+        at += chunk.byteLength;
+        if (to > from) yield chunk.subarray(from, to);
+        if (at > end) return;
+      }
+    })(),
+    { objectMode: false },
+  );
 }

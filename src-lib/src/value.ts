@@ -48,9 +48,19 @@ export class FileValue implements Value {
   }
 
   stream(options?: OpOptions): Readable {
+    return this.#read(0, undefined, options);
+  }
+
+  /** Reads through the descriptor opened at lookup: a delete or a swap of the path meanwhile changes nothing. */
+  range(start: number, end: number, options?: OpOptions): Readable {
+    return this.#read(start, end, options);
+  }
+
+  #read(start: number, end: number | undefined, options?: OpOptions): Readable {
     // A 1 MiB buffer for a 1 KiB value would cost more than the read itself.
-    const highWaterMark = Math.min(CHUNK, Math.max(this.size, 16 << 10));
-    const stream = this.fh.createReadStream({ start: 0, highWaterMark, autoClose: false });
+    const length = (end ?? this.size - 1) - start + 1;
+    const highWaterMark = Math.min(CHUNK, Math.max(length, 16 << 10));
+    const stream = this.fh.createReadStream({ start, end, highWaterMark, autoClose: false });
     const signal = options?.signal;
     if (signal) {
       const abort = () => stream.destroy(signal.reason);

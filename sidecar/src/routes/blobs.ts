@@ -1,5 +1,4 @@
-import { createReadStream } from 'node:fs';
-import { addAbortSignal, pipeline, Readable, Transform } from 'node:stream';
+import { pipeline, type Readable, Transform } from 'node:stream';
 import {
   ForbiddenError,
   type HashKeyStorage,
@@ -89,23 +88,6 @@ export function parseRange(header: string | undefined, size: number): ByteRange 
   if (last !== '' && Number(last) < start) throw unsatisfiable('its end is before its start');
   if (start >= size) throw unsatisfiable(`the value has ${size} bytes`);
   return { start, end };
-}
-
-/** Bytes `start..end` (inclusive) of a stream that starts at byte 0; the rest is not read. */
-function slice(source: Readable, { start, end }: ByteRange): Readable {
-  return Readable.from(
-    (async function* () {
-      let at = 0;
-      for await (const chunk of source as AsyncIterable<Buffer>) {
-        const from = Math.max(0, start - at);
-        const to = Math.min(chunk.byteLength, end + 1 - at);
-        at += chunk.byteLength;
-        if (to > from) yield chunk.subarray(from, to);
-        if (at > end) return;
-      }
-    })(),
-    { objectMode: false },
-  );
 }
 
 /**
@@ -258,10 +240,10 @@ export async function blobRoutes(app: FastifyInstance, options: BlobOptions): Pr
   });
 }
 
-/** A range of a value: from its file when it has one (no bytes read before it), else skipped in its stream. */
+/**
+ * A range of a value: read through the value's own descriptor when it is a file (no byte before
+ * the range is read, and a delete meanwhile changes nothing), else skipped in its stream.
+ */
 function rangeOf(value: StoredValue, range: ByteRange, signal: AbortSignal): Readable {
-  const path = value.path;
-  if (path !== undefined)
-    return addAbortSignal(signal, createReadStream(path, { start: range.start, end: range.end }));
-  return slice(value.stream({ signal }), range);
+  return value.range(range.start, range.end, { signal });
 }

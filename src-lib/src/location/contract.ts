@@ -185,6 +185,11 @@ export interface Value {
   readonly size?: number;
   /** The bytes as a stream; may be called more than once. */
   stream(options?: OpOptions): Readable;
+  /**
+   * Bytes `start` to `end` (inclusive), when the location can read them without the bytes before
+   * them (a file seeks). Absent: the caller skips through `stream()`.
+   */
+  range?(start: number, end: number, options?: OpOptions): Readable;
   /** The whole value in one piece, when the location can do that better than draining `stream()`. */
   bytes?(options?: OpOptions): Promise<Buffer>;
   /**

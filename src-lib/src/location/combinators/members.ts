@@ -13,10 +13,12 @@ export function servedBy(value: Value, member: Location, key: string): Value {
   const quarantine = async (): Promise<string | undefined> =>
     value.quarantine ? value.quarantine() : quarantineIn(member, key);
   const bytes = value.bytes;
+  const range = value.range;
   return {
     path: value.path,
     size: value.size,
     stream: (options) => value.stream(options),
+    range: range ? (start, end, options) => range.call(value, start, end, options) : undefined,
     bytes: bytes ? (options) => bytes.call(value, options) : undefined,
     quarantine,
     close: () => value.close(),
