@@ -1,6 +1,7 @@
 import type { Socket } from 'node:net';
 import { ERRORS, type ErrorCode, ServiceError, statusOf } from '@tarnjs/tarn';
 import type { ProblemBody } from '@tarnjs/tarn/sidecar-api';
+import { HEADERS } from '@tarnjs/tarn/sidecar-api';
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
 
@@ -89,6 +90,8 @@ export function sendProblem(
 ): FastifyReply {
   for (const h of ROUTE_HEADERS) reply.removeHeader(h);
   if (extra) reply.headers(extra);
+  // The code also as a header: a HEAD answer carries no body, and a client still needs the code.
+  reply.header(HEADERS.code, problem.body.code);
   // A body the handler did not read (a refused upload) would be drained to keep the connection;
   // closing it is cheaper than reading gigabytes nobody wants.
   if (!reply.request.raw.complete) {

@@ -18,6 +18,8 @@ export const HEADERS = {
   expectedKey: 'x-tarn-expected-key',
   /** Every response: the request's id, as logged (a client's own `x-request-id` is kept when sane). */
   requestId: 'x-request-id',
+  /** Every problem answer: its `code`, also where there is no body to carry it (HEAD). */
+  code: 'x-tarn-code',
   /** GET/HEAD /v1/blobs/{key}: the value's key, also its ETag (quoted there). */
   key: 'x-tarn-key',
 } as const;

@@ -28,7 +28,7 @@ import {
 import { CacheKeyError, MemoError } from '../../memo/errors.js';
 import { Lazy } from '../../util/lazy.js';
 import { RemoteError, remoteError } from '../remote-error.js';
-import { type ProblemBody, problem } from './api.js';
+import { HEADERS, type ProblemBody, problem } from './api.js';
 
 /** How the transport is set up (the `sidecar` config kind's fields, in code). */
 export interface SidecarTransportOptions {
@@ -160,6 +160,16 @@ export class SidecarTransport {
     } catch {
       // not JSON: described below by its status
     }
+    // A HEAD answer has no body: its problem's code comes in a header.
+    const code = res.headers[HEADERS.code];
+    if (!body && typeof code === 'string' && /^TARN_[A-Z_]{1,40}$/.test(code))
+      body = {
+        type: `https://tarn.dev/errors/${code}`,
+        title: code,
+        status: res.statusCode,
+        code,
+        detail: `the sidecar answered ${res.statusCode} ${code}`,
+      };
     if (!body) {
       return new RemoteError(
         this.where,

@@ -59,6 +59,15 @@ describe('SidecarLocation over a sidecar on a disk lake', () => {
     expect((await storage.put(data)).status).toBe('existed');
   });
 
+  it('maps a refusal of every method to its typed error, HEAD too (its code comes in a header)', async () => {
+    // Hex the client lets through, of a length the sidecar's sha256 storage refuses.
+    const short = 'abcdef12';
+    await expect(location.contains(short)).rejects.toBeInstanceOf(InvalidKeyError);
+    await expect(location.touch(short)).rejects.toBeInstanceOf(InvalidKeyError);
+    await expect(location.read(short)).rejects.toBeInstanceOf(InvalidKeyError);
+    await expect(location.delete(short)).rejects.toBeInstanceOf(InvalidKeyError);
+  });
+
   it('reads a value as the lake’s own file when this process sees it (zero copy)', async () => {
     const data = Buffer.from('zero copy');
     const key = await storage.write(data);
