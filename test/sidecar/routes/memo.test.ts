@@ -111,6 +111,10 @@ describe('memo and lease routes on a disk lake', () => {
     }
     const badName = await s.call('POST', '/v1/leases/XYZ', { json: { action: 'acquire', ttlMs: 1000 } });
     expect([badName.status, badName.json.code]).toEqual([400, 'TARN_BAD_REQUEST']);
+    // An odd number of digits is no lease name: the schema says so (the contract and OpenAPI with it).
+    const odd = await s.call('POST', '/v1/leases/abc', { json: { action: 'acquire', ttlMs: 1000 } });
+    expect([odd.status, odd.json.code]).toEqual([400, 'TARN_BAD_REQUEST']);
+    expect(odd.json.detail).toContain('even number');
   });
 
   it('releases every lease when the app closes', async () => {

@@ -38,7 +38,8 @@ export const callKeyParam = z
 
 export const leaseNameParam = z
   .string()
-  .regex(/^[0-9a-f]{1,128}$/, 'a lease name is 1 to 128 lowercase hex digits')
+  // Whole bytes: a lease name is a key's form (the leasing locations check it as one).
+  .regex(/^(?:[0-9a-f]{2}){1,64}$/, 'a lease name is 2 to 128 lowercase hex digits, an even number')
   .describe('The lease name (smartCache uses the call key)');
 
 export const blobParams = z.object({ key: keyParam }).strict();
