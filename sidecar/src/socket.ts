@@ -116,8 +116,10 @@ export async function listenOnSocket(
 ): Promise<void> {
   const gid = group === undefined ? undefined : await gidOf(group);
   const original = server.listen;
-  // Mask every bit `mode` does not grant; bind creates the socket as 0777 & ~umask.
-  const mask = ~mode & 0o777;
+  // Mask every bit `mode` does not grant; bind creates the socket as 0777 & ~umask. With a group to
+  // give, the group's bits too until the socket has it: until the chown it belongs to this
+  // process's own group, whose members must not get in meanwhile.
+  const mask = ~(gid === undefined ? mode : mode & 0o700) & 0o777;
   server.listen = function (this: Server, ...args: Parameters<Server['listen']>) {
     server.listen = original;
     const previous = process.umask(mask);
@@ -135,9 +137,10 @@ export async function listenOnSocket(
   const bound = socketIdentity(path);
   if (bound) onBound(bound);
   try {
-    // The umask cannot add bits (a mode with setgid, say); chmod makes it exact.
-    await chmod(path, mode);
+    // The group first, then the mode: the group's bits open only to the right group. (The umask
+    // cannot add bits, a mode with setgid say: chmod makes it exact.)
     if (gid !== undefined) await chown(path, -1, gid);
+    await chmod(path, mode);
   } catch (e) {
     throw isSystemError(e)
       ? IoError.from(e, {
