@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import type { IncomingMessage } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import { ServiceError } from '@tarnjs/tarn';
 import { HEADERS, type ReadinessBody } from '@tarnjs/tarn/sidecar-api';
@@ -11,6 +11,7 @@ import Fastify, {
   LogController,
 } from 'fastify';
 import fp from 'fastify-plugin';
+import { continueOnRead } from './body.js';
 import { frameworkError, problems, withHeaders } from './plugins/problem.js';
 import { treePlugin } from './plugins/tree.js';
 import { validation } from './plugins/validation.js';
@@ -85,6 +86,14 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     closing = true;
   });
   const inFlight = cutIdle(app);
+  // `Expect: 100-continue`: a PUT (a raw body, read by the route) is told to go on only when its
+  // route reads the body, so a refusal by its headers costs the client no upload. Every other body
+  // is parsed by fastify before the route runs: go on at once.
+  app.server.on('checkContinue', (request: IncomingMessage, response: ServerResponse) => {
+    if (request.method === 'PUT') continueOnRead(request, response);
+    else response.writeContinue();
+    app.server.emit('request', request, response);
+  });
   app.addHook('onRequest', async (request, reply) => {
     reply.header(HEADERS.requestId, request.id);
     inFlight.set(request.raw.socket, request);

@@ -1,4 +1,4 @@
-import type { IncomingMessage } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { formatSize, ServiceError, SourceError } from '@tarnjs/tarn';
 
 /** The body's declared length; a malformed header never reaches here (Node's parser refuses it). */
@@ -7,6 +7,20 @@ export function declaredLength(request: IncomingMessage): number | undefined {
   if (header === undefined) return undefined;
   const n = Number(header);
   return Number.isSafeInteger(n) && n >= 0 ? n : undefined;
+}
+
+const CONTINUE = Symbol('tarn.continue');
+type Waiting = IncomingMessage & { [CONTINUE]?: () => void };
+
+/**
+ * A request that asked `Expect: 100-continue` gets its `100 Continue` only when its body is first
+ * read (`CountedBody.chunks`): a body refused before that (over the limit by its Content-Length,
+ * no upload slot) is then never sent by the client at all.
+ */
+export function continueOnRead(request: IncomingMessage, response: ServerResponse): void {
+  (request as Waiting)[CONTINUE] = () => {
+    if (!response.headersSent && !response.writableEnded) response.writeContinue();
+  };
 }
 
 export function tooLarge(limit: number, what = 'the body'): ServiceError {
@@ -41,6 +55,9 @@ export class CountedBody {
   }
 
   async *chunks(): AsyncGenerator<Uint8Array> {
+    const waiting = this.raw as Waiting;
+    waiting[CONTINUE]?.();
+    waiting[CONTINUE] = undefined;
     // Not destroyed when the reader stops early (a refusal, a value found stored): the socket
     // must stay up to carry the answer.
     for await (const chunk of this.raw.iterator({ destroyOnReturn: false }) as AsyncIterable<Buffer>) {

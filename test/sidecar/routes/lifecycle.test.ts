@@ -112,3 +112,44 @@ describe('ranges', () => {
     expect(await read(value.range(99_990, 99_999))).toEqual(data.subarray(99_990));
   });
 });
+
+describe('Expect: 100-continue', () => {
+  /** Sends headers, waits for the first answer, then (if told to go on) the body; everything received. */
+  async function expecting(socket: string, length: number, body: Buffer): Promise<string> {
+    const conn = connect(socket);
+    const parts: Buffer[] = [];
+    conn.on('error', () => undefined);
+    const closed = new Promise<void>((resolve) => conn.once('close', () => resolve()));
+    let sent = false;
+    conn.on('data', (c: Buffer) => {
+      parts.push(c);
+      // Told to go on: send the body, without ending our side (Node takes a half-close for a
+      // client that went away). The server closes the connection after its answer.
+      if (!sent && Buffer.concat(parts).toString('latin1').startsWith('HTTP/1.1 100 ')) {
+        sent = true;
+        conn.write(body);
+      }
+    });
+    conn.write(
+      `PUT /v1/blobs HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: ${length}\r\nConnection: close\r\n\r\n`,
+    );
+    await closed;
+    return Buffer.concat(parts).toString('utf8');
+  }
+
+  it('tells an upload to go on only when its body is read: a refusal by its headers costs no upload', async () => {
+    const root = freshPath(base);
+    const s = await serve(base, new HashKeyStorage(root), { settings: { bodyLimit: 1000 } });
+    try {
+      const refused = await expecting(s.socket, 5000, Buffer.alloc(5000));
+      expect(refused).toMatch(/^HTTP\/1\.1 413 /);
+      expect(refused).not.toContain('100 Continue');
+      const body = Buffer.from('continued');
+      const stored = await expecting(s.socket, body.length, body);
+      expect(stored).toMatch(/^HTTP\/1\.1 100 Continue\r\n\r\nHTTP\/1\.1 201 /);
+      expect(stored).toContain('"status":"stored"');
+    } finally {
+      await s.close();
+    }
+  });
+});
