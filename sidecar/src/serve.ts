@@ -206,7 +206,9 @@ async function run(options: ServeOptions, logger: Logger, life: Lifecycle): Prom
   let app: FastifyInstance | undefined;
   try {
     app = await buildApp({ trees, settings, logger, readiness, instrument: metrics.plugin });
-    await prepareSocket(settings.socket, options.signal);
+    // Not aborted by a stop asked for meanwhile: the probe is quick, and a stop during startup is
+    // taken once the server listens (exit 0, socket removed), not as a failure to start.
+    await prepareSocket(settings.socket);
     await app.ready();
     const server = app;
     await listenOnSocket(
