@@ -156,7 +156,11 @@ export interface StageOptions extends OpOptions {
  * so a combinator can offer the same value to the next location.
  */
 export interface Stage {
-  /** Accept a chunk. False: refused (e.g. a size limit was crossed); stop pushing and reclaim. */
+  /**
+   * Accept a chunk. False: refused (e.g. a size limit was crossed); stop pushing and reclaim. The
+   * chunk is the stage's from then on: it may still be queued for the network when push resolves
+   * (a sidecar's upload), so the caller must not change or reuse its memory.
+   */
   push(chunk: Uint8Array): Promise<boolean>;
   /** Publish the bytes under `key`, atomically: readers see all of the value or none of it. */
   commit(key: string): Promise<CommitResult>;
