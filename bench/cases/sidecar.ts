@@ -120,7 +120,7 @@ export async function sidecarBench(options: { count: number; largeMib: number; r
   const socket = join(s.dir, 'tarn.sock');
   const staticSocket = join(s.dir, 'static.sock');
   const sidecar = await startProcess(
-    ['src-lib/bin/tarn.js', 'serve', '--storage', lake, '--socket', socket],
+    ['src-lib/bin/tarn.js', 'serve', '--storage', lake, '--socket', socket, '--allow-delete'],
     socket,
   );
   const bare = await startProcess(['bench/children/static-fastify.js', staticSocket], staticSocket);
@@ -243,8 +243,12 @@ export async function sidecarBench(options: { count: number; largeMib: number; r
     };
     let bigKey = '';
     for (let r = 0; r < rounds; r++) {
-      // A new lake each round: a PUT that finds the value stored reads it without writing.
-      execFileSync('rm', ['-rf', lake, join(s.dir, 'inproc')]);
+      // Deleted before each round: a PUT that finds the value stored reads it without writing.
+      if (bigKey) {
+        const del = await request(`http://tarn/v1/blobs/${bigKey}`, { method: 'DELETE', dispatcher: agent });
+        await del.body.dump();
+      }
+      execFileSync('rm', ['-rf', join(s.dir, 'inproc')]);
       const lib = new HashKeyStorage(join(s.dir, 'inproc'));
       let t = process.hrtime.bigint();
       bigKey = await lib.write(big);

@@ -18,6 +18,8 @@ import { route } from './route.js';
 
 /** Values up to this size are verified before their first byte is sent (they are read into memory). */
 const VERIFY_FIRST = 1 << 20;
+/** Values up to this size are answered from one buffer rather than streamed. */
+const IN_ONE_PIECE = 64 << 10;
 
 /** Keys never change their bytes: a response may be cached for as long as caches keep anything. */
 const IMMUTABLE = 'public, max-age=31536000, immutable';
@@ -188,6 +190,10 @@ export async function blobRoutes(app: FastifyInstance, options: BlobOptions): Pr
       return reply.send(rangeOf(value, range, request.signal));
     }
     if (size !== undefined) reply.header('content-length', String(size));
+    // A small value in one piece: one read where the location can (a file), and no stream machinery,
+    // which costs more than the read itself at a few KiB. `bytes()` checks it when verifying.
+    if (size !== undefined && size <= IN_ONE_PIECE)
+      return reply.send(await value.bytes({ signal: request.signal }));
     const stream = value.stream({ signal: request.signal });
     return reply.send(verify ? holdingLast(stream) : stream);
   });
