@@ -1,5 +1,6 @@
 import { pipeline, type Readable, Transform } from 'node:stream';
 import {
+  DiskLocation,
   ForbiddenError,
   type HashKeyStorage,
   InvalidKeyError,
@@ -8,6 +9,7 @@ import {
   RefusedError,
   ServiceError,
   type StoredValue,
+  walkTree,
 } from '@tarnjs/tarn';
 import { HEADERS, ROUTES } from '@tarnjs/tarn/sidecar-api';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
@@ -232,18 +234,37 @@ export async function blobRoutes(app: FastifyInstance, options: BlobOptions): Pr
     const value: StoredValue = await storage.read(key, { verify, signal: request.signal });
     try {
       if (verify) await value.verify({ signal: request.signal });
-      const path = value.path;
-      if (path === undefined)
+      // Served from a level that is no file (Redis above the disk): the copy-on-read also put it in
+      // the disk lakes below that level, so the top-most lake that has it gives the file.
+      const local = value.path ?? (await localCopy(storage, key, request.signal));
+      if (local === undefined)
         throw new NoLocalCopyError(
           key,
           'no disk lake of the tree holds it, and none took a copy as it was read',
         );
       // The file outlives the value's handle: a blob file stays where it is until it is deleted.
-      return reply.send({ key, path, size: value.size ?? 0 });
+      return reply.send({ key, path: local, size: value.size ?? 0 });
     } finally {
       await value.close();
     }
   });
+}
+
+/** The file of the top-most disk lake of the tree that holds `key`, if any (no copy, no touch). */
+async function localCopy(
+  storage: HashKeyStorage,
+  key: string,
+  signal: AbortSignal,
+): Promise<string | undefined> {
+  for (const { location, first } of walkTree(storage.location)) {
+    if (!first || !(location instanceof DiskLocation)) continue;
+    const value = await location.read(key, { signal, touch: false, digest: storage.digest });
+    if (!value) continue;
+    const path = value.path;
+    await value.close();
+    if (path !== undefined) return path;
+  }
+  return undefined;
 }
 
 /**

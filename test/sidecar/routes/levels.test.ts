@@ -137,6 +137,33 @@ describe.runIf(available('redis') && available('s3'))('routes on disk over Redis
     await direct.close();
   });
 
+  it('hands out the file of the disk lake below a Redis level that served the value (Redis over disk over S3)', async () => {
+    const disk = freshPath(base);
+    const redisFirst = await serve(
+      base,
+      new HashKeyStorage(
+        new Levels(
+          new RedisLocation({ url: redis.url, prefix: 'rf:' }),
+          new DiskLocation(disk),
+          s3Location('rf/'),
+        ),
+      ),
+    );
+    try {
+      const data = pseudoRandom('redis first', 50_000);
+      const key = await new HashKeyStorage(s3Location('rf/')).write(data);
+      // Copy-on-read puts it in Redis and in the disk lake; Redis serves it, the lake gives the file.
+      const path = await redisFirst.call('GET', `/v1/blobs/${key}/path`);
+      expect(path.status).toBe(200);
+      expect(path.json).toEqual({ key, path: blobPath(disk, key), size: data.length });
+      expect(readFileSync(path.json.path).equals(data)).toBe(true);
+      // Served from Redis again (its copy is there now): the lake still gives the file.
+      expect((await redisFirst.call('GET', `/v1/blobs/${key}/path`)).json.path).toBe(blobPath(disk, key));
+    } finally {
+      await redisFirst.close();
+    }
+  });
+
   it('deletes from every level', async () => {
     const { key } = (await s.call('PUT', '/v1/blobs', { body: 'delete everywhere' })).json;
     expect((await s.call('DELETE', `/v1/blobs/${key}`)).status).toBe(204);
