@@ -12,7 +12,7 @@ import Fastify, {
 } from 'fastify';
 import fp from 'fastify-plugin';
 import { continueOnRead } from './body.js';
-import { frameworkError, problems, withHeaders } from './plugins/problem.js';
+import { clientError, frameworkError, problems, withHeaders } from './plugins/problem.js';
 import { treePlugin } from './plugins/tree.js';
 import { validation } from './plugins/validation.js';
 import { blobRoutes } from './routes/blobs.js';
@@ -95,6 +95,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     // Keys up to 128 hex digits, and longer ones reach the schema (a 400 naming the field, not a 404).
     routerOptions: { maxParamLength: 1024 },
     frameworkErrors: frameworkError,
+    clientErrorHandler: clientError,
   });
 
   let closing = false;

@@ -120,7 +120,7 @@ describe('tarn serve and slow clients', () => {
   });
   afterAll(() => s?.stop());
 
-  it('cuts a client that sends its headers slowly (slowloris) after headersTimeoutMs, with a 408', async () => {
+  it('cuts a client that sends its headers slowly (slowloris) after headersTimeoutMs, with a 408 problem', async () => {
     const raw = new Raw(s.socket);
     await raw.write('GET /healthz HTTP/1.1\r\nHost: tarn\r\n');
     // A header line every 300 ms: never idle, never done.
@@ -136,7 +136,24 @@ describe('tarn serve and slow clients', () => {
     await trickling;
     expect(after).toBeGreaterThanOrEqual(HEADERS_MS - 100);
     expect(after).toBeLessThan(HEADERS_MS + LATE_MS);
-    expect(raw.answer()?.status).toBe(408);
+    const answer = raw.answer();
+    expect(answer?.status).toBe(408);
+    expect(answer?.headers['content-type']).toBe('application/problem+json');
+    expect(JSON.parse(answer?.body ?? '{}')).toMatchObject({ status: 408, code: 'TARN_TIMEOUT' });
+  });
+
+  it('answers what Node cannot parse (garbage, headers over its limit) with a 400 problem too', async () => {
+    for (const request of [
+      'NOT HTTP AT ALL\r\n\r\n',
+      `GET /healthz HTTP/1.1\r\nHost: tarn\r\nX-Big: ${'b'.repeat(20_000)}\r\n\r\n`,
+    ]) {
+      const raw = new Raw(s.socket);
+      await raw.write(request).catch(() => undefined);
+      await raw.closed;
+      const answer = raw.answer();
+      expect([answer?.status, answer?.headers['content-type']]).toEqual([400, 'application/problem+json']);
+      expect(JSON.parse(answer?.body ?? '{}')).toMatchObject({ status: 400, code: 'TARN_BAD_REQUEST' });
+    }
   });
 
   it('cuts an upload that stalls midway after idleTimeoutMs: nothing stored, no temp file', async () => {
@@ -156,7 +173,7 @@ describe('tarn serve and slow clients', () => {
     expect(blobs(lake)).toEqual([...before, sha256(Buffer.from('served meanwhile: stalled upload'))].sort());
   });
 
-  it('cuts a body that trickles for longer than requestTimeoutMs, with a 408: nothing stored, no temp file', async () => {
+  it('cuts a body that trickles for longer than requestTimeoutMs, with a 408 problem: nothing stored, no temp file', async () => {
     const before = blobs(lake);
     const raw = new Raw(s.socket);
     await raw.write(
@@ -169,7 +186,10 @@ describe('tarn serve and slow clients', () => {
     const after = await closed;
     expect(after).toBeGreaterThanOrEqual(REQUEST_MS - 100);
     expect(after).toBeLessThan(REQUEST_MS + LATE_MS);
-    expect(raw.answer()?.status).toBe(408);
+    const answer = raw.answer();
+    expect(answer?.status).toBe(408);
+    expect(answer?.headers['content-type']).toBe('application/problem+json');
+    expect(JSON.parse(answer?.body ?? '{}')).toMatchObject({ status: 408, code: 'TARN_TIMEOUT' });
     await until(() => temps().length === 0, 'the temp file is removed', 5000);
     expect(blobs(lake)).toEqual([...before, sha256(Buffer.from('served meanwhile: trickle'))].sort());
   });

@@ -1,8 +1,9 @@
+import type { ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import { ERRORS, type ErrorCode, ServiceError, statusOf } from '@tarnjs/tarn';
 import type { ProblemBody } from '@tarnjs/tarn/sidecar-api';
 import { HEADERS } from '@tarnjs/tarn/sidecar-api';
-import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyBaseLogger, FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
 
 export const PROBLEM_TYPE = 'application/problem+json';
@@ -170,3 +171,43 @@ export const problems = fp(async (app: FastifyInstance) => {
     return sendProblem(reply, problem);
   });
 });
+
+/** A client error of Node's HTTP parser or timers, as our code and what to tell the client. */
+function clientProblemOf(e: NodeJS.ErrnoException): { code: ErrorCode; detail: string } {
+  if (e.code === 'ERR_HTTP_REQUEST_TIMEOUT')
+    return {
+      code: 'TARN_TIMEOUT',
+      detail:
+        'the request did not arrive in time (its headers within serve.headersTimeoutMs, all of it within serve.requestTimeoutMs); nothing was stored',
+    };
+  if (e.code === 'HPE_HEADER_OVERFLOW')
+    return { code: 'TARN_BAD_REQUEST', detail: 'the request headers are over the server’s limit' };
+  return { code: 'TARN_BAD_REQUEST', detail: `not an HTTP/1.1 request this server can parse (${e.code})` };
+}
+
+/**
+ * fastify's `clientErrorHandler` (Node's `clientError`): what Node refuses before any route sees a
+ * request, a request timeout above all, answered as problem+json like every other refusal
+ * (fastify's default writes its own JSON shape). Node's own rule is kept: an answer is written only
+ * when no response has started on the connection, which is then closed.
+ */
+export function clientError(
+  this: { log: FastifyBaseLogger },
+  e: NodeJS.ErrnoException,
+  socket: Socket,
+): void {
+  if (e.code === 'ECONNRESET' || socket.destroyed) return;
+  const { code, detail } = clientProblemOf(e);
+  const status = ERRORS[code].http;
+  this.log.info({ code, status, detail }, 'request refused');
+  // Node's internal link from a socket to the response being written on it.
+  const inFlight = (socket as Socket & { _httpMessage?: ServerResponse | null })._httpMessage;
+  if (socket.writable && !inFlight?.headersSent) {
+    const body = JSON.stringify({ type: TYPE_BASE + code, title: titleOf(code), status, detail, code });
+    const reason = code === 'TARN_TIMEOUT' ? 'Request Timeout' : 'Bad Request';
+    socket.write(
+      `HTTP/1.1 ${status} ${reason}\r\nContent-Type: ${PROBLEM_TYPE}\r\n${HEADERS.code}: ${code}\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+    );
+  }
+  socket.destroy(e);
+}
