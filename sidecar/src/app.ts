@@ -12,7 +12,7 @@ import Fastify, {
 } from 'fastify';
 import fp from 'fastify-plugin';
 import { continueOnRead } from './body.js';
-import { clientError, frameworkError, problems, withHeaders } from './plugins/problem.js';
+import { clientError, frameworkError, idleTimeout, problems, withHeaders } from './plugins/problem.js';
 import { treePlugin } from './plugins/tree.js';
 import { validation } from './plugins/validation.js';
 import { blobRoutes } from './routes/blobs.js';
@@ -155,7 +155,8 @@ function cutIdle(app: FastifyInstance): WeakMap<Socket, FastifyRequest> {
     const request = inFlight.get(socket);
     const waitingOnClient =
       request === undefined || !request.raw.complete || request.raw.socket.writableNeedDrain;
-    if (waitingOnClient) socket.destroy();
+    // A stalled upload is told why (a 408 problem) before it is cut.
+    if (waitingOnClient) idleTimeout(app.log, socket);
   });
   return inFlight;
 }

@@ -156,7 +156,7 @@ describe('tarn serve and slow clients', () => {
     }
   });
 
-  it('cuts an upload that stalls midway after idleTimeoutMs: nothing stored, no temp file', async () => {
+  it('cuts an upload that stalls midway after idleTimeoutMs, with a 408 problem: nothing stored, no temp file', async () => {
     const before = blobs(lake);
     const value = pseudoRandom('stalls', 1 << 20);
     const raw = new Raw(s.socket);
@@ -169,6 +169,10 @@ describe('tarn serve and slow clients', () => {
     const after = await raw.closed;
     expect(after).toBeGreaterThanOrEqual(IDLE_MS - 100);
     expect(after).toBeLessThan(IDLE_MS + LATE_MS);
+    // Told why, as it may still be listening.
+    const answer = raw.answer();
+    expect([answer?.status, answer?.headers['content-type']]).toEqual([408, 'application/problem+json']);
+    expect(JSON.parse(answer?.body ?? '{}')).toMatchObject({ status: 408, code: 'TARN_TIMEOUT' });
     await until(() => temps().length === 0, 'the temp file is removed', 5000);
     expect(blobs(lake)).toEqual([...before, sha256(Buffer.from('served meanwhile: stalled upload'))].sort());
   });

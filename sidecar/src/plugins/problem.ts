@@ -198,16 +198,42 @@ export function clientError(
 ): void {
   if (e.code === 'ECONNRESET' || socket.destroyed) return;
   const { code, detail } = clientProblemOf(e);
-  const status = ERRORS[code].http;
-  this.log.info({ code, status, detail }, 'request refused');
-  // Node's internal link from a socket to the response being written on it.
-  const inFlight = (socket as Socket & { _httpMessage?: ServerResponse | null })._httpMessage;
-  if (socket.writable && !inFlight?.headersSent) {
-    const body = JSON.stringify({ type: TYPE_BASE + code, title: titleOf(code), status, detail, code });
-    const reason = code === 'TARN_TIMEOUT' ? 'Request Timeout' : 'Bad Request';
-    socket.write(
-      `HTTP/1.1 ${status} ${reason}\r\nContent-Type: ${PROBLEM_TYPE}\r\n${HEADERS.code}: ${code}\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
-    );
-  }
+  this.log.info({ code, status: ERRORS[code].http, detail }, 'request refused');
+  // Node's rule: an answer only where no response has started on the connection.
+  const inFlight = responseOn(socket);
+  if (!inFlight?.headersSent) writeProblem(socket, code, detail);
   socket.destroy(e);
+}
+
+/** Node's internal link from a socket to the response being written on it (none between requests). */
+function responseOn(socket: Socket): ServerResponse | undefined {
+  return (socket as Socket & { _httpMessage?: ServerResponse | null })._httpMessage ?? undefined;
+}
+
+/** A problem written straight to the connection, which is closed after it. */
+function writeProblem(socket: Socket, code: ErrorCode, detail: string): void {
+  if (!socket.writable) return;
+  const status = ERRORS[code].http;
+  const body = JSON.stringify({ type: TYPE_BASE + code, title: titleOf(code), status, detail, code });
+  const reason = code === 'TARN_TIMEOUT' ? 'Request Timeout' : 'Bad Request';
+  socket.write(
+    `HTTP/1.1 ${status} ${reason}\r\nContent-Type: ${PROBLEM_TYPE}\r\n${HEADERS.code}: ${code}\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+  );
+}
+
+/**
+ * Cuts a connection that waited on its client for `serve.idleTimeoutMs` (app.ts's `cutIdle` decides
+ * which). Node would destroy it silently; a client whose request is still being received (an upload
+ * that stalled) is told why first, with a 408 problem. A response already started (a client that stopped
+ * reading), or a connection idle between requests, is closed without a word, as Node does: there
+ * is no answer to put anything in.
+ */
+export function idleTimeout(log: FastifyBaseLogger, socket: Socket): void {
+  const inFlight = responseOn(socket);
+  if (inFlight && !inFlight.headersSent) {
+    const detail = 'no byte of the request arrived for serve.idleTimeoutMs; nothing was stored';
+    log.info({ code: 'TARN_TIMEOUT', status: 408, detail }, 'request refused');
+    writeProblem(socket, 'TARN_TIMEOUT', detail);
+  }
+  socket.destroy();
 }
