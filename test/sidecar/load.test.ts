@@ -15,11 +15,11 @@ import { logLines, type Sidecar, startSidecar } from './serve-process.js';
 const SECONDS = Number(process.env.TARN_LOAD_SECONDS ?? 20);
 const CLIENTS = 64;
 /** Seconds of the same load before the measure starts: the heap grows to its working size. */
-const WARMUP = Number(process.env.TARN_LOAD_WARMUP_SECONDS ?? 5);
+const WARMUP = Number(process.env.TARN_LOAD_WARMUP_SECONDS ?? 10);
 const KiB = 1024;
 const MiB = 1024 * KiB;
 /** How far above its warm level the server's RSS may stay after the load (see the test). */
-const RSS_SLACK = 24 * MiB;
+const RSS_SLACK = 32 * MiB;
 /** How far above its idle level the warm level may be. */
 const WARM_CEILING = 160 * MiB;
 
@@ -255,9 +255,13 @@ describe(`tarn serve under load (${CLIENTS} clients, ${SECONDS} s)`, () => {
     expect(run.total).toBeGreaterThan(0);
     // Every descriptor the load opened (connections, value files, temp files) is closed again.
     expect(fd1 <= fd0 ? [] : fdTargets(pid)).toEqual(fd1 <= fd0 ? [] : targets0);
-    // Memory: within RSS_SLACK of the warm level. Measured here: +45 MiB from start to warm, then
-    // under +1 MiB for the 20 s (10 000 to 15 000 requests on 2 shared cores). A leak of 2 KiB a
-    // request (a request's state, a buffer of a value kept) passes the slack within the 20 s.
+    // Memory: within RSS_SLACK of the warm level. Measured on this 2-core machine (shared, load
+    // average 3 to 5): +45 MiB from the start to the warm level, then +0.6 to +5 MiB for the 20 s
+    // (15 000 to 25 000 requests). After a 5 s warm-up only, the 20 s added 9 to 23 MiB, and a 60 s
+    // soak (59 000 requests) ended at the same level as the 20 s runs: growth that stops (V8's heap
+    // and the allocator's arenas settling), not a leak, hence the 10 s warm-up. A leak of 8 KiB per
+    // PUT, about 2 KiB per request (a request's state, a value's buffer kept), put in the server by
+    // hand, added 57 MiB in the 20 s: well past the slack.
     expect(mb(rss1)).toBe(rss1 <= rssWarm + RSS_SLACK ? mb(rss1) : `at most ${mb(rssWarm + RSS_SLACK)}`);
     // And the warm level itself is bounded: 64 requests of at most 1 MiB in flight, and the heap.
     expect(rssWarm - rss0).toBeLessThan(WARM_CEILING);
