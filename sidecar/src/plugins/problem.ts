@@ -1,8 +1,9 @@
+import type { ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import { ERRORS, type ErrorCode, ServiceError, statusOf } from '@tarnjs/tarn';
 import type { ProblemBody } from '@tarnjs/tarn/sidecar-api';
 import { HEADERS } from '@tarnjs/tarn/sidecar-api';
-import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyBaseLogger, FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
 
 export const PROBLEM_TYPE = 'application/problem+json';
@@ -170,3 +171,69 @@ export const problems = fp(async (app: FastifyInstance) => {
     return sendProblem(reply, problem);
   });
 });
+
+/** A client error of Node's HTTP parser or timers, as our code and what to tell the client. */
+function clientProblemOf(e: NodeJS.ErrnoException): { code: ErrorCode; detail: string } {
+  if (e.code === 'ERR_HTTP_REQUEST_TIMEOUT')
+    return {
+      code: 'TARN_TIMEOUT',
+      detail:
+        'the request did not arrive in time (its headers within serve.headersTimeoutMs, all of it within serve.requestTimeoutMs); nothing was stored',
+    };
+  if (e.code === 'HPE_HEADER_OVERFLOW')
+    return { code: 'TARN_BAD_REQUEST', detail: 'the request headers are over the server’s limit' };
+  return { code: 'TARN_BAD_REQUEST', detail: `not an HTTP/1.1 request this server can parse (${e.code})` };
+}
+
+/**
+ * fastify's `clientErrorHandler` (Node's `clientError`): what Node refuses before any route sees a
+ * request, a request timeout above all, answered as problem+json like every other refusal
+ * (fastify's default writes its own JSON shape). Node's own rule is kept: an answer is written only
+ * when no response has started on the connection, which is then closed.
+ */
+export function clientError(
+  this: { log: FastifyBaseLogger },
+  e: NodeJS.ErrnoException,
+  socket: Socket,
+): void {
+  if (e.code === 'ECONNRESET' || socket.destroyed) return;
+  const { code, detail } = clientProblemOf(e);
+  this.log.info({ code, status: ERRORS[code].http, detail }, 'request refused');
+  // Node's rule: an answer only where no response has started on the connection.
+  const inFlight = responseOn(socket);
+  if (!inFlight?.headersSent) writeProblem(socket, code, detail);
+  socket.destroy(e);
+}
+
+/** Node's internal link from a socket to the response being written on it (none between requests). */
+function responseOn(socket: Socket): ServerResponse | undefined {
+  return (socket as Socket & { _httpMessage?: ServerResponse | null })._httpMessage ?? undefined;
+}
+
+/** A problem written straight to the connection, which is closed after it. */
+function writeProblem(socket: Socket, code: ErrorCode, detail: string): void {
+  if (!socket.writable) return;
+  const status = ERRORS[code].http;
+  const body = JSON.stringify({ type: TYPE_BASE + code, title: titleOf(code), status, detail, code });
+  const reason = code === 'TARN_TIMEOUT' ? 'Request Timeout' : 'Bad Request';
+  socket.write(
+    `HTTP/1.1 ${status} ${reason}\r\nContent-Type: ${PROBLEM_TYPE}\r\n${HEADERS.code}: ${code}\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+  );
+}
+
+/**
+ * Cuts a connection that waited on its client for `serve.idleTimeoutMs` (app.ts's `cutIdle` decides
+ * which). Node would destroy it silently; a client whose request is still being received (an upload
+ * that stalled) is told why first, with a 408 problem. A response already started (a client that stopped
+ * reading), or a connection idle between requests, is closed without a word, as Node does: there
+ * is no answer to put anything in.
+ */
+export function idleTimeout(log: FastifyBaseLogger, socket: Socket): void {
+  const inFlight = responseOn(socket);
+  if (inFlight && !inFlight.headersSent) {
+    const detail = 'no byte of the request arrived for serve.idleTimeoutMs; nothing was stored';
+    log.info({ code: 'TARN_TIMEOUT', status: 408, detail }, 'request refused');
+    writeProblem(socket, 'TARN_TIMEOUT', detail);
+  }
+  socket.destroy();
+}

@@ -118,6 +118,13 @@ describe.runIf(available('redis') && available('s3'))('routes on disk over Redis
     const entry = '{"tarn":1}';
     expect((await s.call('PUT', `/v1/memo/${callKey}`, { body: entry })).json.status).toBe('stored');
     expect((await s.call('GET', `/v1/memo/${callKey}`)).text).toBe(entry);
+    expect((await s.call('PUT', `/v1/memo/${callKey}`, { body: entry })).json.status).toBe('existed');
+    // Another entry under the call key, of another size or of the same: 409, the first one stays.
+    for (const different of ['{"tarn":2}', '{"tarn":12}']) {
+      const other = await s.call('PUT', `/v1/memo/${callKey}`, { body: different });
+      expect([other.status, other.json.code]).toEqual([409, 'TARN_COLLISION']);
+      expect((await s.call('GET', `/v1/memo/${callKey}`)).text).toBe(entry);
+    }
     const index = new RedisLocation({ url: redis.url, prefix: 'memo:' });
     expect(await index.contains(callKey)).toBe(true);
     await index.close();

@@ -31,6 +31,8 @@ describe('the idle timeout', () => {
       expect([slow.status, slow.text]).toEqual([200, 'hello']);
       // A client that sends half a body and stalls is the one cut.
       const conn = connect(s.socket);
+      const parts: Buffer[] = [];
+      conn.on('data', (c: Buffer) => parts.push(c));
       const closed = new Promise<number>((resolve) => {
         const t = Date.now();
         conn.on('error', () => undefined);
@@ -38,6 +40,10 @@ describe('the idle timeout', () => {
       });
       conn.write('PUT /v1/blobs HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\n12345');
       expect(await closed).toBeLessThan(5000);
+      // Told why before the cut.
+      const answer = Buffer.concat(parts).toString();
+      expect(answer).toMatch(/^HTTP\/1\.1 408 /);
+      expect(answer).toContain('"code":"TARN_TIMEOUT"');
     } finally {
       await s.close();
     }
