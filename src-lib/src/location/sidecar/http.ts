@@ -15,6 +15,7 @@ import {
   PartialDeleteError,
   ReadError,
   RefusedError,
+  SERVICE_CODES,
   type ServiceCode,
   ServiceError,
   SocketInUseError,
@@ -215,15 +216,7 @@ async function readBounded(body: Readable, limit: number): Promise<string> {
 }
 
 /** The codes carried by a ServiceError (the sidecar's own refusals). */
-const SERVICE_CODES: ReadonlySet<string> = new Set<ServiceCode>([
-  'TARN_TOO_LARGE',
-  'TARN_NO_ROUTE',
-  'TARN_BAD_REQUEST',
-  'TARN_RANGE',
-  'TARN_TIMEOUT',
-  'TARN_BUSY',
-  'TARN_UNAVAILABLE',
-]);
+const SERVICE: ReadonlySet<string> = new Set<string>(SERVICE_CODES);
 
 /** Sets the sidecar's own wording on an error whose class words its message from its fields. */
 function worded<E extends Error>(error: E, detail: string): E {
@@ -318,7 +311,7 @@ export function errorOfProblem(
     case 'TARN_REMOTE':
       return new RemoteError(context.where, context.action, new Error(detail));
     default:
-      typed = SERVICE_CODES.has(p.code)
+      typed = SERVICE.has(p.code)
         ? new ServiceError(p.code as ServiceCode, detail)
         : new SidecarError(p.code, detail);
   }
