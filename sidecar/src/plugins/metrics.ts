@@ -231,7 +231,7 @@ export class Metrics {
     };
     app.server.on('request', onRequest);
 
-    app.addHook('onResponse', async (request, reply) => {
+    app.addHook('onResponse', (request, reply, done) => {
       const route = routeIdOf(request.routeOptions.method as string | undefined, request.routeOptions.url);
       const status = reply.statusCode;
       requests.inc({ route, status: String(status) });
@@ -243,6 +243,7 @@ export class Metrics {
       }
       if (route === ROUTES.getMemo.id && (status === 200 || status === 404))
         memo.inc({ result: status === 200 ? 'hit' : 'miss' });
+      done();
     });
 
     const listen = this.#options.listen;
