@@ -12,6 +12,7 @@ import Fastify, {
 } from 'fastify';
 import fp from 'fastify-plugin';
 import { continueOnRead } from './body.js';
+import { CountedRequest, CountedResponse } from './counted.js';
 import { lazyChildLogger } from './log.js';
 import { frameworkError, problems, withHeaders } from './plugins/problem.js';
 import { treePlugin } from './plugins/tree.js';
@@ -69,6 +70,9 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     keepAliveTimeout: settings.idleTimeoutMs,
     // Node refuses a headers timeout above a (non-zero) request timeout.
     http: {
+      // Count body bytes for the metrics as they pass (counted.ts).
+      IncomingMessage: CountedRequest,
+      ServerResponse: CountedResponse,
       headersTimeout:
         settings.requestTimeoutMs > 0
           ? Math.min(settings.headersTimeoutMs, settings.requestTimeoutMs)
