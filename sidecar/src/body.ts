@@ -23,9 +23,6 @@ export function continueOnRead(request: IncomingMessage, response: ServerRespons
   };
 }
 
-/** How much of a body is gathered before it is handed on (the library's own read size). */
-const GATHER = 1 << 20;
-
 export function tooLarge(limit: number, what = 'the body'): ServiceError {
   return new ServiceError(
     'TARN_TOO_LARGE',
@@ -57,31 +54,17 @@ export class CountedBody {
     if (this.declared !== undefined && this.declared > this.limit) throw tooLarge(this.limit, this.what);
   }
 
-  /**
-   * The body in pieces of about `GATHER` bytes: the socket hands it over in 64 KiB reads, and a
-   * write to the lake (a thread-pool round trip) plus a hash update per 64 KiB made a 1 GiB PUT
-   * through the socket run at 0.57× the library's own write. A body that ends sooner is one piece.
-   */
   async *chunks(): AsyncGenerator<Uint8Array> {
     const waiting = this.raw as Waiting;
     waiting[CONTINUE]?.();
     waiting[CONTINUE] = undefined;
-    let gathered: Buffer[] = [];
-    let size = 0;
     // Not destroyed when the reader stops early (a refusal, a value found stored): the socket
     // must stay up to carry the answer.
     for await (const chunk of this.raw.iterator({ destroyOnReturn: false }) as AsyncIterable<Buffer>) {
       this.bytes += chunk.byteLength;
       if (this.bytes > this.limit) throw tooLarge(this.limit, this.what);
-      gathered.push(chunk);
-      size += chunk.byteLength;
-      if (size >= GATHER) {
-        yield gathered.length === 1 ? (gathered[0] as Buffer) : Buffer.concat(gathered, size);
-        gathered = [];
-        size = 0;
-      }
+      yield chunk;
     }
-    if (size > 0) yield gathered.length === 1 ? (gathered[0] as Buffer) : Buffer.concat(gathered, size);
     if (this.declared !== undefined && this.bytes !== this.declared)
       throw new SourceError(
         `${this.what} ended after ${this.bytes} of the ${this.declared} bytes its Content-Length announced; nothing was stored`,
