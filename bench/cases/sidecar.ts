@@ -250,6 +250,7 @@ export async function sidecarBench(options: { count: number; largeMib: number; r
       libRead: [] as number[],
       curlGet: [] as number[],
       clientRead: [] as number[],
+      curlPut: [] as number[],
     };
     let bigKey = '';
     for (let r = 0; r < rounds; r++) {
@@ -308,6 +309,18 @@ export async function sidecarBench(options: { count: number; largeMib: number; r
       times.clientRead.push(Number(process.hrtime.bigint() - t) / 1e9);
       await client.close();
       if (viaClient !== bytes) throw new Error(`the sidecar client read ${viaClient} of ${bytes} bytes`);
+      // The same PUT from curl (reference client: undici's upload of a file stream is slower than
+      // the server's receive). Deleted first: a PUT that finds the value stored writes nothing.
+      const gone = await request(`http://tarn/v1/blobs/${bigKey}`, { method: 'DELETE', dispatcher: agent });
+      await gone.body.dump();
+      execFileSync('sync');
+      t = process.hrtime.bigint();
+      const curlPut = JSON.parse(
+        execFileSync('curl', ['-sf', '--unix-socket', socket, '-T', big, 'http://tarn/v1/blobs']).toString(),
+      ) as { key: string; status: string };
+      times.curlPut.push(Number(process.hrtime.bigint() - t) / 1e9);
+      if (curlPut.key !== bigKey || curlPut.status !== 'stored')
+        throw new Error('curl PUT did not store the value');
     }
     const gibs = (secs: number) => `${(bytes / MiB / secs).toFixed(0)} MiB/s`;
     const med = Object.fromEntries(Object.entries(times).map(([k, v]) => [k, medianOf(v)])) as Record<
@@ -316,6 +329,7 @@ export async function sidecarBench(options: { count: number; largeMib: number; r
     >;
     console.log(`\n## sidecar, ${largeMib} MiB through the socket (median of ${rounds})`);
     console.log(`  PUT through the socket     ${med.socketPut.toFixed(3)} s  ${gibs(med.socketPut)}`);
+    console.log(`  PUT with curl (reference)  ${med.curlPut.toFixed(3)} s  ${gibs(med.curlPut)}`);
     console.log(`  write(path) in-process     ${med.libWrite.toFixed(3)} s  ${gibs(med.libWrite)}`);
     console.log(`  GET through the socket     ${med.socketGet.toFixed(3)} s  ${gibs(med.socketGet)}`);
     console.log(`  read → stream in-process   ${med.libRead.toFixed(3)} s  ${gibs(med.libRead)}`);
@@ -324,11 +338,13 @@ export async function sidecarBench(options: { count: number; largeMib: number; r
     const large = {
       putVsInProcess: med.libWrite / med.socketPut,
       getVsInProcess: med.libRead / med.socketGet,
+      curlPutVsInProcess: med.libWrite / med.curlPut,
       curlGetVsInProcess: med.libRead / med.curlGet,
       clientReadVsInProcess: med.libRead / med.clientRead,
     };
     console.log(`  ratio putVsInProcess: ${large.putVsInProcess.toFixed(2)}x`);
     console.log(`  ratio getVsInProcess: ${large.getVsInProcess.toFixed(2)}x`);
+    console.log(`  ratio curlPutVsInProcess: ${large.curlPutVsInProcess.toFixed(2)}x`);
     console.log(`  ratio curlGetVsInProcess: ${large.curlGetVsInProcess.toFixed(2)}x`);
     console.log(`  ratio clientReadVsInProcess: ${large.clientReadVsInProcess.toFixed(2)}x`);
     out.large = { mib: largeMib, seconds: med, ratios: large };
