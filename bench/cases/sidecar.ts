@@ -9,9 +9,8 @@ import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { createReadStream, createWriteStream, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { pipeline } from 'node:stream/promises';
 import { fileURLToPath } from 'node:url';
-import { HashKeyStorage } from '@tarnjs/tarn';
+import { HashKeyStorage, SidecarLocation } from '@tarnjs/tarn';
 import { Agent, request } from 'undici';
 import { binary } from '../../test/bed/binaries.ts';
 import { startRedis } from '../../test/bed/redis.ts';
@@ -101,6 +100,13 @@ async function best(rounds: number, run: () => Promise<Rate>): Promise<Rate> {
     if (!top || rate.perSecond > top.perSecond) top = rate;
   }
   return top as Rate;
+}
+
+/** Reads a stream to its end, keeping nothing: its byte count. */
+async function countBytes(stream: AsyncIterable<Uint8Array>): Promise<number> {
+  let n = 0;
+  for await (const chunk of stream) n += chunk.byteLength;
+  return n;
 }
 
 function printRates(title: string, rates: Rate[]): void {
@@ -219,8 +225,10 @@ export async function sidecarBench(options: { count: number; largeMib: number; r
         '-q',
       ])
         .toString()
-        .trim()
-        .replace(/\s+/g, ' ');
+        // -q still prints progress lines ending in \r: keep the final figures only.
+        .split(/[\r\n]+/)
+        .filter((line) => line.includes('requests per second'))
+        .join('; ');
       console.log(`  redis-benchmark (1 KiB, 16 clients): ${rb}`);
       out.redisBenchmark = rb;
     } finally {
@@ -240,6 +248,9 @@ export async function sidecarBench(options: { count: number; largeMib: number; r
       socketGet: [] as number[],
       libWrite: [] as number[],
       libRead: [] as number[],
+      curlGet: [] as number[],
+      clientRead: [] as number[],
+      curlPut: [] as number[],
     };
     let bigKey = '';
     for (let r = 0; r < rounds; r++) {
@@ -250,13 +261,20 @@ export async function sidecarBench(options: { count: number; largeMib: number; r
       }
       execFileSync('rm', ['-rf', join(s.dir, 'inproc')]);
       const lib = new HashKeyStorage(join(s.dir, 'inproc'));
+      // Each writer starts with no dirty pages of the one before it (its writeback is not ours to pay).
+      execFileSync('sync');
       let t = process.hrtime.bigint();
       bigKey = await lib.write(big);
       times.libWrite.push(Number(process.hrtime.bigint() - t) / 1e9);
       t = process.hrtime.bigint();
-      await lib.read(bigKey, (v) => pipeline(v.stream(), createWriteStream('/dev/null')));
+      // Both reads count the bytes and drop them: writing them to /dev/null through an fs stream
+      // measures the reader's chunk size (undici hands over 64 KiB pieces, the library 1 MiB ones:
+      // 16× the thread-pool writes), not the transfer.
+      const libBytes = await lib.read(bigKey, (v) => countBytes(v.stream()));
       times.libRead.push(Number(process.hrtime.bigint() - t) / 1e9);
+      if (libBytes !== bytes) throw new Error(`read ${libBytes} of ${bytes} bytes in-process`);
       await lib.close();
+      execFileSync('sync');
       t = process.hrtime.bigint();
       const res = await request('http://tarn/v1/blobs', {
         method: 'PUT',
@@ -269,8 +287,40 @@ export async function sidecarBench(options: { count: number; largeMib: number; r
       if (put.key !== bigKey) throw new Error('the sidecar stored another key');
       t = process.hrtime.bigint();
       const got = await request(`http://tarn/v1/blobs/${bigKey}`, { dispatcher: agent });
-      await pipeline(got.body, createWriteStream('/dev/null'));
+      const gotBytes = await countBytes(got.body);
       times.socketGet.push(Number(process.hrtime.bigint() - t) / 1e9);
+      if (gotBytes !== bytes) throw new Error(`GET gave ${gotBytes} of ${bytes} bytes`);
+      // Another client for reference: curl, writing to /dev/null (C, 16 KiB+ reads).
+      t = process.hrtime.bigint();
+      execFileSync('curl', [
+        '-sf',
+        '--unix-socket',
+        socket,
+        `http://tarn/v1/blobs/${bigKey}`,
+        '-o',
+        '/dev/null',
+      ]);
+      times.curlGet.push(Number(process.hrtime.bigint() - t) / 1e9);
+      // The library's own client of a sidecar on this host: the answer names the blob's path and
+      // the file is read directly (zero-copy), the bytes never crossing the socket.
+      const client = new HashKeyStorage(new SidecarLocation(socket));
+      t = process.hrtime.bigint();
+      const viaClient = await client.read(bigKey, (v) => countBytes(v.stream()));
+      times.clientRead.push(Number(process.hrtime.bigint() - t) / 1e9);
+      await client.close();
+      if (viaClient !== bytes) throw new Error(`the sidecar client read ${viaClient} of ${bytes} bytes`);
+      // The same PUT from curl (reference client: undici's upload of a file stream is slower than
+      // the server's receive). Deleted first: a PUT that finds the value stored writes nothing.
+      const gone = await request(`http://tarn/v1/blobs/${bigKey}`, { method: 'DELETE', dispatcher: agent });
+      await gone.body.dump();
+      execFileSync('sync');
+      t = process.hrtime.bigint();
+      const curlPut = JSON.parse(
+        execFileSync('curl', ['-sf', '--unix-socket', socket, '-T', big, 'http://tarn/v1/blobs']).toString(),
+      ) as { key: string; status: string };
+      times.curlPut.push(Number(process.hrtime.bigint() - t) / 1e9);
+      if (curlPut.key !== bigKey || curlPut.status !== 'stored')
+        throw new Error('curl PUT did not store the value');
     }
     const gibs = (secs: number) => `${(bytes / MiB / secs).toFixed(0)} MiB/s`;
     const med = Object.fromEntries(Object.entries(times).map(([k, v]) => [k, medianOf(v)])) as Record<
@@ -279,15 +329,24 @@ export async function sidecarBench(options: { count: number; largeMib: number; r
     >;
     console.log(`\n## sidecar, ${largeMib} MiB through the socket (median of ${rounds})`);
     console.log(`  PUT through the socket     ${med.socketPut.toFixed(3)} s  ${gibs(med.socketPut)}`);
+    console.log(`  PUT with curl (reference)  ${med.curlPut.toFixed(3)} s  ${gibs(med.curlPut)}`);
     console.log(`  write(path) in-process     ${med.libWrite.toFixed(3)} s  ${gibs(med.libWrite)}`);
     console.log(`  GET through the socket     ${med.socketGet.toFixed(3)} s  ${gibs(med.socketGet)}`);
     console.log(`  read → stream in-process   ${med.libRead.toFixed(3)} s  ${gibs(med.libRead)}`);
+    console.log(`  GET with curl (reference)  ${med.curlGet.toFixed(3)} s  ${gibs(med.curlGet)}`);
+    console.log(`  SidecarLocation read (path) ${med.clientRead.toFixed(3)} s  ${gibs(med.clientRead)}`);
     const large = {
       putVsInProcess: med.libWrite / med.socketPut,
       getVsInProcess: med.libRead / med.socketGet,
+      curlPutVsInProcess: med.libWrite / med.curlPut,
+      curlGetVsInProcess: med.libRead / med.curlGet,
+      clientReadVsInProcess: med.libRead / med.clientRead,
     };
     console.log(`  ratio putVsInProcess: ${large.putVsInProcess.toFixed(2)}x`);
     console.log(`  ratio getVsInProcess: ${large.getVsInProcess.toFixed(2)}x`);
+    console.log(`  ratio curlPutVsInProcess: ${large.curlPutVsInProcess.toFixed(2)}x`);
+    console.log(`  ratio curlGetVsInProcess: ${large.curlGetVsInProcess.toFixed(2)}x`);
+    console.log(`  ratio clientReadVsInProcess: ${large.clientReadVsInProcess.toFixed(2)}x`);
     out.large = { mib: largeMib, seconds: med, ratios: large };
     writeFileSync(join(s.dir, 'done'), '');
   } finally {

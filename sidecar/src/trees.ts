@@ -5,6 +5,7 @@ import {
   type Location,
   leasingOf,
   ServiceError,
+  walkTree,
 } from '@tarnjs/tarn';
 
 /** One built storage: what a config turned into, used by requests until a reload replaces it. */
@@ -16,6 +17,12 @@ export interface Tree {
   readonly leasing: Leasing | undefined;
   /** 1 for the first config, +1 per reload that succeeded. */
   readonly generation: number;
+  /**
+   * Some location of the tree waits on something else (a server, a network): its lookups are worth
+   * an abort signal. False for disk lakes alone, whose lookups are a few syscalls (and whose large
+   * reads stop when their response stream is destroyed): a request's signal is then not made.
+   */
+  readonly abortable: boolean;
 }
 
 /** A tree held by a request (or a lease); `release()` exactly once, when done with it. */
@@ -47,7 +54,15 @@ export class Trees {
   /** Builds a Tree record for a storage (the memo index and leasing found as smartCache finds them). */
   static tree(storage: HashKeyStorage, memoIndex: Location | undefined, generation: number): Tree {
     const index = memoIndex ?? defaultIndexOf(storage);
-    return { storage, memoIndex: index, leasing: leasingOf(index, storage.location), generation };
+    let abortable = false;
+    for (const entry of walkTree(storage.location)) if (entry.location.kind !== 'disk') abortable = true;
+    return {
+      storage,
+      memoIndex: index,
+      leasing: leasingOf(index, storage.location),
+      generation,
+      abortable,
+    };
   }
 
   get generation(): number {

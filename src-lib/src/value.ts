@@ -1,6 +1,7 @@
 import { constants } from 'node:fs';
 import { type FileHandle, open } from 'node:fs/promises';
-import type { Readable } from 'node:stream';
+import { Readable } from 'node:stream';
+import { throwIfAborted } from './errors.js';
 import type { OpOptions, Value } from './location/contract.js';
 import { CHUNK } from './util/chunks.js';
 
@@ -86,4 +87,43 @@ export class FileValue implements Value {
     await this.fh.close().catch(() => undefined);
     await this.onClose?.();
   }
+}
+
+/**
+ * A small local file read whole when it was found (see BlobFinder.readSmallSync): its path, and
+ * its bytes in memory, so no descriptor is held and a delete meanwhile changes nothing.
+ */
+export class LoadedFileValue implements Value {
+  constructor(
+    readonly path: string,
+    private readonly data: Buffer,
+  ) {}
+
+  get size(): number {
+    return this.data.length;
+  }
+
+  stream(options?: OpOptions): Readable {
+    return this.range(0, this.data.length - 1, options);
+  }
+
+  range(start: number, end: number, options?: OpOptions): Readable {
+    const part = this.data.subarray(start, end + 1);
+    const stream = new Readable({
+      read() {
+        if (part.length > 0) this.push(part);
+        this.push(null);
+      },
+    });
+    const signal = options?.signal;
+    if (signal?.aborted) stream.destroy(signal.reason);
+    return stream;
+  }
+
+  async bytes(options?: OpOptions): Promise<Buffer> {
+    throwIfAborted(options?.signal);
+    return this.data;
+  }
+
+  async close(): Promise<void> {}
 }

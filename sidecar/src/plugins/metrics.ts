@@ -1,10 +1,11 @@
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Fanout, IoError, isSystemError, Levels, type Location, walkTree } from '@tarnjs/tarn';
 import { type ReadinessBody, ROUTES } from '@tarnjs/tarn/sidecar-api';
 import type { FastifyBaseLogger, FastifyInstance, FastifyPluginAsync } from 'fastify';
 import fp from 'fastify-plugin';
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
+import { CountedRequest, CountedResponse } from '../counted.js';
 import type { Trees } from '../trees.js';
 
 export interface MetricsOptions {
@@ -14,13 +15,6 @@ export interface MetricsOptions {
   /** Where `GET /metrics` is served over TCP; undefined: collected, served nowhere. */
   listen: { port: number; host: string } | undefined;
   logger?: FastifyBaseLogger;
-}
-
-/** Per request: when it started, and the bytes of its body and of its answer so far. */
-interface Tally {
-  start: bigint;
-  in: number;
-  out: number;
 }
 
 /** `METHOD url` of every route of the API → its id (the route label); HEAD of a GET route is the GET's. */
@@ -35,12 +29,6 @@ function routeIdOf(method: string | undefined, url: string | undefined): string 
     (method === 'HEAD' ? ROUTE_IDS.get(`GET ${url}`) : undefined) ??
     'other'
   );
-}
-
-function byteLengthOf(chunk: unknown, encoding: unknown): number {
-  if (typeof chunk === 'string')
-    return Buffer.byteLength(chunk, typeof encoding === 'string' ? (encoding as BufferEncoding) : 'utf8');
-  return (chunk as ArrayBufferView | null | undefined)?.byteLength ?? 0;
 }
 
 /** A label for a combinator: its place in the tree (`/` the root, `/level1/member0` below it). */
@@ -205,44 +193,23 @@ export class Metrics {
     memo.inc({ result: 'hit' }, 0);
     memo.inc({ result: 'miss' }, 0);
 
-    // Bytes are counted where they pass, on the raw request and response, without reading them:
-    // a 'data' listener would switch the body to flowing mode before its route reads it. The HTTP
-    // parser hands each body chunk to `push`, and every byte of an answer goes through write/end.
-    // This listener runs right after fastify's own, before the parser pushes the first body chunk.
-    const tallies = new WeakMap<IncomingMessage, Tally>();
-    const onRequest = (req: IncomingMessage, res: ServerResponse) => {
-      const tally: Tally = { start: process.hrtime.bigint(), in: 0, out: 0 };
-      tallies.set(req, tally);
-      const push = req.push;
-      req.push = (chunk: unknown, encoding?: BufferEncoding) => {
-        if (chunk) tally.in += byteLengthOf(chunk, encoding);
-        return push.call(req, chunk, encoding);
-      };
-      const write = res.write;
-      const end = res.end;
-      res.write = function (this: ServerResponse, chunk: unknown, ...rest: unknown[]) {
-        tally.out += byteLengthOf(chunk, rest[0]);
-        return (write as (...a: unknown[]) => boolean).call(this, chunk, ...rest);
-      } as ServerResponse['write'];
-      res.end = function (this: ServerResponse, chunk?: unknown, ...rest: unknown[]) {
-        if (typeof chunk !== 'function') tally.out += byteLengthOf(chunk, rest[0]);
-        return (end as (...a: unknown[]) => ServerResponse).call(this, chunk, ...rest);
-      } as ServerResponse['end'];
-    };
-    app.server.on('request', onRequest);
-
-    app.addHook('onResponse', async (request, reply) => {
-      const route = routeIdOf(request.routeOptions.method as string | undefined, request.routeOptions.url);
+    app.addHook('onResponse', (request, reply, done) => {
+      const route =
+        request.routeOptions.config.id ??
+        routeIdOf(request.routeOptions.method as string | undefined, request.routeOptions.url);
       const status = reply.statusCode;
       requests.inc({ route, status: String(status) });
-      const tally = tallies.get(request.raw);
-      if (tally) {
-        duration.observe({ route }, Number(process.hrtime.bigint() - tally.start) / 1e9);
-        if (tally.in > 0) bytesIn.inc({ route }, tally.in);
-        if (tally.out > 0) bytesOut.inc({ route }, tally.out);
+      // The app's server counts bodies as they pass (counted.ts); another server is counted only by route.
+      const req = request.raw;
+      if (req instanceof CountedRequest) {
+        duration.observe({ route }, Number(process.hrtime.bigint() - req.startedAt) / 1e9);
+        if (req.bytesIn > 0) bytesIn.inc({ route }, req.bytesIn);
       }
+      const res = reply.raw;
+      if (res instanceof CountedResponse && res.bytesOut > 0) bytesOut.inc({ route }, res.bytesOut);
       if (route === ROUTES.getMemo.id && (status === 200 || status === 404))
         memo.inc({ result: status === 200 ? 'hit' : 'miss' });
+      done();
     });
 
     const listen = this.#options.listen;

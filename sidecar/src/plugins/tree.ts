@@ -90,7 +90,7 @@ export const treePlugin = fp(async (app: FastifyInstance, options: { trees: Tree
     settle(scope);
   });
 
-  app.addHook('onRequest', async (request, reply) => {
+  app.addHook('onRequest', (request, reply, done) => {
     const scope = scopeOf(request);
     const res = reply.raw;
     res.once('close', () => {
@@ -99,5 +99,6 @@ export const treePlugin = fp(async (app: FastifyInstance, options: { trees: Tree
       if (scope.cut) scope.controller?.abort(new Error('the client went away'));
       settle(scope);
     });
+    done();
   });
 });

@@ -158,15 +158,18 @@ export async function blobRoutes(app: FastifyInstance, options: BlobOptions): Pr
   });
 
   route(app, ROUTES.getBlob, async (request, reply) => {
-    const storage = request.tree().storage;
+    const tree = request.tree();
+    const storage = tree.storage;
     const key = keyOf(storage, request.params.key);
     const verify = request.query.verify ?? false;
+    // A lookup and a small read in disk lakes alone are a few syscalls: nothing to abort.
+    const lookupSignal = tree.abortable ? request.signal : undefined;
     const etag = `"${key}"`;
     if (matchesEtag(request.headers['if-none-match'], key)) {
-      if (!(await storage.contains(key, { signal: request.signal }))) throw new NotFoundError(key);
+      if (!(await storage.contains(key, { signal: lookupSignal }))) throw new NotFoundError(key);
       return reply.code(304).header('etag', etag).header('cache-control', IMMUTABLE).send();
     }
-    const value = await storage.read(key, { verify, signal: request.signal });
+    const value = await storage.read(key, { verify, signal: lookupSignal });
     request.whenDone(() => value.close());
     const size = value.size;
     const ifRange = request.headers['if-range'];
@@ -195,7 +198,7 @@ export async function blobRoutes(app: FastifyInstance, options: BlobOptions): Pr
     // A small value in one piece: one read where the location can (a file), and no stream machinery,
     // which costs more than the read itself at a few KiB. `bytes()` checks it when verifying.
     if (size !== undefined && size <= IN_ONE_PIECE)
-      return reply.send(await value.bytes({ signal: request.signal }));
+      return reply.send(await value.bytes({ signal: lookupSignal }));
     const stream = value.stream({ signal: request.signal });
     return reply.send(verify ? holdingLast(stream) : stream);
   });

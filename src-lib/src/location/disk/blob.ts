@@ -1,4 +1,14 @@
-import { closeSync, constants, type Dirent, openSync, readlinkSync, realpathSync, type Stats } from 'node:fs';
+import {
+  closeSync,
+  constants,
+  type Dirent,
+  fstatSync,
+  openSync,
+  readlinkSync,
+  readSync,
+  realpathSync,
+  type Stats,
+} from 'node:fs';
 import { type FileHandle, lstat, open, opendir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { throwIfAborted } from '../../errors.js';
@@ -21,6 +31,15 @@ export type Found =
   | { kind: 'missing' };
 
 const MISSING: Found = { kind: 'missing' };
+
+/** How a blob is opened for reading: O_NOFOLLOW refuses a link, O_NONBLOCK never waits on a FIFO. */
+const OPEN_FLAGS = constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK;
+
+/** A small blob read whole at lookup, on the calling thread (`BlobFinder.readSmallSync`). */
+export interface SmallBlob {
+  path: string;
+  bytes: Buffer;
+}
 
 export function reasonOf(st: Stats | Dirent): ForeignReason {
   if (st.isSymbolicLink()) return 'symlink';
@@ -114,7 +133,7 @@ export class BlobFinder {
     for (let legacy = false; ; legacy = true) {
       let fh: FileHandle;
       try {
-        fh = await open(path, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
+        fh = await open(path, OPEN_FLAGS);
       } catch (e) {
         const code = (e as NodeJS.ErrnoException).code;
         if (gone(e) || code === 'ENXIO') return null; // missing, a link, or a socket
@@ -122,7 +141,8 @@ export class BlobFinder {
       }
       try {
         const st = await fh.stat();
-        if (st.isFile() && (await this.#reachedDirectly(fh, path, parts))) return { path, size: st.size, fh };
+        if (st.isFile() && (await this.#reachedDirectly(fh.fd, path, parts)))
+          return { path, size: st.size, fh };
         await fh.close();
         // Python tarn's legacy layout: <key>/data, one level down, once.
         if (!st.isDirectory() || legacy) return null;
@@ -134,16 +154,60 @@ export class BlobFinder {
     }
   }
 
+  /**
+   * A blob of at most `max` bytes read whole, on the calling thread: open (O_NOFOLLOW|O_NONBLOCK),
+   * fstat, the /proc/self/fd check, one read, close, each a syscall of a few microseconds on a
+   * local filesystem, where the thread pool costs ~30 µs per round trip and more in main-thread
+   * work (promises, FileHandle) than the syscall itself. Null: none there (missing or foreign).
+   * `undefined`: not answered here (bigger than `max`, or no /proc to ask): use `open`. Same rules
+   * as `open`; the bytes are read before the descriptor is closed, so a delete meanwhile changes
+   * nothing. It blocks the event loop for as long as the filesystem takes: the lake only calls it
+   * on a local filesystem (see DiskOptions.syncReads).
+   */
+  readSmallSync(parts: readonly string[], max: number): SmallBlob | null | undefined {
+    if (this.#realRoot === undefined) return undefined;
+    let path = join(this.#root, ...parts);
+    for (let legacy = false; ; legacy = true) {
+      let fd: number;
+      try {
+        fd = openSync(path, OPEN_FLAGS);
+      } catch (e) {
+        const code = (e as NodeJS.ErrnoException).code;
+        if (gone(e) || code === 'ENXIO') return null;
+        throw e;
+      }
+      try {
+        const st = fstatSync(fd);
+        if (st.isFile()) {
+          const direct = this.#reachedDirectlySync(fd, path);
+          if (direct === undefined || st.size > max) return undefined;
+          if (!direct) return null;
+          return { path, bytes: readWhole(fd, st.size) };
+        }
+        // Python tarn's legacy layout: <key>/data, one level down, once.
+        if (!st.isDirectory() || legacy) return null;
+        path = join(path, 'data');
+      } finally {
+        closeSync(fd);
+      }
+    }
+  }
+
   /** Whether the open file is the one at `path` inside the lake, reached through no symlinked folder. */
-  async #reachedDirectly(fh: FileHandle, path: string, parts: readonly string[]): Promise<boolean> {
-    if (this.#realRoot === undefined) return (await this.foreignFolder(parts)) === undefined;
+  async #reachedDirectly(fd: number, path: string, parts: readonly string[]): Promise<boolean> {
+    return this.#reachedDirectlySync(fd, path) ?? (await this.foreignFolder(parts)) === undefined;
+  }
+
+  /** The /proc/self/fd answer to #reachedDirectly; undefined when /proc cannot tell. */
+  #reachedDirectlySync(fd: number, path: string): boolean | undefined {
+    if (this.#realRoot === undefined) return undefined;
     let actual: string;
     try {
       // Synchronous on purpose: /proc answers from memory, never waiting on a disk, and a trip
       // through the thread pool would cost more than the call.
-      actual = readlinkSync(`/proc/self/fd/${fh.fd}`);
+      actual = readlinkSync(`/proc/self/fd/${fd}`);
     } catch {
-      return (await this.foreignFolder(parts)) === undefined;
+      return undefined;
     }
     // A blob deleted since it was opened stays readable until closed, as any open blob does.
     if (actual.endsWith(' (deleted)')) actual = actual.slice(0, -' (deleted)'.length);
@@ -199,6 +263,18 @@ export class BlobFinder {
     };
     yield* walk(root, 0, '');
   }
+}
+
+/** `size` bytes from the start of an open file (fewer if it was truncated meanwhile). */
+function readWhole(fd: number, size: number): Buffer {
+  const buf = Buffer.allocUnsafe(size);
+  let at = 0;
+  while (at < size) {
+    const n = readSync(fd, buf, at, size - at, at);
+    if (n === 0) break; // truncated under us: what is there; verification catches it
+    at += n;
+  }
+  return at === size ? buf : buf.subarray(0, at);
 }
 
 /** The root's real path if /proc/self/fd shows it for a descriptor of it, else undefined. */

@@ -265,3 +265,42 @@ describe('a lake never follows a link out of itself', () => {
     expect(readFileSync(target.path, 'utf8')).toBe('not a marker');
   });
 });
+
+describe.each([true, false])(
+  'reads with syncReads: %s (small blobs read whole on the calling thread, or through the pool)',
+  (syncReads) => {
+    it('links, FIFOs and linked shard folders give nothing; small and large values read whole; a delete meanwhile changes nothing', async () => {
+      const root = freshPath(base);
+      const lake = new DiskLocation(root, { syncReads });
+      const storage = new HashKeyStorage(lake);
+      // A link at a blob's place, and a shard folder that is a link, both to bytes that hash to the key.
+      const linked = outsideFile(`linked ${syncReads}`);
+      mkdirSync(join(root, linked.key.slice(0, 2)), { recursive: true });
+      symlinkSync(linked.path, lake.pathOf(linked.key));
+      const viaShard = outsideFile(`via a shard ${syncReads}`);
+      const elsewhere = freshPath(base, 'elsewhere');
+      mkdirSync(elsewhere);
+      writeFileSync(join(elsewhere, viaShard.key.slice(2)), `via a shard ${syncReads}`);
+      symlinkSync(elsewhere, join(root, viaShard.key.slice(0, 2)));
+      const fifo = sha256(`fifo ${syncReads}`);
+      mkdirSync(join(root, fifo.slice(0, 2)), { recursive: true });
+      execFileSync('mkfifo', [lake.pathOf(fifo)]);
+      for (const key of [linked.key, viaShard.key, fifo]) expect(await lake.read(key)).toBeNull();
+
+      for (const size of [0, 1024, 64 << 10, (64 << 10) + 1, 300 << 10]) {
+        const bytes = Buffer.alloc(size, size % 251);
+        const key = await storage.write(bytes);
+        const value = await storage.read(key);
+        expect(value.size).toBe(size);
+        expect(value.path).toBe(lake.pathOf(key));
+        // Deleted while the value is open: it is still read in full.
+        await storage.delete(key);
+        expect((await value.bytes()).equals(bytes)).toBe(true);
+        const parts: Buffer[] = [];
+        for await (const c of value.stream()) parts.push(c as Buffer);
+        expect(Buffer.concat(parts).equals(bytes)).toBe(true);
+        await value.close();
+      }
+    }, 10_000);
+  },
+);
