@@ -2,7 +2,13 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Fanout, IoError, isSystemError, Levels, type Location, walkTree } from '@tarnjs/tarn';
 import { type ReadinessBody, ROUTES } from '@tarnjs/tarn/sidecar-api';
-import type { FastifyBaseLogger, FastifyInstance, FastifyPluginAsync } from 'fastify';
+import type {
+  FastifyBaseLogger,
+  FastifyInstance,
+  FastifyPluginAsync,
+  FastifyReply,
+  FastifyRequest,
+} from 'fastify';
 import fp from 'fastify-plugin';
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
 import { CountedRequest, CountedResponse } from '../counted.js';
@@ -193,7 +199,10 @@ export class Metrics {
     memo.inc({ result: 'hit' }, 0);
     memo.inc({ result: 'miss' }, 0);
 
-    app.addHook('onResponse', (request, reply, done) => {
+    // Counted when the response closes, not on fastify's onResponse: that runs on the response's
+    // 'finish', which a response whose client went away (or closed as the last bytes left) never
+    // emits; 'close' comes for every response, once.
+    const record = (request: FastifyRequest, reply: FastifyReply) => {
       const route =
         request.routeOptions.config.id ??
         routeIdOf(request.routeOptions.method as string | undefined, request.routeOptions.url);
@@ -209,6 +218,9 @@ export class Metrics {
       if (res instanceof CountedResponse && res.bytesOut > 0) bytesOut.inc({ route }, res.bytesOut);
       if (route === ROUTES.getMemo.id && (status === 200 || status === 404))
         memo.inc({ result: status === 200 ? 'hit' : 'miss' });
+    };
+    app.addHook('onRequest', (request, reply, done) => {
+      reply.raw.once('close', () => record(request, reply));
       done();
     });
 
