@@ -7,7 +7,7 @@
 // Targets (issue 11): GET ≥ 0.8× the static route's req/s; 1 GiB through the socket ≥ 0.8× in-process.
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { createReadStream, createWriteStream, statSync, writeFileSync } from 'node:fs';
+import { createWriteStream, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { HashKeyStorage, SidecarLocation } from '@tarnjs/tarn';
@@ -116,6 +116,21 @@ function printRates(title: string, rates: Rate[]): void {
     console.log(
       `  ${r.label.padEnd(w)}  ${r.perSecond.toFixed(0).padStart(7)} /s  p50 ${r.p50ms.toFixed(3)} ms  p99 ${r.p99ms.toFixed(3)} ms`,
     );
+}
+
+/** One timed PUT or GET by bench/children/large-client.js, in a process of its own. */
+function largeClient(
+  socket: string,
+  mode: 'put' | 'get',
+  what: string,
+): { seconds: number; bytes: number; key: string } {
+  const out = execFileSync(process.execPath, [
+    join(root, 'bench/children/large-client.js'),
+    socket,
+    mode,
+    what,
+  ]);
+  return JSON.parse(out.toString()) as { seconds: number; bytes: number; key: string };
 }
 
 export async function sidecarBench(options: { count: number; largeMib: number; rounds: number }) {
@@ -270,26 +285,23 @@ export async function sidecarBench(options: { count: number; largeMib: number; r
       // Both reads count the bytes and drop them: writing them to /dev/null through an fs stream
       // measures the reader's chunk size (undici hands over 64 KiB pieces, the library 1 MiB ones:
       // 16× the thread-pool writes), not the transfer.
+      // And each reader with none of a writer's dirty pages being written back under it.
+      execFileSync('sync');
+      t = process.hrtime.bigint();
       const libBytes = await lib.read(bigKey, (v) => countBytes(v.stream()));
       times.libRead.push(Number(process.hrtime.bigint() - t) / 1e9);
       if (libBytes !== bytes) throw new Error(`read ${libBytes} of ${bytes} bytes in-process`);
       await lib.close();
       execFileSync('sync');
-      t = process.hrtime.bigint();
-      const res = await request('http://tarn/v1/blobs', {
-        method: 'PUT',
-        body: createReadStream(big, { highWaterMark: MiB }),
-        headers: { 'content-length': String(bytes) },
-        dispatcher: agent,
-      });
-      const put = (await res.body.json()) as { key: string };
-      times.socketPut.push(Number(process.hrtime.bigint() - t) / 1e9);
+      // The socket's PUT and GET from a client process of their own (bench/children/large-client.js),
+      // as an app container is one.
+      const put = largeClient(socket, 'put', big);
+      times.socketPut.push(put.seconds);
       if (put.key !== bigKey) throw new Error('the sidecar stored another key');
-      t = process.hrtime.bigint();
-      const got = await request(`http://tarn/v1/blobs/${bigKey}`, { dispatcher: agent });
-      const gotBytes = await countBytes(got.body);
-      times.socketGet.push(Number(process.hrtime.bigint() - t) / 1e9);
-      if (gotBytes !== bytes) throw new Error(`GET gave ${gotBytes} of ${bytes} bytes`);
+      execFileSync('sync');
+      const got = largeClient(socket, 'get', bigKey);
+      times.socketGet.push(got.seconds);
+      if (got.bytes !== bytes) throw new Error(`GET gave ${got.bytes} of ${bytes} bytes`);
       // Another client for reference: curl, writing to /dev/null (C, 16 KiB+ reads).
       t = process.hrtime.bigint();
       execFileSync('curl', [
