@@ -127,7 +127,7 @@ export {
   type SidecarLocationOptions,
   SidecarMemoIndex,
 } from './location/sidecar/index.js';
-export type { ReplayOptions } from './location/sidecar/replay.js';
+export type { SpillOptions } from './location/spill.js';
 export { type Spool, type SpoolOptions, SpoolStage } from './location/spool.js';
 export { fingerprintOf, type SshOptions } from './location/ssh/options.js';
 export { SCPLocation as SCP, SCPLocation, type SCPOptions } from './location/ssh/scp.js';

@@ -1,12 +1,9 @@
 import { createReadStream } from 'node:fs';
-import { type FileHandle, open, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { WriteError } from '../errors.js';
-import { CHUNK, writeFully } from '../util/chunks.js';
-import { ownedName } from '../util/process.js';
+import { CHUNK } from '../util/chunks.js';
 import type { CommitResult, Stage, Value } from './contract.js';
+import { SpillBuffer, type SpillOptions } from './spill.js';
 
 /** The staged bytes as `publish` sees them: exact size, and a stream that can be opened more than once. */
 export interface Spool {
@@ -18,13 +15,9 @@ export interface Spool {
   stream(): Readable;
 }
 
-export interface SpoolOptions {
+export interface SpoolOptions extends SpillOptions {
   /** Refuse a value longer than this (after reading at most this + 1 chunk). */
   maxSize?: number;
-  /** Keep up to this many bytes in memory before spilling to a temp file (default 8 MiB). */
-  memoryLimit?: number;
-  /** Folder of the temp file (default the OS temp folder). */
-  tmpDir?: string;
 }
 
 /**
@@ -37,58 +30,44 @@ export interface SpoolOptions {
 export class SpoolStage implements Stage {
   readonly #publish: (key: string, spool: Spool) => Promise<CommitResult>;
   readonly #max: number;
-  readonly #memoryLimit: number;
-  readonly #tmpDir: string;
-  #parts: Buffer[] = [];
-  #size = 0;
-  #file: { path: string; fh: FileHandle } | undefined;
+  readonly #bytes: SpillBuffer;
   #held: Uint8Array | undefined;
   #state: 'open' | 'publishing' | 'refused' | 'closed' = 'open';
 
   constructor(publish: (key: string, spool: Spool) => Promise<CommitResult>, options: SpoolOptions = {}) {
     this.#publish = publish;
     this.#max = options.maxSize ?? Number.POSITIVE_INFINITY;
-    this.#memoryLimit = options.memoryLimit ?? 8 * CHUNK;
-    this.#tmpDir = options.tmpDir ?? tmpdir();
+    this.#bytes = new SpillBuffer('tarn-spool', options);
   }
 
   async push(chunk: Uint8Array): Promise<boolean> {
     if (this.#state !== 'open') throw new WriteError('push after the stage was refused or closed');
-    if (this.#size + chunk.byteLength > this.#max) {
+    if (this.#bytes.size + chunk.byteLength > this.#max) {
       this.#held = chunk;
       this.#state = 'refused';
       return false;
     }
-    if (!this.#file && this.#size + chunk.byteLength > this.#memoryLimit) {
-      const path = join(this.#tmpDir, ownedName('tarn-spool'));
-      const fh = await open(path, 'wx', 0o600);
-      this.#file = { path, fh };
-      for (const part of this.#parts) await writeFully(fh, part);
-      this.#parts = [];
-    }
-    if (this.#file) await writeFully(this.#file.fh, chunk);
-    else this.#parts.push(Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength));
-    this.#size += chunk.byteLength;
+    await this.#bytes.append(chunk);
     return true;
   }
 
-  #spool(): Spool {
-    const size = this.#size;
-    if (this.#file) {
-      const path = this.#file.path;
+  async #spool(): Promise<Spool> {
+    const size = this.#bytes.size;
+    const sealed = await this.#bytes.seal();
+    if ('path' in sealed) {
+      const { path } = sealed;
       return { size, path, stream: () => createReadStream(path, { highWaterMark: CHUNK }) };
     }
-    const memory = Buffer.concat(this.#parts, size);
+    const { memory } = sealed;
     return { size, memory, stream: () => Readable.from([memory]) };
   }
 
   async commit(key: string): Promise<CommitResult> {
     if (this.#state !== 'open') throw new WriteError('commit after the stage was refused or closed');
-    await this.#file?.fh.close();
     this.#state = 'publishing';
     let result: CommitResult;
     try {
-      result = await this.#publish(key, this.#spool());
+      result = await this.#publish(key, await this.#spool());
     } catch (e) {
       // The spool still holds every byte: a combinator may hand them to another location (reclaim);
       // abort() releases them.
@@ -109,13 +88,7 @@ export class SpoolStage implements Stage {
       throw new WriteError('reclaim after the stage was committed or closed');
     this.#state = 'closed';
     try {
-      if (this.#file) {
-        await this.#file.fh.close().catch(() => undefined);
-        for await (const chunk of createReadStream(this.#file.path, { highWaterMark: CHUNK }))
-          yield chunk as Buffer;
-      } else {
-        yield* this.#parts;
-      }
+      yield* this.#bytes.replay();
       if (this.#held) yield this.#held;
     } finally {
       await this.#cleanup();
@@ -124,18 +97,13 @@ export class SpoolStage implements Stage {
 
   async abort(): Promise<void> {
     if (this.#state === 'closed') return;
-    this.#state = 'closed';
     await this.#cleanup();
   }
 
   async #cleanup(): Promise<void> {
     this.#state = 'closed';
-    this.#parts = [];
-    if (this.#file) {
-      await this.#file.fh.close().catch(() => undefined);
-      await rm(this.#file.path, { force: true });
-      this.#file = undefined;
-    }
+    this.#held = undefined;
+    await this.#bytes.discard();
   }
 }
 

@@ -16,6 +16,7 @@ import type {
   Value,
 } from '../contract.js';
 import { RemoteError, remoteError } from '../remote-error.js';
+import type { SpillOptions } from '../spill.js';
 import {
   keyLine,
   LEASE_TTL_MAX_MS,
@@ -27,7 +28,6 @@ import {
 } from './api.js';
 import { SidecarTransport, type SidecarTransportOptions } from './http.js';
 import { SidecarMemoIndex } from './memo.js';
-import type { ReplayOptions } from './replay.js';
 import { UploadStage } from './upload.js';
 
 export interface SidecarLocationOptions extends SidecarTransportOptions {
@@ -42,7 +42,7 @@ export interface SidecarLocationOptions extends SidecarTransportOptions {
    * up to `memoryLimit` (8 MiB), then a temp file in `tmpDir`. `false` keeps nothing: a refused
    * upload then fails with a WriteError instead, and a Levels cannot move it on to another level.
    */
-  replay?: ReplayOptions | false;
+  replay?: SpillOptions | false;
 }
 
 /**
@@ -60,7 +60,7 @@ export class SidecarLocation implements Location {
   readonly target: string;
   readonly #transport: SidecarTransport;
   readonly #paths: boolean;
-  readonly #replay: ReplayOptions | false;
+  readonly #replay: SpillOptions | false;
   readonly #timeoutMs: number;
   /** Whether answered paths are still worth asking for: false once one was not visible here. */
   #pathsVisible = true;

@@ -4,9 +4,9 @@ import { AbortError, WriteError } from '../../errors.js';
 import { CHUNK } from '../../util/chunks.js';
 import type { CommitResult, Stage, StageOptions } from '../contract.js';
 import { RemoteError } from '../remote-error.js';
+import { SpillBuffer, type SpillOptions } from '../spill.js';
 import { HEADERS, putResult } from './api.js';
 import type { SidecarTransport } from './http.js';
-import { ReplayLog, type ReplayOptions } from './replay.js';
 
 type Answer = { res: Dispatcher.ResponseData } | { error: unknown };
 
@@ -19,7 +19,7 @@ const REFUSALS = new Set([507, 413]);
  * once the request's buffer has room), so the value is never held whole here nor there. The sidecar
  * hashes what it receives; commit checks that its key is the caller's.
  *
- * Every pushed byte is also kept for `reclaim` (memory up to a limit, then a temp file: ReplayLog),
+ * Every pushed byte is also kept for `reclaim` (memory up to a limit, then a temp file: SpillBuffer),
  * because the contract wants a refusal (507, 413) to hand the bytes back, and a combinator moves a
  * value on when the sidecar goes away mid-upload. With `replay: false` nothing is kept: a refusal
  * then fails the commit with a WriteError, and reclaim throws WriteError (the contract allows it).
@@ -28,7 +28,7 @@ export class UploadStage implements Stage {
   readonly #transport: SidecarTransport;
   readonly #options: StageOptions;
   readonly #timeoutMs: number;
-  readonly #replay: ReplayLog | undefined;
+  readonly #replay: SpillBuffer | undefined;
   readonly #controller = new AbortController();
   #body: PassThrough | undefined;
   #response: Promise<Answer> | undefined;
@@ -39,12 +39,12 @@ export class UploadStage implements Stage {
   constructor(
     transport: SidecarTransport,
     options: StageOptions,
-    settings: { timeoutMs: number; replay: ReplayOptions | false },
+    settings: { timeoutMs: number; replay: SpillOptions | false },
   ) {
     this.#transport = transport;
     this.#options = options;
     this.#timeoutMs = settings.timeoutMs;
-    this.#replay = settings.replay === false ? undefined : new ReplayLog(settings.replay);
+    this.#replay = settings.replay === false ? undefined : new SpillBuffer('tarn-upload', settings.replay);
   }
 
   #start(): { body: PassThrough; response: Promise<Answer> } {

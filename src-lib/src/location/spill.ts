@@ -2,10 +2,10 @@ import { createReadStream } from 'node:fs';
 import { type FileHandle, open, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { CHUNK, writeFully } from '../../util/chunks.js';
-import { ownedName } from '../../util/process.js';
+import { CHUNK, writeFully } from '../util/chunks.js';
+import { ownedName } from '../util/process.js';
 
-export interface ReplayOptions {
+export interface SpillOptions {
   /** Keep up to this many bytes in memory, then spill to a private temp file (default 8 MiB). */
   memoryLimit?: number;
   /** Folder of the temp file (default the OS temp folder). */
@@ -13,18 +13,21 @@ export interface ReplayOptions {
 }
 
 /**
- * A copy of the bytes an upload has sent, so that a refusal (or a sidecar gone midway) can hand
- * them back (`Stage.reclaim`): small values in memory, larger ones in a temp file written as the
- * bytes go out. Never more than `memoryLimit` in memory.
+ * Bytes kept aside while they go somewhere else, to be handed on again: a spool (S3, Redis, scp
+ * send them at commit) or the copy an upload keeps for a refusal. Memory up to `memoryLimit`, then
+ * a private temp file, so nothing large is ever held in memory. Chunks are kept as given (a pushed
+ * chunk belongs to its stage: see `Stage.push`).
  */
-export class ReplayLog {
+export class SpillBuffer {
   readonly #memoryLimit: number;
   readonly #tmpDir: string;
-  #parts: Buffer[] = [];
+  readonly #prefix: string;
+  #parts: Uint8Array[] = [];
   #size = 0;
   #file: { path: string; fh: FileHandle } | undefined;
 
-  constructor(options: ReplayOptions = {}) {
+  constructor(prefix: string, options: SpillOptions = {}) {
+    this.#prefix = prefix;
     this.#memoryLimit = options.memoryLimit ?? 8 * CHUNK;
     this.#tmpDir = options.tmpDir ?? tmpdir();
   }
@@ -35,19 +38,25 @@ export class ReplayLog {
 
   async append(chunk: Uint8Array): Promise<void> {
     if (!this.#file && this.#size + chunk.byteLength > this.#memoryLimit) {
-      const path = join(this.#tmpDir, ownedName('tarn-upload'));
+      const path = join(this.#tmpDir, ownedName(this.#prefix));
       const fh = await open(path, 'wx', 0o600);
       this.#file = { path, fh };
       for (const part of this.#parts) await writeFully(fh, part);
       this.#parts = [];
     }
-    // A copy: the caller may reuse its buffer once the push has answered.
     if (this.#file) await writeFully(this.#file.fh, chunk);
-    else this.#parts.push(Buffer.from(chunk));
+    else this.#parts.push(chunk);
     this.#size += chunk.byteLength;
   }
 
-  /** Every byte appended, once; the log is discarded afterwards (or when the consumer stops). */
+  /** Done appending: the bytes in one buffer, or the (closed) file that holds them. */
+  async seal(): Promise<{ memory: Buffer } | { path: string }> {
+    if (!this.#file) return { memory: Buffer.concat(this.#parts, this.#size) };
+    await this.#file.fh.close().catch(() => undefined);
+    return { path: this.#file.path };
+  }
+
+  /** Every byte appended, once; the buffer is discarded afterwards (or when the consumer stops). */
   async *replay(): AsyncGenerator<Uint8Array> {
     try {
       if (this.#file) {
