@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Agent, request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { pseudoRandom, sha256 } from '../helpers/data.js';
+import { prng, pseudoRandom, sha256 } from '../helpers/data.js';
 import { fdCount, fdTargets, rssBytes } from '../helpers/proc.js';
 import { tarn } from '../helpers/spawn.js';
 import { tempDir } from '../helpers/tmp.js';
@@ -29,18 +29,6 @@ const lake = join(dir, 'lake');
 /** Sizes from 1 KiB to 1 MiB, spread evenly on a log scale (as many small values as large ones). */
 function logSize(u: number): number {
   return Math.round(KiB * 1024 ** u);
-}
-
-/** A small seeded generator: each client draws its own reproducible sequence of requests. */
-function prng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 interface Value {

@@ -3,6 +3,7 @@ import { CacheKeyError, cacheKey, encodeCacheKey } from '@tarnjs/tarn';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { encodeInto } from '../../../src-lib/dist/memo/encode.js';
+import { prng } from '../../helpers/data.js';
 import { nastyChar, params, thrown } from '../../helpers/fuzz.js';
 
 const encode = (v: unknown) => encodeCacheKey(v);
@@ -84,18 +85,6 @@ function multisetEqual<T>(xs: T[], ys: T[], eq: (a: T, b: T) => boolean): boolea
     left.splice(i, 1);
   }
   return left.length === 0;
-}
-
-/** A small deterministic PRNG (mulberry32), so that shuffles replay from the property's seed. */
-function prng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 function shuffled<T>(xs: T[], random: () => number): T[] {
