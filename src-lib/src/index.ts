@@ -38,7 +38,7 @@ export {
   serveConfig,
   storageConfig,
 } from './config/schema.js';
-export { type Digest, digest } from './digest.js';
+export { type Digest, digest, normalizeKey } from './digest.js';
 export {
   AbortError,
   CollisionError,

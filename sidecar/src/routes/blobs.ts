@@ -6,6 +6,7 @@ import {
   InvalidKeyError,
   NoLocalCopyError,
   NotFoundError,
+  normalizeKey,
   RefusedError,
   ServiceError,
   type StoredValue,
@@ -30,11 +31,8 @@ const IMMUTABLE = 'public, max-age=31536000, immutable';
  * A key of this storage's digest, lowercased; InvalidKeyError otherwise. The route schema has only
  * checked that it is hex of a sane length: the exact length is the storage's.
  */
-export function keyOf(storage: HashKeyStorage, key: string): string {
-  const hex = storage.digest.hexLength;
-  if (key.length !== hex)
-    throw new InvalidKeyError(key, `a ${storage.algorithm} key has ${hex} hex digits, not ${key.length}`);
-  return key.toLowerCase();
+function keyOf(storage: HashKeyStorage, key: string): string {
+  return normalizeKey(key, storage.digest);
 }
 
 /** The one expected key of an upload (header or `?expect=`); both, and different: 400. */
@@ -192,7 +190,7 @@ export async function blobRoutes(app: FastifyInstance, options: BlobOptions): Pr
         .code(206)
         .header('content-range', `bytes ${range.start}-${range.end}/${size}`)
         .header('content-length', String(range.end - range.start + 1));
-      return reply.send(rangeOf(value, range, request.signal));
+      return reply.send(value.range(range.start, range.end, { signal: request.signal }));
     }
     if (size !== undefined) reply.header('content-length', String(size));
     // A small value in one piece: one read where the location can (a file), and no stream machinery,
@@ -239,14 +237,17 @@ export async function blobRoutes(app: FastifyInstance, options: BlobOptions): Pr
       if (verify) await value.verify({ signal: request.signal });
       // Served from a level that is no file (Redis above the disk): the copy-on-read also put it in
       // the disk lakes below that level, so the top-most lake that has it gives the file.
-      const local = value.path ?? (await localCopy(storage, key, request.signal));
+      const local =
+        value.path !== undefined && value.size !== undefined
+          ? { path: value.path, size: value.size }
+          : await localCopy(storage, key, request.signal);
       if (local === undefined)
         throw new NoLocalCopyError(
           key,
           'no disk lake of the tree holds it, and none took a copy as it was read',
         );
       // The file outlives the value's handle: a blob file stays where it is until it is deleted.
-      return reply.send({ key, path: local, size: value.size ?? 0 });
+      return reply.send({ key, ...local });
     } finally {
       await value.close();
     }
@@ -258,22 +259,14 @@ async function localCopy(
   storage: HashKeyStorage,
   key: string,
   signal: AbortSignal,
-): Promise<string | undefined> {
+): Promise<{ path: string; size: number } | undefined> {
   for (const { location, first } of walkTree(storage.location)) {
     if (!first || !(location instanceof DiskLocation)) continue;
     const value = await location.read(key, { signal, touch: false, digest: storage.digest });
     if (!value) continue;
-    const path = value.path;
+    const { path, size } = value;
     await value.close();
-    if (path !== undefined) return path;
+    if (path !== undefined && size !== undefined) return { path, size };
   }
   return undefined;
-}
-
-/**
- * A range of a value: read through the value's own descriptor when it is a file (no byte before
- * the range is read, and a delete meanwhile changes nothing), else skipped in its stream.
- */
-function rangeOf(value: StoredValue, range: ByteRange, signal: AbortSignal): Readable {
-  return value.range(range.start, range.end, { signal });
 }
