@@ -135,6 +135,7 @@ export { SFTPLocation as SFTP, SFTPLocation } from './location/ssh/sftp.js';
 export { canLease, type TreeEntry, walkTree } from './location/tree.js';
 export { cacheKey, encode as encodeCacheKey } from './memo/encode.js';
 export { CacheKeyError, MemoError } from './memo/errors.js';
+export { readIndexEntry, writeIndexEntry } from './memo/index-entry.js';
 export { isMarked, markModuleUnstable, markUnstable } from './memo/registry.js';
 export { jsonSerializer, type Serializer, v8Serializer } from './memo/serializers.js';
 export {

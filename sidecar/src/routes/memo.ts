@@ -1,4 +1,12 @@
-import { CollisionError, type Location, NotFoundError, RefusedError, UnsupportedError } from '@tarnjs/tarn';
+import {
+  CollisionError,
+  type Location,
+  NotFoundError,
+  RefusedError,
+  readIndexEntry,
+  UnsupportedError,
+  writeIndexEntry,
+} from '@tarnjs/tarn';
 import { MEMO_ENTRY_MAX, ROUTES } from '@tarnjs/tarn/sidecar-api';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { CountedBody } from '../body.js';
@@ -22,7 +30,7 @@ export async function memoRoutes(app: FastifyInstance): Promise<void> {
   route(app, ROUTES.getMemo, async (request, reply) => {
     const index = indexOf(request);
     const { callKey } = request.params;
-    const bytes = await readEntry(index, callKey, request.signal);
+    const bytes = await readIndexEntry(index, callKey, request.signal);
     if (!bytes) throw new NotFoundError(callKey);
     return reply.type('application/octet-stream').send(bytes);
   });
@@ -37,11 +45,13 @@ export async function memoRoutes(app: FastifyInstance): Promise<void> {
     // Twice at most: an entry found stored and then gone before it was compared was deleted in
     // between (a `tarn` housekeeping, another client), and this one is then stored after all.
     for (let attempt = 1; ; attempt++) {
-      const status = await putEntry(index, callKey, entry, signal);
+      const status = await writeIndexEntry(index, callKey, entry, signal);
+      if (status === 'refused')
+        throw new RefusedError(`the memo index ${index.kind} ${index.target} refused the entry`);
       if (status === 'stored') return reply.code(201).send({ callKey, status });
       // An index compares what it already holds by size at most (a disk lake's): the bytes of the
       // stored entry decide whether this is the same result or another pod's different one.
-      const stored = await readEntry(index, callKey, signal);
+      const stored = await readIndexEntry(index, callKey, signal);
       if (stored?.equals(entry)) return reply.code(201).send({ callKey, status: 'existed' });
       if (stored || attempt === 2)
         throw new CollisionError(callKey, 'another memo entry is stored under this call key');
@@ -54,41 +64,4 @@ export async function memoRoutes(app: FastifyInstance): Promise<void> {
     if (!(await index.delete(callKey, { signal: request.signal }))) throw new NotFoundError(callKey);
     return reply.code(204).send();
   });
-}
-
-/** The bytes of the entry stored under `callKey`, or undefined. */
-async function readEntry(index: Location, callKey: string, signal: AbortSignal): Promise<Buffer | undefined> {
-  // Index entries are not named by the hash of their bytes: nothing to check them against.
-  const raw = await index.read(callKey, { digest: null, signal });
-  if (!raw) return undefined;
-  try {
-    if (raw.bytes) return await raw.bytes({ signal });
-    const parts: Buffer[] = [];
-    for await (const chunk of raw.stream({ signal })) parts.push(chunk as Buffer);
-    return Buffer.concat(parts);
-  } finally {
-    await raw.close();
-  }
-}
-
-/** Stores `entry` under `callKey` unless something is stored there already. */
-async function putEntry(
-  index: Location,
-  callKey: string,
-  entry: Buffer,
-  signal: AbortSignal,
-): Promise<'stored' | 'existed'> {
-  const refused = () => new RefusedError(`the memo index ${index.kind} ${index.target} refused the entry`);
-  const stage = await index.stage({ key: callKey, size: entry.byteLength, signal });
-  if (!stage) throw refused();
-  try {
-    if (!(await stage.push(entry))) throw refused();
-    const result = await stage.commit(callKey);
-    if (result.status === 'refused') throw new RefusedError(result.reason);
-    return result.status;
-  } catch (e) {
-    // An index that found a different entry of another size under the call key says so here.
-    await stage.abort().catch(() => undefined);
-    throw e;
-  }
 }

@@ -6,6 +6,7 @@ import { Lazy } from '../util/lazy.js';
 import { sleep } from '../util/process.js';
 import { encodeInto } from './encode.js';
 import { MemoError } from './errors.js';
+import { readIndexEntry, writeIndexEntry } from './index-entry.js';
 import { callerModule, dependencies } from './registry.js';
 import { type Serializer, serializerOf, unserialisable } from './serializers.js';
 import { readFunction } from './source.js';
@@ -215,24 +216,13 @@ async function readEntry(
   key: string,
   serializer: Serializer,
 ): Promise<{ value: unknown } | null | 'repair'> {
-  // The index holds small JSON entries under call keys: keys do not name their bytes here.
-  const raw = await s.index.read(key, { digest: null });
-  if (!raw) return null;
+  const stored = await readIndexEntry(s.index, key);
+  if (!stored) return null;
   let entry: { tarn?: unknown; value?: unknown; format?: unknown } | null;
   try {
-    // One read where the location can (a file: 2x faster than a stream for a 100-byte entry).
-    let bytes: Buffer;
-    if (raw.bytes) bytes = await raw.bytes();
-    else {
-      const parts: Buffer[] = [];
-      for await (const chunk of raw.stream()) parts.push(chunk as Buffer);
-      bytes = Buffer.concat(parts);
-    }
-    entry = JSON.parse(bytes.toString('utf8'));
+    entry = JSON.parse(stored.toString('utf8'));
   } catch {
     return 'repair';
-  } finally {
-    await raw.close();
   }
   // Any JSON parses, `null` too: only an object of the current format is an entry.
   if (
@@ -284,18 +274,9 @@ async function store(
     throw e;
   }
   const entry = Buffer.from(JSON.stringify({ tarn: ENTRY, value: valueKey, format: serializer.name }));
-  const stage = await s.index.stage({ key, size: entry.length });
-  if (!stage) return false;
   try {
-    if (!(await stage.push(entry))) {
-      await stage.abort();
-      return false;
-    }
-    const result = await stage.commit(key);
-    if (result.status === 'refused') await stage.abort();
-    return result.status !== 'refused';
+    return (await writeIndexEntry(s.index, key, entry)) !== 'refused';
   } catch (e) {
-    await stage.abort().catch(() => undefined);
     // Another process stored a different (non-deterministic) result for the call first: theirs stays.
     if (e instanceof CollisionError) return true;
     throw e;
