@@ -2,10 +2,11 @@ import { type FSWatcher, watch } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { basename, dirname } from 'node:path';
 import {
+  ConfigError,
   type HashKeyStorage,
   type Location,
-  loadConfigFile,
   openConfig,
+  parseConfigText,
   type StorageConfig,
   statusOf,
 } from '@tarnjs/tarn';
@@ -20,13 +21,21 @@ export interface LoadedConfig {
   readonly config: StorageConfig;
 }
 
-/**
- * Reads a config file. The text is read before the file is parsed, so that if the file changes
- * between the two the text is the older one: the next comparison sees a change and reloads.
- */
+/** Reads a config file once: what it says is parsed from the very text a reload compares. */
 export async function readConfig(file: string): Promise<LoadedConfig> {
-  const text = await readFile(file, 'utf8').catch(() => '');
-  return { file, text, config: await loadConfigFile(file) };
+  return configOf(file, await readConfigText(file));
+}
+
+async function readConfigText(file: string): Promise<string> {
+  try {
+    return await readFile(file, 'utf8');
+  } catch (e) {
+    throw new ConfigError(`cannot read ${file}: ${(e as Error).message}`);
+  }
+}
+
+function configOf(file: string, text: string): LoadedConfig {
+  return { file, text, config: parseConfigText(text, file) };
 }
 
 /** The tree a config describes (its relative paths are relative to the file's folder). */
@@ -138,11 +147,16 @@ export class Reloader {
     const { trees, logger } = this.#options;
     const file = this.file;
     // A file that cannot be read counts as empty: one failure is logged, not one per event.
-    const text = await readFile(file, 'utf8').catch(() => '');
+    const read = await readConfigText(file).then(
+      (text) => ({ text }),
+      (error: unknown) => ({ text: '', error }),
+    );
+    const { text } = read;
     if (!force && text === this.#text) return;
     const at = new Date().toISOString();
     try {
-      const loaded = await readConfig(file);
+      if ('error' in read) throw read.error;
+      const loaded = configOf(file, text);
       const built = buildTree(loaded);
       if (this.#closed) {
         await Promise.allSettled([built.storage.close(), built.memoIndex?.close()]);

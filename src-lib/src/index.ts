@@ -13,6 +13,7 @@ export {
   loadConfigFile,
   openConfig,
   parseConfig,
+  parseConfigText,
 } from './config/load.js';
 export {
   configJsonSchema,

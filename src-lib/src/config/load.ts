@@ -93,13 +93,18 @@ export async function loadConfigFile(file: string): Promise<StorageConfig> {
   } catch (e) {
     throw new ConfigError(`cannot read ${file}: ${(e as Error).message}`);
   }
+  return parseConfigText(text, file);
+}
+
+/** Parses and validates the text of a YAML or JSON config; `where` names it in errors. */
+export function parseConfigText(text: string, where = 'config'): StorageConfig {
   let raw: unknown;
   try {
     raw = parseYaml(text);
   } catch (e) {
-    throw new ConfigError(`${file} is not valid YAML or JSON: ${(e as Error).message}`);
+    throw new ConfigError(`${where} is not valid YAML or JSON: ${(e as Error).message}`);
   }
-  return parseConfig(raw, file);
+  return parseConfig(raw, where);
 }
 
 export interface BuildOptions {
