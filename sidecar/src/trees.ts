@@ -54,8 +54,10 @@ export class Trees {
   /** Builds a Tree record for a storage (the memo index and leasing found as smartCache finds them). */
   static tree(storage: HashKeyStorage, memoIndex: Location | undefined, generation: number): Tree {
     const index = memoIndex ?? defaultIndexOf(storage);
-    let abortable = false;
-    for (const entry of walkTree(storage.location)) if (entry.location.kind !== 'disk') abortable = true;
+    // Only a leaf that is no disk lake waits on anything (combinators have no I/O of their own).
+    const abortable = [...walkTree(storage.location)].some(
+      ({ location }) => !location.children?.().length && location.kind !== 'disk',
+    );
     return {
       storage,
       memoIndex: index,
