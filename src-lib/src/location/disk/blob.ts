@@ -179,8 +179,10 @@ export class BlobFinder {
       try {
         const st = fstatSync(fd);
         if (st.isFile()) {
+          // A larger blob is opened again by `open`: no /proc check here that it would repeat.
+          if (st.size > max) return undefined;
           const direct = this.#reachedDirectlySync(fd, path);
-          if (direct === undefined || st.size > max) return undefined;
+          if (direct === undefined) return undefined;
           if (!direct) return null;
           return { path, bytes: readWhole(fd, st.size) };
         }
