@@ -1,4 +1,5 @@
 export { type AppOptions, buildApp } from './app.js';
+export { HotCache, type HotCacheSettings, type HotCacheStats, hotCacheOf } from './hot.js';
 export { createLogger, logLevelOf, redactUrl } from './log.js';
 export { Metrics, type MetricsOptions } from './plugins/metrics.js';
 export { Reloader } from './reload.js';

@@ -34,7 +34,6 @@ interface Source {
 
 async function sourceOf(options: ServeOptions): Promise<Source> {
   const { cwd, env } = options;
-  const trees = new Trees();
   // An empty $TARN_STORAGE is no storage named.
   const spec = options.config ?? options.storage ?? (env.TARN_STORAGE || './.tarn');
   const path = resolve(cwd, spec);
@@ -44,16 +43,18 @@ async function sourceOf(options: ServeOptions): Promise<Source> {
     options.config !== undefined || st?.isFile() === true || (!st && /\.(ya?ml|json)$/i.test(spec));
   if (isConfig) {
     const loaded = await readConfig(path);
+    const settings = withFlags(settingsOf(loaded.config.serve, dirname(path), './.tarn/tarn.sock'), options);
     const built = buildTree(loaded);
+    const trees = new Trees(settings.hotCache);
     trees.swap(built.storage, built.memoIndex);
-    const settings = settingsOf(loaded.config.serve, dirname(path), './.tarn/tarn.sock');
-    return { settings: withFlags(settings, options), trees, loaded };
+    return { settings, trees, loaded };
   }
   // A bare lake: created when missing, served with the defaults; its socket sits in it.
+  const settings = withFlags(settingsOf(undefined, path, 'tarn.sock'), options);
   const lake = new DiskLocation(path, { create: true });
+  const trees = new Trees(settings.hotCache);
   trees.swap(new HashKeyStorage(lake), undefined);
-  const settings = settingsOf(undefined, path, 'tarn.sock');
-  return { settings: withFlags(settings, options), trees, loaded: undefined };
+  return { settings, trees, loaded: undefined };
 }
 
 /** The flags override the config's `serve` section. */
@@ -61,6 +62,7 @@ function withFlags(settings: ServeSettings, options: ServeOptions): ServeSetting
   const out = { ...settings };
   if (options.socket !== undefined) out.socket = resolve(options.cwd, options.socket);
   if (options.allowDelete) out.allowDelete = true;
+  if (options.hotCache !== undefined) out.hotCache = { ...settings.hotCache, size: options.hotCache };
   if (options.metricsPort !== undefined)
     out.metrics = {
       port: options.metricsPort,

@@ -1,5 +1,6 @@
 import { resolve } from 'node:path';
-import { parseSize, type ServeConfig } from '@tarnjs/tarn';
+import { ConfigError, parseSize, type ServeConfig } from '@tarnjs/tarn';
+import type { HotCacheSettings } from './hot.js';
 
 /** How the server runs, every default applied: the `serve` section of the config, then flags. */
 export interface ServeSettings {
@@ -15,6 +16,8 @@ export interface ServeSettings {
   headersTimeoutMs: number;
   drainTimeoutMs: number;
   metrics: { port: number; host: string } | undefined;
+  /** Hot small values kept in memory (hot.ts); size 0: none. */
+  hotCache: HotCacheSettings;
 }
 
 export const DEFAULTS = {
@@ -26,7 +29,13 @@ export const DEFAULTS = {
   headersTimeoutMs: 10_000,
   drainTimeoutMs: 25_000,
   metricsHost: '0.0.0.0',
+  hotCacheSize: 32 << 20,
+  hotValueLimit: 64 << 10,
+  hotMaxAgeMs: 1_000,
 } as const;
+
+/** A kept value is answered from one buffer: larger ones stream from the tree. */
+const HOT_VALUE_CEILING = 1 << 20;
 
 /**
  * The settings of a `serve` section. Relative paths are relative to `base` (the config file's
@@ -51,5 +60,25 @@ export function settingsOf(
     headersTimeoutMs: s.headersTimeoutMs ?? DEFAULTS.headersTimeoutMs,
     drainTimeoutMs: s.drainTimeoutMs ?? DEFAULTS.drainTimeoutMs,
     metrics: s.metrics && { port: s.metrics.port, host: s.metrics.host ?? DEFAULTS.metricsHost },
+    hotCache: hotCacheOf(s.hotCache),
+  };
+}
+
+function hotCacheOf(hot: ServeConfig['hotCache']): HotCacheSettings {
+  const valueLimit =
+    hot?.valueLimit === undefined
+      ? DEFAULTS.hotValueLimit
+      : parseSize(hot.valueLimit, ['serve', 'hotCache', 'valueLimit']);
+  if (valueLimit > HOT_VALUE_CEILING)
+    throw new ConfigError(`at most ${HOT_VALUE_CEILING} bytes (larger values stream from the tree)`, [
+      'serve',
+      'hotCache',
+      'valueLimit',
+    ]);
+  return {
+    size:
+      hot?.size === undefined ? DEFAULTS.hotCacheSize : parseSize(hot.size, ['serve', 'hotCache', 'size']),
+    valueLimit,
+    maxAgeMs: hot?.maxAgeMs ?? DEFAULTS.hotMaxAgeMs,
   };
 }

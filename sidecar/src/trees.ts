@@ -7,6 +7,7 @@ import {
   ServiceError,
   walkTree,
 } from '@tarnjs/tarn';
+import { type HotCache, type HotCacheSettings, hotCacheOf } from './hot.js';
 
 /** One built storage: what a config turned into, used by requests until a reload replaces it. */
 export interface Tree {
@@ -23,6 +24,8 @@ export interface Tree {
    * reads stop when their response stream is destroyed): a request's signal is then not made.
    */
   readonly abortable: boolean;
+  /** Hot small values of this tree, answered from memory (hot.ts); undefined: none kept. */
+  readonly hot: HotCache | undefined;
 }
 
 /** A tree held by a request (or a lease); `release()` exactly once, when done with it. */
@@ -50,9 +53,20 @@ export class Trees {
   /** Holders of any tree, and who waits for there to be none (shutdown). */
   #held = 0;
   readonly #idle = new Set<() => void>();
+  readonly #hot: HotCacheSettings | undefined;
+
+  /** `hot`: the cache each tree gets (none when absent or sized 0). */
+  constructor(hot?: HotCacheSettings) {
+    this.#hot = hot;
+  }
 
   /** Builds a Tree record for a storage (the memo index and leasing found as smartCache finds them). */
-  static tree(storage: HashKeyStorage, memoIndex: Location | undefined, generation: number): Tree {
+  static tree(
+    storage: HashKeyStorage,
+    memoIndex: Location | undefined,
+    generation: number,
+    hot?: HotCacheSettings,
+  ): Tree {
     const index = memoIndex ?? defaultIndexOf(storage);
     // Only a leaf that is no disk lake waits on anything (combinators have no I/O of their own).
     const abortable = [...walkTree(storage.location)].some(
@@ -64,6 +78,7 @@ export class Trees {
       leasing: leasingOf(index, storage.location),
       generation,
       abortable,
+      hot: hot && hotCacheOf(hot, storage.digest),
     };
   }
 
@@ -99,7 +114,11 @@ export class Trees {
   /** Makes `storage` the current tree; the previous one closes once its last request is done. */
   swap(storage: HashKeyStorage, memoIndex: Location | undefined): Tree {
     this.#generation++;
-    const slot: Slot = { tree: Trees.tree(storage, memoIndex, this.#generation), users: 0, retired: false };
+    const slot: Slot = {
+      tree: Trees.tree(storage, memoIndex, this.#generation, this.#hot),
+      users: 0,
+      retired: false,
+    };
     const old = this.#current;
     this.#current = slot;
     if (old) this.#retire(old);
@@ -142,7 +161,8 @@ export class Trees {
 
   #close(slot: Slot): void {
     slot.closed ??= (async () => {
-      const { storage, memoIndex } = slot.tree;
+      const { storage, memoIndex, hot } = slot.tree;
+      hot?.clear();
       // A close that fails (a server already gone) must not stop the others from closing.
       await Promise.allSettled([storage.close(), memoIndex?.close()]);
     })().finally(() => this.#retired.delete(slot));

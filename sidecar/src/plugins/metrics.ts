@@ -90,6 +90,36 @@ export class Metrics {
         this.set(trees.generation);
       },
     });
+    // The current tree's hot cache (a reload starts a new one, whose counters start at 0).
+    new Counter({
+      name: 'tarn_sidecar_hot_cache_lookups_total',
+      help: 'GETs and HEADs looked up in the hot cache of small values: hit (answered from memory) or miss',
+      labelNames: ['result'],
+      registers,
+      collect() {
+        this.reset();
+        const stats = trees.current()?.hot?.stats;
+        this.inc({ result: 'hit' }, stats?.hits ?? 0);
+        this.inc({ result: 'miss' }, stats?.misses ?? 0);
+      },
+    });
+    new Counter({
+      name: 'tarn_sidecar_hot_cache_evictions_total',
+      help: 'Values dropped from the hot cache to make room (least recently used first)',
+      registers,
+      collect() {
+        this.reset();
+        this.inc(trees.current()?.hot?.stats.evictions ?? 0);
+      },
+    });
+    new Gauge({
+      name: 'tarn_sidecar_hot_cache_bytes',
+      help: 'Memory held by the hot cache: its values and a fixed overhead per entry',
+      registers,
+      collect() {
+        this.set(trees.current()?.hot?.bytes ?? 0);
+      },
+    });
     // Counters of the combinators, read when scraped. A reload builds new combinators whose
     // counters start at 0: Prometheus's rate() takes such a reset in its stride.
     const stat = (

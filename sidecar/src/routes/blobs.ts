@@ -13,7 +13,7 @@ import {
   walkTree,
 } from '@tarnjs/tarn';
 import { HEADERS, ROUTES } from '@tarnjs/tarn/sidecar-api';
-import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { CountedBody } from '../body.js';
 import { withHeaders } from '../plugins/problem.js';
 import type { ServeSettings } from '../settings.js';
@@ -114,6 +114,31 @@ function holdingLast(source: Readable): Readable {
   return hold;
 }
 
+/**
+ * A GET answered from the hot cache: the same answer as from the tree (ETag and 304, one range,
+ * `?verify=1`, which kept bytes have passed when they were kept), from one buffer.
+ */
+function sendKept(request: FastifyRequest, reply: FastifyReply, key: string, bytes: Buffer): FastifyReply {
+  const etag = `"${key}"`;
+  const { headers } = request;
+  reply.header('etag', etag).header('cache-control', IMMUTABLE);
+  if (headers['if-none-match'] !== undefined && matchesEtag(headers['if-none-match'], key))
+    return reply.code(304).send();
+  reply.header(HEADERS.key, key).header('accept-ranges', 'bytes').type('application/octet-stream');
+  const ifRange = headers['if-range'];
+  const range =
+    headers.range !== undefined && (ifRange === undefined || ifRange === etag)
+      ? parseRange(headers.range, bytes.byteLength)
+      : undefined;
+  if (range)
+    return reply
+      .code(206)
+      .header('content-range', `bytes ${range.start}-${range.end}/${bytes.byteLength}`)
+      .header('content-length', String(range.end - range.start + 1))
+      .send(bytes.subarray(range.start, range.end + 1));
+  return reply.header('content-length', String(bytes.byteLength)).send(bytes);
+}
+
 interface BlobOptions {
   settings: ServeSettings;
 }
@@ -139,10 +164,18 @@ export async function blobRoutes(app: FastifyInstance, options: BlobOptions): Pr
       );
     uploads++;
     try {
-      const result = await storage.put(body.chunks(), {
-        expectedKey: expected === undefined ? undefined : keyOf(storage, expected),
-        signal: request.signal,
-      });
+      const expectedKey = expected === undefined ? undefined : keyOf(storage, expected);
+      // A small body of known length is read whole first (one piece, bounded by its length): the
+      // library then hashes it before anything is written, a value already stored costs a lookup,
+      // and the hot cache can keep it.
+      const hot = request.tree().hot;
+      if (body.declared !== undefined && body.declared <= IN_ONE_PIECE) {
+        const bytes = await body.buffer();
+        const result = await storage.put(bytes, { expectedKey, signal: request.signal });
+        hot?.set(result.key, bytes);
+        return reply.code(201).send({ key: result.key, size: bytes.byteLength, status: result.status });
+      }
+      const result = await storage.put(body.chunks(), { expectedKey, signal: request.signal });
       // Found stored before its bytes were all read: its size is the body's.
       const size = result.size ?? body.declared ?? (await body.drain());
       return reply.code(201).send({ key: result.key, size, status: result.status });
@@ -163,6 +196,9 @@ export async function blobRoutes(app: FastifyInstance, options: BlobOptions): Pr
     // A lookup and a small read in disk lakes alone are a few syscalls: nothing to abort.
     const lookupSignal = tree.abortable ? request.signal : undefined;
     const etag = `"${key}"`;
+    const hot = tree.hot;
+    const kept = hot?.get(key);
+    if (kept !== undefined) return sendKept(request, reply, key, kept);
     if (matchesEtag(request.headers['if-none-match'], key)) {
       if (!(await storage.contains(key, { signal: lookupSignal }))) throw new NotFoundError(key);
       return reply.code(304).header('etag', etag).header('cache-control', IMMUTABLE).send();
@@ -195,15 +231,28 @@ export async function blobRoutes(app: FastifyInstance, options: BlobOptions): Pr
     if (size !== undefined) reply.header('content-length', String(size));
     // A small value in one piece: one read where the location can (a file), and no stream machinery,
     // which costs more than the read itself at a few KiB. `bytes()` checks it when verifying.
-    if (size !== undefined && size <= IN_ONE_PIECE)
-      return reply.send(await value.bytes({ signal: lookupSignal }));
+    if (size !== undefined && size <= IN_ONE_PIECE) {
+      const bytes = await value.bytes({ signal: lookupSignal });
+      hot?.set(key, bytes);
+      return reply.send(bytes);
+    }
     const stream = value.stream({ signal: request.signal });
     return reply.send(verify ? holdingLast(stream) : stream);
   });
 
   route(app, ROUTES.headBlob, async (request, reply) => {
-    const storage = request.tree().storage;
+    const { storage, hot } = request.tree();
     const key = keyOf(storage, request.params.key);
+    const kept = hot?.get(key);
+    if (kept !== undefined)
+      return reply
+        .header('etag', `"${key}"`)
+        .header(HEADERS.key, key)
+        .header('accept-ranges', 'bytes')
+        .header('content-length', String(kept.byteLength))
+        .code(200)
+        .type('application/octet-stream')
+        .send();
     // Straight from the tree, as housekeeping: a HEAD must not copy a value into the upper levels.
     const raw = await storage.location.read(key, {
       signal: request.signal,
@@ -221,8 +270,10 @@ export async function blobRoutes(app: FastifyInstance, options: BlobOptions): Pr
   route(app, ROUTES.deleteBlob, async (request, reply) => {
     if (!settings.allowDelete)
       throw new ForbiddenError('this sidecar does not delete values (its config sets no serve.allowDelete)');
-    const storage = request.tree().storage;
+    const { storage, hot } = request.tree();
     const key = keyOf(storage, request.params.key);
+    // Forgotten first: a GET racing this delete reads the tree, not the kept copy.
+    hot?.delete(key);
     if (!(await storage.delete(key, { signal: request.signal }))) throw new NotFoundError(key);
     return reply.code(204).send();
   });

@@ -29,7 +29,8 @@ commands:
   serve                 serve the storage over HTTP on a Unix socket until SIGTERM (needs @tarnjs/sidecar):
                         --config tarn.yaml (reloaded when it changes) or the storage as above (a lake
                         is created), --socket <path> (default ./.tarn/tarn.sock, or the config's),
-                        --metrics-port <n> [--metrics-host <addr>] (Prometheus), --allow-delete;
+                        --metrics-port <n> [--metrics-host <addr>] (Prometheus), --allow-delete,
+                        --hot-cache <size> (memory for hot small values, default 32MiB, 0: none);
                         where it listens and a curl line go to stderr, JSON logs to stdout
 
 The storage is --storage, else $TARN_STORAGE, else ./.tarn: a lake folder, or a config file

@@ -1,4 +1,5 @@
 import { UnsupportedError, UsageError } from '../errors.js';
+import { parseSize } from '../util/size.js';
 
 /**
  * The flags of `tarn serve` (and of `tarn-sidecar`, the image's entrypoint, which takes the same):
@@ -12,6 +13,7 @@ export const SERVE_OPTIONS = {
   'metrics-port': { type: 'string' },
   'metrics-host': { type: 'string' },
   'allow-delete': { type: 'boolean' },
+  'hot-cache': { type: 'string' },
 } as const;
 
 /** The flags, checked. Each overrides the config's `serve` section. */
@@ -24,6 +26,8 @@ export interface ServeFlags {
   metricsPort?: number;
   metricsHost?: string;
   allowDelete?: boolean;
+  /** Bytes of hot small values kept in memory (serve.hotCache.size); 0: none. */
+  hotCache?: number;
 }
 
 /** What `tarn serve` hands to `@tarnjs/sidecar`'s `serve()`. */
@@ -50,6 +54,7 @@ interface ServeValues {
   'metrics-port'?: string;
   'metrics-host'?: string;
   'allow-delete'?: boolean;
+  'hot-cache'?: string;
 }
 
 export function serveFlagsOf(values: ServeValues): ServeFlags {
@@ -73,6 +78,14 @@ export function serveFlagsOf(values: ServeValues): ServeFlags {
     flags.metricsHost = values['metrics-host'];
   }
   if (values['allow-delete']) flags.allowDelete = true;
+  const hot = values['hot-cache'];
+  if (hot !== undefined) {
+    try {
+      flags.hotCache = parseSize(hot);
+    } catch {
+      throw new UsageError(`--hot-cache ${JSON.stringify(hot)} is not a size (0, 64MiB, 100M)`);
+    }
+  }
   return flags;
 }
 

@@ -441,6 +441,19 @@ export const serveConfig = z
     drainTimeoutMs: ms(
       'On SIGTERM, requests in flight get this long to finish before they are cut (default 25000)',
     ).optional(),
+    hotCache: z
+      .object({
+        size: size
+          .optional()
+          .describe('Memory for recently used small values, verified when kept (default 32MiB; 0: no cache)'),
+        valueLimit: size.optional().describe('Largest value kept there (default 64KiB, at most 1MiB)'),
+        maxAgeMs: ms(
+          'A kept value is read from the tree again after this, so a delete by another process shows within it (default 1000)',
+        ).optional(),
+      })
+      .strict()
+      .optional()
+      .describe('GETs of hot small values answered from memory, without a syscall'),
     metrics: z
       .object({
         port: z.number().int().min(0).max(65535).describe('TCP port of GET /metrics (Prometheus)'),

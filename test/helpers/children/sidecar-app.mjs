@@ -5,9 +5,9 @@ import { buildApp, settingsOf, Trees } from '@tarnjs/sidecar';
 import { DiskLocation, HashKeyStorage } from '@tarnjs/tarn';
 
 const [lake, socket] = process.argv.slice(2);
-const trees = new Trees();
-trees.swap(new HashKeyStorage(new DiskLocation(lake)), undefined);
 const settings = { ...settingsOf(undefined, process.cwd(), socket), allowDelete: true };
+const trees = new Trees(settings.hotCache);
+trees.swap(new HashKeyStorage(new DiskLocation(lake)), undefined);
 const app = await buildApp({
   trees,
   settings,

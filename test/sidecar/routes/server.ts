@@ -89,7 +89,8 @@ export async function serve(
   const { mkdirSync } = await import('node:fs');
   mkdirSync(join(socket, '..'), { recursive: true });
   const settings = { ...settingsOf(undefined, base, socket), ...options.settings };
-  const trees = new Trees();
+  // Each tree gets the hot cache these settings give (on by default, as in `tarn serve`).
+  const trees = new Trees(settings.hotCache);
   trees.swap(storage, options.memoIndex);
   const app = await buildApp({ trees, settings, readiness: options.readiness ?? (() => READY) });
   await app.listen({ path: socket });

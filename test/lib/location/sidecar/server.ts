@@ -25,9 +25,9 @@ export async function startSidecar(
   options: { memoIndex?: Location; settings?: Partial<ServeSettings>; name?: string } = {},
 ): Promise<InProcessSidecar> {
   const socket = join(dir, options.name ?? 'tarn.sock');
-  const trees = new Trees();
-  trees.swap(storage, options.memoIndex);
   const settings = { ...settingsOf(undefined, dir, socket), allowDelete: true, ...options.settings };
+  const trees = new Trees(settings.hotCache);
+  trees.swap(storage, options.memoIndex);
   const app = await buildApp({
     trees,
     settings,
