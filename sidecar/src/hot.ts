@@ -6,7 +6,7 @@ export interface HotCacheSettings {
   size: number;
   /** Largest value kept. */
   valueLimit: number;
-  /** A kept value is answered from memory for this long after it was last read from the tree. */
+  /** A kept value is answered from memory for this long after the tree gave it (then read again). */
   maxAgeMs: number;
 }
 
@@ -17,6 +17,8 @@ interface Entry {
   bytes: Buffer;
   /** When the tree last gave these bytes (performance.now()). */
   at: number;
+  /** Read since it was kept or last passed over by eviction. */
+  used: boolean;
 }
 
 /** Counters read by the metrics at scrape time (plain numbers: a hit must cost no label hashing). */
@@ -38,7 +40,7 @@ export interface HotCacheStats {
  * memory; `?verify=1` can be answered from here). What an entry can miss is a delete: one made
  * through this sidecar removes it at once; one made by another process (a second sidecar on a shared
  * hostPath, `tarn verify` quarantining a blob) shows after at most `maxAgeMs`, when the entry is
- * read from the tree again. Least recently used entries go first once `size` is reached. One cache
+ * read from the tree again. Once `size` is reached, entries not read since the last pass go first (CLOCK, close to least recently used). One cache
  * per tree: a reload that swaps the tree starts with an empty one, so values of a tree that is no
  * longer served are never answered.
  */
@@ -78,8 +80,9 @@ export class HotCache {
       this.stats.misses++;
       return undefined;
     }
-    this.#entries.delete(key);
-    this.#entries.set(key, entry);
+    // Marked, not moved: re-inserting into the Map on every hit cost more than the rest of the
+    // lookup. Eviction gives a marked entry a second chance (CLOCK), which approximates LRU.
+    entry.used = true;
     this.stats.hits++;
     return entry.bytes;
   }
@@ -103,11 +106,17 @@ export class HotCache {
     const old = this.#entries.get(key);
     if (old) this.#drop(key, old);
     while (this.#bytes + cost > size) {
-      const [lru, entry] = this.#entries.entries().next().value as [string, Entry];
-      this.#drop(lru, entry);
+      const [oldest, entry] = this.#entries.entries().next().value as [string, Entry];
+      this.#entries.delete(oldest);
+      if (entry.used) {
+        entry.used = false;
+        this.#entries.set(oldest, entry);
+        continue;
+      }
+      this.#bytes -= entry.bytes.byteLength + ENTRY_OVERHEAD;
       this.stats.evictions++;
     }
-    this.#entries.set(key, { bytes: own, at: performance.now() });
+    this.#entries.set(key, { bytes: own, at: performance.now(), used: false });
     this.#bytes += cost;
     return true;
   }

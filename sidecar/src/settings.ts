@@ -31,7 +31,7 @@ export const DEFAULTS = {
   metricsHost: '0.0.0.0',
   hotCacheSize: 32 << 20,
   hotValueLimit: 64 << 10,
-  hotMaxAgeMs: 1_000,
+  hotMaxAgeMs: 60_000,
 } as const;
 
 /** A kept value is answered from one buffer: larger ones stream from the tree. */

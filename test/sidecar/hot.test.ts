@@ -38,7 +38,7 @@ describe('HotCache', () => {
     expect(tiny.set(sha256(v), v)).toBe(false);
   });
 
-  it('stays within its size, dropping the least recently used first', () => {
+  it('stays within its size, dropping first what was not read lately (CLOCK)', () => {
     const hot = new HotCache({ ...settings, size: 5 * (1024 + 256) }, sha);
     const values = Array.from({ length: 8 }, (_, i) => value(1024, 10 + i));
     const keys = values.map((v) => sha256(v));

@@ -448,7 +448,7 @@ export const serveConfig = z
           .describe('Memory for recently used small values, verified when kept (default 32MiB; 0: no cache)'),
         valueLimit: size.optional().describe('Largest value kept there (default 64KiB, at most 1MiB)'),
         maxAgeMs: ms(
-          'A kept value is read from the tree again after this, so a delete by another process shows within it (default 1000)',
+          'A kept value is read from the tree again after this, so a delete by another process shows within it (default 60000)',
         ).optional(),
       })
       .strict()
