@@ -144,9 +144,16 @@ export async function sidecarBench(options: { count: number; largeMib: number; r
     ['src-lib/bin/tarn.js', 'serve', '--storage', lake, '--socket', socket, '--allow-delete'],
     socket,
   );
+  // The same lake without the hot cache: every GET reads the lake (five syscalls).
+  const coldSocket = join(s.dir, 'cold.sock');
+  const coldSidecar = await startProcess(
+    ['src-lib/bin/tarn.js', 'serve', '--storage', lake, '--socket', coldSocket, '--hot-cache', '0'],
+    coldSocket,
+  );
   const bare = await startProcess(['bench/children/static-fastify.js', staticSocket], staticSocket);
   const agent = new Agent({ connect: { socketPath: socket }, connections: 32 });
   const staticAgent = new Agent({ connect: { socketPath: staticSocket }, connections: 32 });
+  const coldAgent = new Agent({ connect: { socketPath: coldSocket }, connections: 32 });
   const inProcess = new HashKeyStorage(join(s.dir, 'inproc'));
   try {
     const values = Array.from({ length: count }, () => randomBytes(KiB));
@@ -156,8 +163,8 @@ export async function sidecarBench(options: { count: number; largeMib: number; r
       if (r.statusCode !== 201) throw new Error(`PUT answered ${r.statusCode}`);
       return j.key;
     };
-    const get = async (key: string) => {
-      const r = await request(`http://tarn/v1/blobs/${key}`, { dispatcher: agent });
+    const get = async (key: string, dispatcher = agent) => {
+      const r = await request(`http://tarn/v1/blobs/${key}`, { dispatcher });
       const b = await r.body.arrayBuffer();
       if (r.statusCode !== 200 || b.byteLength !== KiB) throw new Error(`GET answered ${r.statusCode}`);
     };
@@ -186,8 +193,14 @@ export async function sidecarBench(options: { count: number; largeMib: number; r
           });
           return r;
         }),
+        // The values were stored through this sidecar: its hot cache answers them from memory.
         await best(rounds, () =>
           drive(`sidecar GET, ${clients} clients`, n, clients, (i) => get(keys[i] as string)),
+        ),
+        await best(rounds, () =>
+          drive(`sidecar GET, hot cache off, ${clients} clients`, n, clients, (i) =>
+            get(keys[i] as string, coldAgent),
+          ),
         ),
         await best(rounds, () =>
           drive(`static fastify GET, ${clients} clients`, n, clients, () => staticGet()),
@@ -215,10 +228,12 @@ export async function sidecarBench(options: { count: number; largeMib: number; r
     const by = (label: string) => rates.find((r) => r.label === label)?.perSecond ?? Number.NaN;
     const ratios = {
       getVsStatic16: by('sidecar GET, 16 clients') / by('static fastify GET, 16 clients'),
+      coldGetVsStatic16: by('sidecar GET, hot cache off, 16 clients') / by('static fastify GET, 16 clients'),
       putVsStaticPut16: by('sidecar PUT, 16 clients') / by('static fastify PUT (drained), 16 clients'),
       getVsInProcess16: by('sidecar GET, 16 clients') / by('in-process read → bytes, 16 in flight'),
       putVsInProcess16: by('sidecar PUT, 16 clients') / by('in-process write(bytes), 16 in flight'),
       getVsStatic1: by('sidecar GET, 1 clients') / by('static fastify GET, 1 clients'),
+      coldGetVsStatic1: by('sidecar GET, hot cache off, 1 clients') / by('static fastify GET, 1 clients'),
     };
     for (const [k, v] of Object.entries(ratios)) console.log(`  ratio ${k}: ${v.toFixed(2)}x`);
     out.ratios = ratios;
@@ -364,6 +379,8 @@ export async function sidecarBench(options: { count: number; largeMib: number; r
   } finally {
     await agent.close();
     await staticAgent.close();
+    await coldAgent.close();
+    await coldSidecar.stop();
     await inProcess.close();
     await sidecar.stop();
     await bare.stop();
