@@ -33,7 +33,17 @@ describe('metrics', () => {
         '',
       ].join('\n'),
     );
-    const s = await startSidecar(['--config', file, '--metrics-port', '0', '--metrics-host', '127.0.0.1']);
+    // No hot cache: every GET goes to the tree, whose per-level counters are the subject here.
+    const s = await startSidecar([
+      '--config',
+      file,
+      '--metrics-port',
+      '0',
+      '--metrics-host',
+      '127.0.0.1',
+      '--hot-cache',
+      '0',
+    ]);
     try {
       expect(s.metricsUrl).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/metrics$/);
       const scrape = async () => {
@@ -88,6 +98,31 @@ describe('metrics', () => {
         (s.metricsUrl as string).replace('/metrics', '/v1/describe'),
       );
       expect(other.status).toBe(404);
+    } finally {
+      expect((await s.stop()).code).toBe(0);
+    }
+  });
+
+  it('counts hot-cache hits and misses and the memory it holds', async () => {
+    const s = await startSidecar([
+      '--storage',
+      freshPath(base),
+      '--metrics-port',
+      '0',
+      '--metrics-host',
+      '127.0.0.1',
+    ]);
+    try {
+      const scrape = async () => (await call(undefined, 'GET', s.metricsUrl as string)).text;
+      const value = Buffer.alloc(1000, 3);
+      const key = JSON.parse((await call(s.socket, 'PUT', '/v1/blobs', value, OCTETS)).text).key as string;
+      const missing = sha256('not stored');
+      for (const k of [key, key, missing]) await call(s.socket, 'GET', `/v1/blobs/${k}`);
+      const m = await scrape();
+      expect(sample(m, 'tarn_sidecar_hot_cache_lookups_total{result="hit"}')).toBe(2);
+      expect(sample(m, 'tarn_sidecar_hot_cache_lookups_total{result="miss"}')).toBe(1);
+      expect(sample(m, 'tarn_sidecar_hot_cache_bytes')).toBe(1000 + 256);
+      expect(sample(m, 'tarn_sidecar_hot_cache_evictions_total')).toBe(0);
     } finally {
       expect((await s.stop()).code).toBe(0);
     }
