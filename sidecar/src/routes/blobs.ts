@@ -272,9 +272,14 @@ export async function blobRoutes(app: FastifyInstance, options: BlobOptions): Pr
       throw new ForbiddenError('this sidecar does not delete values (its config sets no serve.allowDelete)');
     const { storage, hot } = request.tree();
     const key = keyOf(storage, request.params.key);
-    // Forgotten first: a GET racing this delete reads the tree, not the kept copy.
+    // Forgotten before (a GET racing this delete reads the tree, not the kept copy) and after (such
+    // a GET may have kept the bytes it read before the file went).
     hot?.delete(key);
-    if (!(await storage.delete(key, { signal: request.signal }))) throw new NotFoundError(key);
+    try {
+      if (!(await storage.delete(key, { signal: request.signal }))) throw new NotFoundError(key);
+    } finally {
+      hot?.delete(key);
+    }
     return reply.code(204).send();
   });
 
