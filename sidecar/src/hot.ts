@@ -40,15 +40,15 @@ export interface HotCacheStats {
  * memory; `?verify=1` can be answered from here). What an entry can miss is a delete: one made
  * through this sidecar removes it at once; one made by another process (a second sidecar on a shared
  * hostPath, `tarn verify` quarantining a blob) shows after at most `maxAgeMs`, when the entry is
- * read from the tree again. Once `size` is reached, entries not read since the last pass go first (CLOCK, close to least recently used). One cache
- * per tree: a reload that swaps the tree starts with an empty one, so values of a tree that is no
- * longer served are never answered.
+ * read from the tree again. Once `size` is reached, entries not read since eviction last passed
+ * them go first (CLOCK, close to least recently used). One cache per tree: a reload that swaps the
+ * tree starts with an empty one, so values of a tree that is no longer served are never answered.
  */
 export class HotCache {
   readonly stats: HotCacheStats = { hits: 0, misses: 0, expired: 0, evictions: 0 };
   readonly #settings: HotCacheSettings;
   readonly #digest: Digest;
-  /** In use order: a Map iterates in insertion order, and a hit re-inserts its entry at the end. */
+  /** In insertion order (a Map's), which eviction walks from the front; a hit only marks its entry. */
   readonly #entries = new Map<string, Entry>();
   #bytes = 0;
 
@@ -109,12 +109,13 @@ export class HotCache {
       const [oldest, entry] = this.#entries.entries().next().value as [string, Entry];
       this.#entries.delete(oldest);
       if (entry.used) {
+        // A second chance: to the back of the line, unmarked.
         entry.used = false;
         this.#entries.set(oldest, entry);
-        continue;
+      } else {
+        this.#bytes -= entry.bytes.byteLength + ENTRY_OVERHEAD;
+        this.stats.evictions++;
       }
-      this.#bytes -= entry.bytes.byteLength + ENTRY_OVERHEAD;
-      this.stats.evictions++;
     }
     this.#entries.set(key, { bytes: own, at: performance.now(), used: false });
     this.#bytes += cost;

@@ -60,11 +60,11 @@ export function settingsOf(
     headersTimeoutMs: s.headersTimeoutMs ?? DEFAULTS.headersTimeoutMs,
     drainTimeoutMs: s.drainTimeoutMs ?? DEFAULTS.drainTimeoutMs,
     metrics: s.metrics && { port: s.metrics.port, host: s.metrics.host ?? DEFAULTS.metricsHost },
-    hotCache: hotCacheOf(s.hotCache),
+    hotCache: hotCacheSettingsOf(s.hotCache),
   };
 }
 
-function hotCacheOf(hot: ServeConfig['hotCache']): HotCacheSettings {
+function hotCacheSettingsOf(hot: ServeConfig['hotCache']): HotCacheSettings {
   const valueLimit =
     hot?.valueLimit === undefined
       ? DEFAULTS.hotValueLimit

@@ -125,6 +125,7 @@ describe('tarn serve', () => {
       ['--metrics-port', 'x'],
       ['--metrics-port', '70000'],
       ['--metrics-host', '127.0.0.1'],
+      ['--hot-cache', 'lots'],
       ['--config', 'a.yaml', '--storage', 'b'],
       ['extra'],
     ]) {

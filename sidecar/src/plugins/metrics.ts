@@ -105,7 +105,7 @@ export class Metrics {
     });
     new Counter({
       name: 'tarn_sidecar_hot_cache_evictions_total',
-      help: 'Values dropped from the hot cache to make room (least recently used first)',
+      help: 'Values dropped from the hot cache to make room (those not read lately first)',
       registers,
       collect() {
         this.reset();

@@ -243,25 +243,18 @@ export async function blobRoutes(app: FastifyInstance, options: BlobOptions): Pr
   route(app, ROUTES.headBlob, async (request, reply) => {
     const { storage, hot } = request.tree();
     const key = keyOf(storage, request.params.key);
-    const kept = hot?.get(key);
-    if (kept !== undefined)
-      return reply
-        .header('etag', `"${key}"`)
-        .header(HEADERS.key, key)
-        .header('accept-ranges', 'bytes')
-        .header('content-length', String(kept.byteLength))
-        .code(200)
-        .type('application/octet-stream')
-        .send();
-    // Straight from the tree, as housekeeping: a HEAD must not copy a value into the upper levels.
-    const raw = await storage.location.read(key, {
-      signal: request.signal,
-      digest: storage.digest,
-      touch: false,
-    });
-    if (!raw) return reply.code(404).send();
-    const size = raw.size;
-    await raw.close();
+    let size = hot?.get(key)?.byteLength;
+    if (size === undefined) {
+      // Straight from the tree, as housekeeping: a HEAD must not copy a value into the upper levels.
+      const raw = await storage.location.read(key, {
+        signal: request.signal,
+        digest: storage.digest,
+        touch: false,
+      });
+      if (!raw) return reply.code(404).send();
+      size = raw.size;
+      await raw.close();
+    }
     reply.header('etag', `"${key}"`).header(HEADERS.key, key).header('accept-ranges', 'bytes');
     if (size !== undefined) reply.header('content-length', String(size));
     return reply.code(200).type('application/octet-stream').send();
