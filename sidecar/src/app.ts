@@ -19,10 +19,12 @@ import { treePlugin } from './plugins/tree.js';
 import { validation } from './plugins/validation.js';
 import { blobRoutes } from './routes/blobs.js';
 import { healthRoutes } from './routes/health.js';
+import { ingestRoutes } from './routes/ingest.js';
 import { keyRoutes } from './routes/keys.js';
 import { LeaseTable, leaseRoutes } from './routes/leases.js';
 import { memoRoutes } from './routes/memo.js';
 import type { ServeSettings } from './settings.js';
+import { UploadSlots } from './slots.js';
 import type { Trees } from './trees.js';
 
 /** What the app is built from; the process (serve.ts) owns the trees, the socket and the signals. */
@@ -148,7 +150,9 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   app.addHook('onClose', async () => leases.close());
 
   await app.register(healthRoutes, { readiness: options.readiness });
-  await app.register(blobRoutes, { settings });
+  const slots = new UploadSlots(settings.maxUploads);
+  await app.register(blobRoutes, { settings, slots });
+  await app.register(ingestRoutes, { roots: settings.ingestRoots, slots });
   await app.register(keyRoutes);
   await app.register(memoRoutes);
   await app.register(leaseRoutes, { leases });

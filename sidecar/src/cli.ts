@@ -4,7 +4,7 @@ import { serve } from './serve.js';
 
 const USAGE = `usage: tarn-sidecar [--config tarn.yaml | --storage <dir>] [--socket <path>]
                     [--metrics-port <n> [--metrics-host <addr>]] [--allow-delete]
-                    [--hot-cache <size>]
+                    [--hot-cache <size>] [--ingest-root <dir>]...
 
 The same server as \`tarn serve\` (see \`tarn --help\`): the storage over HTTP on a Unix socket,
 until SIGTERM. Where it listens and a curl line go to stderr; JSON logs (TARN_LOG_LEVEL) to stdout.`;

@@ -63,6 +63,8 @@ function withFlags(settings: ServeSettings, options: ServeOptions): ServeSetting
   if (options.socket !== undefined) out.socket = resolve(options.cwd, options.socket);
   if (options.allowDelete) out.allowDelete = true;
   if (options.hotCache !== undefined) out.hotCache = { ...settings.hotCache, size: options.hotCache };
+  if (options.ingestRoots !== undefined)
+    out.ingestRoots = options.ingestRoots.map((r) => resolve(options.cwd, r));
   if (options.metricsPort !== undefined)
     out.metrics = {
       port: options.metricsPort,

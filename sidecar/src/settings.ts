@@ -9,6 +9,8 @@ export interface ServeSettings {
   socketMode: number;
   socketGroup: string | number | undefined;
   allowDelete: boolean;
+  /** Absolute folders whose files POST /v1/blobs/ingest may read (empty: ingest is off). */
+  ingestRoots: string[];
   bodyLimit: number;
   maxUploads: number;
   requestTimeoutMs: number;
@@ -52,6 +54,7 @@ export function settingsOf(
     socketMode: s.socketMode === undefined ? DEFAULTS.socketMode : Number.parseInt(s.socketMode, 8),
     socketGroup: s.socketGroup,
     allowDelete: s.allowDelete ?? false,
+    ingestRoots: (s.ingestRoots ?? []).map((r) => resolve(base, r)),
     bodyLimit:
       s.bodyLimit === undefined ? DEFAULTS.bodyLimit : parseSize(s.bodyLimit, ['serve', 'bodyLimit']),
     maxUploads: s.maxUploads ?? DEFAULTS.maxUploads,

@@ -92,6 +92,8 @@ export type {
   CommitResult,
   Flags,
   Housekeeping,
+  IngestOptions,
+  IngestResult,
   Json,
   Lease,
   Leasing,

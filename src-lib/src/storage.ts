@@ -104,6 +104,16 @@ export class HashKeyStorage {
     throwIfAborted(signal);
     const expected =
       options.expectedKey === undefined ? undefined : normalizeKey(options.expectedKey, this.digest);
+    // A file the location can read itself (a sidecar on a shared volume) never crosses the socket.
+    if (typeof source === 'string' && this.location.ingest) {
+      const ingested = await this.location.ingest(source, { digest: this.digest, key: expected, signal });
+      if (ingested) {
+        const key = normalizeKey(ingested.key, this.digest);
+        if (expected !== undefined && key !== expected) throw new KeyMismatchError(expected, key);
+        options.onProgress?.(ingested.size);
+        return { key, size: ingested.size, status: ingested.status };
+      }
+    }
     const src = await openSource(source, signal);
     let stage: Stage | null = null;
     // Set when a RefusedError takes over the unread rest of the source, to replay it to the caller.

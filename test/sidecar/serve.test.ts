@@ -71,6 +71,38 @@ describe('tarn serve', () => {
     expect(existsSync(socket)).toBe(false);
   });
 
+  it('--ingest-root (repeatable, relative to the working folder) and serve.ingestRoots (relative to the config) allow folders', async () => {
+    const cwd = freshPath(base, 'cwd');
+    mkdirSync(join(cwd, 'a'), { recursive: true });
+    mkdirSync(join(cwd, 'b'));
+    writeFileSync(join(cwd, 'a', 'x'), 'in a');
+    writeFileSync(join(cwd, 'b', 'y'), 'in b');
+    const json = { 'content-type': 'application/json' };
+    const ingest = (socket: string, path: string) =>
+      call(socket, 'POST', '/v1/blobs/ingest', JSON.stringify({ path }), json);
+    const s = await startSidecar(
+      ['--storage', join(cwd, 'lake'), '--ingest-root', 'a', '--ingest-root', 'b'],
+      {
+        cwd,
+      },
+    );
+    for (const [file, text] of [
+      ['a/x', 'in a'],
+      ['b/y', 'in b'],
+    ] as const) {
+      const r = await ingest(s.socket, join(cwd, file));
+      expect([r.status, JSON.parse(r.text).key]).toEqual([201, sha256(text)]);
+    }
+    expect((await s.stop()).code).toBe(0);
+
+    const config = join(cwd, 'tarn.yaml');
+    writeFileSync(config, 'location: lake2\nserve:\n  socket: s.sock\n  ingestRoots: [b]\n');
+    const t = await startSidecar(['--config', config], { cwd: base });
+    expect((await ingest(t.socket, join(cwd, 'b', 'y'))).status).toBe(201);
+    expect((await ingest(t.socket, join(cwd, 'a', 'x'))).status).toBe(403);
+    expect((await t.stop()).code).toBe(0);
+  });
+
   it('replaces a stale socket (its server was killed) and refuses one a live server answers on', async () => {
     const lake = freshPath(base);
     const first = await startSidecar(['--storage', lake]);
@@ -126,6 +158,7 @@ describe('tarn serve', () => {
       ['--metrics-port', '70000'],
       ['--metrics-host', '127.0.0.1'],
       ['--hot-cache', 'lots'],
+      ['--ingest-root', ''],
       ['--config', 'a.yaml', '--storage', 'b'],
       ['extra'],
     ]) {

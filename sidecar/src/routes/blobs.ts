@@ -17,6 +17,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { CountedBody } from '../body.js';
 import { withHeaders } from '../plugins/problem.js';
 import type { ServeSettings } from '../settings.js';
+import type { UploadSlots } from '../slots.js';
 import { route } from './route.js';
 
 /** Values up to this size are verified before their first byte is sent (they are read into memory). */
@@ -141,11 +142,11 @@ function sendKept(request: FastifyRequest, reply: FastifyReply, key: string, byt
 
 interface BlobOptions {
   settings: ServeSettings;
+  slots: UploadSlots;
 }
 
 export async function blobRoutes(app: FastifyInstance, options: BlobOptions): Promise<void> {
-  const { settings } = options;
-  let uploads = 0;
+  const { settings, slots } = options;
 
   // Upload bodies are the value's bytes, whatever their content type (or none): handed over as the
   // request stream, never parsed or buffered. Only in this context: the JSON routes keep their parsers.
@@ -157,12 +158,7 @@ export async function blobRoutes(app: FastifyInstance, options: BlobOptions): Pr
     const expected = expectedKeyOf(request);
     const body = new CountedBody(request.raw, settings.bodyLimit);
     body.checkDeclared();
-    if (uploads >= settings.maxUploads)
-      throw withHeaders(
-        new ServiceError('TARN_BUSY', `all ${settings.maxUploads} upload slots are taken; retry in a moment`),
-        { 'retry-after': '1' },
-      );
-    uploads++;
+    const release = slots.take();
     try {
       const expectedKey = expected === undefined ? undefined : keyOf(storage, expected);
       // A small body of known length is read whole first (one piece, bounded by its length): the
@@ -184,7 +180,7 @@ export async function blobRoutes(app: FastifyInstance, options: BlobOptions): Pr
       if (e instanceof RefusedError) await e.discard();
       throw e;
     } finally {
-      uploads--;
+      release();
     }
   });
 

@@ -30,7 +30,9 @@ commands:
                         --config tarn.yaml (reloaded when it changes) or the storage as above (a lake
                         is created), --socket <path> (default ./.tarn/tarn.sock, or the config's),
                         --metrics-port <n> [--metrics-host <addr>] (Prometheus), --allow-delete,
-                        --hot-cache <size> (memory for hot small values, default 32MiB, 0: none);
+                        --hot-cache <size> (memory for hot small values, default 32MiB, 0: none),
+                        --ingest-root <dir> (repeatable: a shared folder whose files clients may
+                        store by path, POST /v1/blobs/ingest);
                         where it listens and a curl line go to stderr, JSON logs to stdout
 
 The storage is --storage, else $TARN_STORAGE, else ./.tarn: a lake folder, or a config file

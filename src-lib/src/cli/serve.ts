@@ -14,6 +14,7 @@ export const SERVE_OPTIONS = {
   'metrics-host': { type: 'string' },
   'allow-delete': { type: 'boolean' },
   'hot-cache': { type: 'string' },
+  'ingest-root': { type: 'string', multiple: true },
 } as const;
 
 /** The flags, checked. Each overrides the config's `serve` section. */
@@ -28,6 +29,8 @@ export interface ServeFlags {
   allowDelete?: boolean;
   /** Bytes of hot small values kept in memory (serve.hotCache.size); 0: none. */
   hotCache?: number;
+  /** Folders whose files the sidecar may ingest by path (serve.ingestRoots; the flags replace it). */
+  ingestRoots?: string[];
 }
 
 /** What `tarn serve` hands to `@tarnjs/sidecar`'s `serve()`. */
@@ -55,6 +58,7 @@ interface ServeValues {
   'metrics-host'?: string;
   'allow-delete'?: boolean;
   'hot-cache'?: string;
+  'ingest-root'?: string[];
 }
 
 export function serveFlagsOf(values: ServeValues): ServeFlags {
@@ -85,6 +89,11 @@ export function serveFlagsOf(values: ServeValues): ServeFlags {
     } catch {
       throw new UsageError(`--hot-cache ${JSON.stringify(hot)} is not a size (0, 64MiB, 100M)`);
     }
+  }
+  const roots = values['ingest-root'];
+  if (roots !== undefined) {
+    if (roots.some((r) => r === '')) throw new UsageError('--ingest-root needs a folder');
+    flags.ingestRoots = roots;
   }
   return flags;
 }

@@ -318,6 +318,10 @@ class Builder {
       case 'sidecar':
         return new SidecarLocation(resolve(this.#base, c.socket), {
           paths: c.paths,
+          ingestFrom:
+            c.ingestFrom === undefined || c.ingestFrom === false
+              ? c.ingestFrom
+              : parseSize(c.ingestFrom, [...path, 'ingestFrom']),
           connections: c.connections,
           requestTimeoutMs: c.requestTimeoutMs,
         });

@@ -245,6 +245,12 @@ export const sidecarConfig = z
       .describe(
         'Ask for zero-copy file paths and open them when this process sees the file (a shared volume); default true',
       ),
+    ingestFrom: z
+      .union([size, z.literal(false)])
+      .optional()
+      .describe(
+        'Files of at least this size are stored by the sidecar reading them from a shared folder (its serve.ingestRoots) instead of over the socket (default 1MiB; false: never)',
+      ),
     connections: z.number().int().positive().optional().describe('Connections kept open (default 16)'),
     requestTimeoutMs: ms('Give up on a request that gets no answer this long (default 60000)').optional(),
   })
@@ -426,6 +432,13 @@ export const serveConfig = z
       .optional()
       .describe('Group (name or gid) given the socket, so that app containers running as it can connect'),
     allowDelete: z.boolean().optional().describe('Let clients DELETE values (default false: 403)'),
+    ingestRoots: z
+      .array(localPath())
+      .max(64)
+      .optional()
+      .describe(
+        'Folders shared with the app containers (same path on both sides) whose files POST /v1/blobs/ingest may store by reading them here; relative to the config file (default none: ingest is off)',
+      ),
     bodyLimit: size
       .optional()
       .describe('Largest PUT body (default 100G); larger ones get 413, nothing stored'),

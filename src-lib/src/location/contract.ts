@@ -71,6 +71,28 @@ export interface Location {
    * to report. They are never followed, read or counted as keys.
    */
   foreign?(options?: OpOptions): AsyncIterable<ForeignEntry>;
+  /**
+   * Store the file at `path` by reading it on the location's side (a sidecar that sees the
+   * caller's shared volume), so its bytes never cross a socket. The location hashes it with
+   * `options.digest` (and refuses when it cannot). Null: this file cannot be ingested here (not
+   * visible there, not allowed, too small to be worth it); the caller then writes it as a stream.
+   * Read only by HashKeyStorage.write of a path, at the root of a tree.
+   */
+  ingest?(path: string, options: IngestOptions): Promise<IngestResult | null>;
+}
+
+export interface IngestOptions extends OpOptions {
+  /** The digest the caller keys with; a location keyed otherwise refuses the ingest. */
+  digest: Digest;
+  /** The key the file must hash to (KeyMismatchError, nothing stored, otherwise). */
+  key?: string;
+}
+
+/** What an ingest stored: the file's key, its byte count, and whether it was new. */
+export interface IngestResult {
+  readonly key: string;
+  readonly size: number;
+  readonly status: 'stored' | 'existed';
 }
 
 /** A location inside a combinator, and what the combinator does with it. */

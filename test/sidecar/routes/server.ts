@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { buildApp, type ServeSettings, settingsOf, Trees } from '@tarnjs/sidecar';
 import type { HashKeyStorage, Location } from '@tarnjs/tarn';
 import type { ReadinessBody } from '@tarnjs/tarn/sidecar-api';
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyPluginAsync } from 'fastify';
 import { freshPath } from '../../helpers/tmp.js';
 
 export interface Answer {
@@ -83,6 +83,8 @@ export async function serve(
     settings?: Partial<ServeSettings>;
     memoIndex?: Location;
     readiness?: () => ReadinessBody;
+    /** A plugin that sees every request (as the metrics plugin does). */
+    instrument?: FastifyPluginAsync;
   } = {},
 ): Promise<Served> {
   const socket = join(freshPath(base, 'sock'), 's.sock');
@@ -92,7 +94,12 @@ export async function serve(
   // Each tree gets the hot cache these settings give (on by default, as in `tarn serve`).
   const trees = new Trees(settings.hotCache);
   trees.swap(storage, options.memoIndex);
-  const app = await buildApp({ trees, settings, readiness: options.readiness ?? (() => READY) });
+  const app = await buildApp({
+    trees,
+    settings,
+    readiness: options.readiness ?? (() => READY),
+    instrument: options.instrument,
+  });
   await app.listen({ path: socket });
   return {
     app,

@@ -22,6 +22,8 @@ export const HEADERS = {
   code: 'x-tarn-code',
   /** GET/HEAD /v1/blobs/{key}: the value's key, also its ETag (quoted there). */
   key: 'x-tarn-key',
+  /** POST /v1/blobs/ingest: `off` on a 403 when the sidecar ingests nothing (no allowed folder). */
+  ingest: 'x-tarn-ingest',
 } as const;
 
 /** A value key as a path parameter: hex, bounded; its exact length is the storage digest's to check. */
@@ -54,6 +56,27 @@ const flag = z
 export const putQuery = z
   .object({ expect: keyParam.optional().describe('The key the body must hash to (as the header)') })
   .strict();
+
+/** POST /v1/blobs/ingest: a file the sidecar reads itself, from a folder shared with the caller. */
+export const ingestBody = z
+  .object({
+    path: z
+      .string()
+      .min(1)
+      .max(4096)
+      .refine((p) => p.startsWith('/') && !p.includes('\0'), 'an absolute path without NUL')
+      .describe(
+        'Absolute path of a regular file, as both the caller and the sidecar see it (a shared volume)',
+      ),
+    expect: keyParam.optional().describe('The key the file must hash to; 422 and nothing stored otherwise'),
+    algorithm: z
+      .string()
+      .max(40)
+      .optional()
+      .describe('The digest the caller keys with; a sidecar keyed otherwise answers 400'),
+  })
+  .strict()
+  .meta({ id: 'IngestRequest' });
 
 export const getQuery = z
   .object({
@@ -215,6 +238,7 @@ export const problem = z
   .meta({ id: 'Problem' });
 
 export type PutResultBody = z.infer<typeof putResult>;
+export type IngestRequestBody = z.infer<typeof ingestBody>;
 export type PathResultBody = z.infer<typeof pathResult>;
 export type KeysPageBody = z.infer<typeof keysPage>;
 export type FetchResultBody = z.infer<typeof fetchResult>;
@@ -267,6 +291,26 @@ export const ROUTES = {
       408: problemResponse('The client sent too slowly'),
       413: problemResponse('The body is over the limit'),
       422: problemResponse('The body does not hash to the expected key'),
+      503: problemResponse('Every upload slot is taken, or the sidecar is shutting down'),
+      507: problemResponse('Every level refused the value (full, over a cap)'),
+    },
+  },
+  ingestBlob: {
+    method: 'POST',
+    url: '/v1/blobs/ingest',
+    id: 'ingestBlob',
+    summary:
+      'Store a file the sidecar reads itself from an allowed shared folder (serve.ingestRoots): its bytes never cross the socket',
+    body: ingestBody,
+    responses: {
+      201: { description: 'Stored, or already stored', json: putResult },
+      400: problemResponse(
+        'Bad path or key, another digest than the sidecar’s; or the file changed while it was read',
+      ),
+      403: problemResponse(
+        'Ingest is off (header x-tarn-ingest: off), or the file is outside the allowed folders, a link, not a regular file, or unreadable by the sidecar',
+      ),
+      422: problemResponse('The file does not hash to the expected key'),
       503: problemResponse('Every upload slot is taken, or the sidecar is shutting down'),
       507: problemResponse('Every level refused the value (full, over a cap)'),
     },

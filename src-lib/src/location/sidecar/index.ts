@@ -1,4 +1,4 @@
-import { lstat } from 'node:fs/promises';
+import { lstat, stat } from 'node:fs/promises';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import type { Dispatcher } from 'undici';
 import { assertHexKey } from '../../digest.js';
@@ -7,6 +7,8 @@ import { lazyStream } from '../../util/lazy-stream.js';
 import { FileValue } from '../../value.js';
 import type {
   Flags,
+  IngestOptions,
+  IngestResult,
   Lease,
   Location,
   OpOptions,
@@ -18,6 +20,7 @@ import type {
 import { RemoteError, remoteError } from '../remote-error.js';
 import type { SpillOptions } from '../spill.js';
 import {
+  HEADERS,
   keyLine,
   LEASE_TTL_MAX_MS,
   LEASE_TTL_MIN_MS,
@@ -25,6 +28,7 @@ import {
   leaseResult,
   type PathResultBody,
   pathResult,
+  putResult,
 } from './api.js';
 import { SidecarTransport, type SidecarTransportOptions } from './http.js';
 import { SidecarMemoIndex } from './memo.js';
@@ -43,7 +47,18 @@ export interface SidecarLocationOptions extends SidecarTransportOptions {
    * upload then fails with a WriteError instead, and a Levels cannot move it on to another level.
    */
   replay?: SpillOptions | false;
+  /**
+   * `write(path)` of a file of at least this many bytes first asks the sidecar to read the file
+   * itself (`POST /v1/blobs/ingest`: a folder it shares with this process, in its
+   * `serve.ingestRoots`), so the bytes never cross the socket; a refusal streams it as usual.
+   * Default 1 MiB (below that, a stream is one round trip too, and a refusal would cost a second);
+   * `false`: never. Turned off by itself when the sidecar says it ingests nothing.
+   */
+  ingestFrom?: number | false;
 }
+
+/** A file that takes longer than the request timeout to store is still being stored at this rate. */
+const INGEST_BYTES_PER_MS = 50_000;
 
 /**
  * The storage a tarn sidecar serves on its Unix socket (`tarn serve`), as a Location: its whole
@@ -64,6 +79,8 @@ export class SidecarLocation implements Location {
   readonly #timeoutMs: number;
   /** Whether answered paths are still worth asking for: false once one was not visible here. */
   #pathsVisible = true;
+  /** Files of at least this size are offered for ingest; Infinity: never (off, or the sidecar said so). */
+  #ingestFrom: number;
   #closed = false;
 
   constructor(socket: string, options: SidecarLocationOptions = {}) {
@@ -72,6 +89,8 @@ export class SidecarLocation implements Location {
     this.#paths = options.paths ?? true;
     this.#replay = options.replay ?? {};
     this.#timeoutMs = options.requestTimeoutMs ?? 60_000;
+    this.#ingestFrom =
+      options.ingestFrom === false ? Number.POSITIVE_INFINITY : (options.ingestFrom ?? 1 << 20);
   }
 
   /** Whether reads still ask for file paths (`paths` on, and no answered file was invisible so far). */
@@ -203,6 +222,44 @@ export class SidecarLocation implements Location {
     const error = await this.#transport.failure(res, `GET /v1/blobs/${key}`, { key });
     if ((error as { code?: string }).code === 'TARN_NOT_FOUND') return null;
     throw error;
+  }
+
+  /**
+   * Asks the sidecar to store the file by reading it itself. Null, and the caller streams it: the
+   * file is small, not a regular file here, or the sidecar refuses to read it (403: not in a shared
+   * folder, not visible there, a link). Anything else the sidecar answers is thrown as typed.
+   */
+  async ingest(path: string, options: IngestOptions): Promise<IngestResult | null> {
+    if (!Number.isFinite(this.#ingestFrom) || !isAbsolute(path)) return null;
+    const st = await stat(path).catch(() => undefined);
+    if (!st?.isFile() || st.size < this.#ingestFrom) return null;
+    const action = 'POST /v1/blobs/ingest';
+    const body = JSON.stringify({ path, algorithm: options.digest.name, expect: options.key });
+    // The answer comes once the file is stored: give it time in proportion to its size.
+    const timeout = AbortSignal.timeout(this.#timeoutMs + Math.ceil(st.size / INGEST_BYTES_PER_MS));
+    const signal = options.signal ? AbortSignal.any([options.signal, timeout]) : timeout;
+    let res: Dispatcher.ResponseData;
+    try {
+      res = await this.#transport.send('POST', '/v1/blobs/ingest', {
+        body,
+        headers: { 'content-type': 'application/json' },
+        signal,
+        noHeadersTimeout: true,
+      });
+    } catch (e) {
+      if (timeout.aborted && !options.signal?.aborted)
+        throw new RemoteError(this.#transport.where, action, new Error('no answer in time'));
+      throw e;
+    }
+    if (res.statusCode === 201) return this.#transport.json(res, putResult, action, options.signal);
+    if (res.statusCode === 403 || res.statusCode === 404) {
+      // 404: a sidecar without the route (an older one), as `off`.
+      if (res.statusCode === 404 || res.headers[HEADERS.ingest] === 'off')
+        this.#ingestFrom = Number.POSITIVE_INFINITY;
+      await res.body.dump().catch(() => undefined);
+      return null;
+    }
+    throw await this.#transport.failure(res, action, { expected: options.key });
   }
 
   async stage(options: StageOptions = {}): Promise<Stage | null> {
