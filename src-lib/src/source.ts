@@ -12,6 +12,7 @@ import { isatty, ReadStream as TtyReadStream } from 'node:tty';
 import { promisify } from 'node:util';
 import { IoError, isSystemError, SourceError, throwIfAborted } from './errors.js';
 import { CHUNK, coalesce } from './util/chunks.js';
+import { BufferPool } from './util/recycle.js';
 
 const openFd = promisify(openCb);
 const closeFd = promisify(closeCb);
@@ -171,9 +172,11 @@ async function* readRegular(
   const size = Number(atOpen.size);
   const limit = size + 1;
   let position = 0;
+  // Lent chunks: a disk stage hands each back once written (util/recycle.ts).
+  const pool = new BufferPool(CHUNK);
   const readAt = (pos: number) => {
     const n = Math.min(CHUNK, limit - pos);
-    return readFd(fd, Buffer.allocUnsafe(n), 0, n, pos);
+    return readFd(fd, pool.take(n), 0, n, pos);
   };
   const changed = (what: string) =>
     new SourceError(

@@ -181,7 +181,10 @@ export interface Stage {
   /**
    * Accept a chunk. False: refused (e.g. a size limit was crossed); stop pushing and reclaim. The
    * chunk is the stage's from then on: it may still be queued for the network when push resolves
-   * (a sidecar's upload), so the caller must not change or reuse its memory.
+   * (a sidecar's upload), so the caller must not change or reuse its memory. A disk stage hands a
+   * chunk it has written back to the chunk's reader for reuse (util/recycle.ts): a stage that passes
+   * chunks on to another stage while its source is still being read must not keep them, and one
+   * that passes a chunk to several must `pin` it.
    */
   push(chunk: Uint8Array): Promise<boolean>;
   /** Publish the bytes under `key`, atomically: readers see all of the value or none of it. */

@@ -1,5 +1,6 @@
 import type { Digest } from '../../digest.js';
 import { AbortError, CollisionError, StorageCorruption, throwIfAborted } from '../../errors.js';
+import { pin } from '../../util/recycle.js';
 import type { Stage, Value } from '../contract.js';
 import { whereOf } from '../tree.js';
 import { type Faults, Skipped } from './faults.js';
@@ -53,6 +54,8 @@ export async function copyInto(
     for await (const chunk of chunksOf(value, signal)) {
       throwIfAborted(signal);
       h?.update(chunk);
+      // One chunk, several stages: none of them may hand it back for reuse.
+      if (live.length > 1) pin(chunk);
       const accepted = await Promise.all(live.map((t) => push(t, key, chunk, faults)));
       live = live.filter((_, j) => accepted[j]);
       // Nobody takes a copy any more: stop reading; the reader checks what it is served, if it wants.

@@ -5,6 +5,7 @@ import type { Digest } from '../../digest.js';
 import { CollisionError, WriteError } from '../../errors.js';
 import { CHUNK, readChunks, writeFully } from '../../util/chunks.js';
 import { ownedName } from '../../util/process.js';
+import { recycle } from '../../util/recycle.js';
 import type { CommitResult, Stage } from '../contract.js';
 import type { Found } from './blob.js';
 import { isFull } from './errno.js';
@@ -212,7 +213,11 @@ export class DiskStage implements Stage {
     this.#inflight = undefined;
     this.#pending = Promise.resolve(undefined);
     if (!outcome) {
-      if (inflight) this.#fileBytes = inflight.at + inflight.chunk.byteLength;
+      if (inflight) {
+        this.#fileBytes = inflight.at + inflight.chunk.byteLength;
+        // Written, and the stage's alone (the contract): its reader may reuse the memory.
+        recycle(inflight.chunk);
+      }
       return true;
     }
     if (!inflight || !isFull(outcome.error)) throw outcome.error;
