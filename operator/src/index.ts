@@ -1,0 +1,12 @@
+export { Controller, type ControllerOptions } from './controller.js';
+export { crdYaml, specSchema, tarnStorageCrd } from './crd/generate.js';
+export { Kube, KubeError, type KubeObject } from './kube/client.js';
+export { jsonLogger, type Logger, silentLogger } from './log.js';
+export { operatorMain } from './main.js';
+export * from './names.js';
+export { appContainersOf, podAdditions } from './pod-additions.js';
+export { WorkQueue } from './queue.js';
+export { reconcileStorage } from './reconcile/storage.js';
+export { render } from './render.js';
+export { type StorageSpec, storageSpec } from './spec.js';
+export { InvalidSpecError, validateSpec } from './validate.js';

@@ -1,0 +1,34 @@
+import type { StorageSpec } from '@tarnjs/operator';
+
+/** A node-local lake over Redis over S3, credentials from Secrets: the e2e tree. */
+export const cacheSpec: StorageSpec = {
+  root: 'cache',
+  nodes: [
+    { name: 'cache', levels: { levels: [{ node: 'local' }, { node: 'shared' }, { node: 's3' }] } },
+    {
+      name: 'local',
+      disk: { volume: { hostPath: { path: '/var/lib/tarn/lab' } }, mountPath: '/tarn/local', maxSize: '50G' },
+    },
+    { name: 'shared', small: { maxSize: '1MiB', node: 'redis' } },
+    {
+      name: 'redis',
+      redis: { url: 'redis://redis.tarn:6379', passwordSecretRef: { name: 'redis', key: 'password' } },
+    },
+    {
+      name: 's3',
+      s3: {
+        bucket: 'lab',
+        endpoint: 'http://minio.tarn:9000',
+        credentials: {
+          accessKeyId: { name: 's3', key: 'access-key' },
+          secretAccessKey: { name: 's3', key: 'secret-key' },
+        },
+      },
+    },
+  ],
+  memo: { index: 'redis' },
+  sidecar: {
+    exchange: { mountPath: '/tarn/exchange' },
+    serve: { allowDelete: false, hotCache: { size: '16MiB' } },
+  },
+};
