@@ -1,0 +1,214 @@
+import { execFile } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { KubeConfig } from '@kubernetes/client-node';
+import { Controller, Kube, silentLogger } from '@tarnjs/operator';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parseAllDocuments } from 'yaml';
+import { available, binary } from '../bed/index.js';
+import { type Kube as BedKube, startKube } from '../bed/services.js';
+import { REPO } from '../helpers/spawn.js';
+import { tempDir } from '../helpers/tmp.js';
+import { cacheSpec } from '../operator/fixtures.js';
+
+const run = promisify(execFile);
+const CHART = join(REPO, 'charts', 'tarn');
+// biome-ignore lint/suspicious/noExplicitAny: the tests read whatever the API server answers
+type Any = any;
+
+async function eventually<T>(fn: () => Promise<T | undefined>, timeoutMs = 30_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  for (;;) {
+    const value = await fn().catch((e: unknown) => {
+      last = e;
+      return undefined;
+    });
+    if (value !== undefined) return value;
+    if (Date.now() > deadline) throw new Error(`not met in ${timeoutMs} ms; last error: ${String(last)}`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+const helm = (args: string[], env: Record<string, string> = {}) =>
+  run(binary('helm'), args, {
+    env: { ...process.env, HELM_CACHE_HOME: dir, HELM_CONFIG_HOME: dir, HELM_DATA_HOME: dir, ...env },
+  });
+const dir = tempDir('tarn-helm-');
+
+describe.runIf(available('kube'))('the Helm chart', () => {
+  it('lints, and its values schema refuses what the chart cannot do', async () => {
+    const lint = await helm(['lint', CHART]);
+    expect(lint.stdout).toContain('0 chart(s) failed');
+    const bad = await helm(['template', 't', CHART, '--kube-version', '1.37.0', '--set', 'replicas=3']).catch(
+      (e: Any) => e,
+    );
+    expect(String(bad.stderr)).toMatch(/replicas.*maximum/);
+    const one = await helm([
+      'template',
+      't',
+      CHART,
+      '--kube-version',
+      '1.37.0',
+      '--set',
+      'watchNamespace=lab',
+    ]);
+    const kinds = parseAllDocuments(one.stdout).map((d) => (d.toJS() as Any)?.kind);
+    expect(kinds).toEqual(['ServiceAccount', 'Role', 'RoleBinding', 'Deployment']);
+  });
+
+  describe('installed on a real API server', () => {
+    let bed: BedKube;
+    let admin: Kube;
+    beforeAll(async () => {
+      bed = await startKube();
+      const config = new KubeConfig();
+      config.loadFromFile(bed.kubeconfigPath);
+      admin = await Kube.from(config);
+    }, 180_000);
+    afterAll(async () => {
+      await admin?.close();
+      await bed?.stop();
+    });
+
+    it('helm install creates the CRD, the RBAC and the operator; its service account may do exactly the operator’s work', async () => {
+      await helm([
+        'install',
+        'tarn',
+        CHART,
+        '--namespace',
+        'tarn-system',
+        '--create-namespace',
+        '--kubeconfig',
+        bed.kubeconfigPath,
+        '--set',
+        'sidecarImage.tag=test',
+      ]);
+      const crd = await eventually(async () => {
+        const c = await admin.get<Any>(
+          '/apis/apiextensions.k8s.io/v1/customresourcedefinitions/tarnstorages.tarn.dev',
+        );
+        return c.status?.conditions?.some((x: Any) => x.type === 'Established' && x.status === 'True')
+          ? c
+          : undefined;
+      });
+      expect(crd.spec.names.shortNames).toEqual(['tarn', 'ts']);
+      const op = await admin.get<Any>('/apis/apps/v1/namespaces/tarn-system/deployments/tarn-operator');
+      const container = op.spec.template.spec.containers[0];
+      expect(container.args).toEqual([
+        '--image',
+        'localhost/tarn-sidecar:test',
+        '--workers',
+        '2',
+        '--log-level',
+        'info',
+        '--health-port',
+        '8081',
+      ]);
+      expect(container.securityContext).toMatchObject({
+        readOnlyRootFilesystem: true,
+        allowPrivilegeEscalation: false,
+      });
+
+      // The operator as its service account: a token from the TokenRequest API, nothing more.
+      const token = await admin.create<Any>(
+        '/api/v1/namespaces/tarn-system/serviceaccounts/tarn-operator/token',
+        {
+          apiVersion: 'authentication.k8s.io/v1',
+          kind: 'TokenRequest',
+          spec: { expirationSeconds: 3600 },
+        },
+      );
+      const kubeconfig = join(dir, 'operator.kubeconfig');
+      writeFileSync(
+        kubeconfig,
+        [
+          'apiVersion: v1',
+          'kind: Config',
+          `clusters: [{ name: bed, cluster: { server: "${bed.server}", certificate-authority: "${bed.caPath}" } }]`,
+          `users: [{ name: op, user: { token: "${token.status.token}" } }]`,
+          'contexts: [{ name: bed, context: { cluster: bed, user: op } }]',
+          'current-context: bed',
+          '',
+        ].join('\n'),
+      );
+      const config = new KubeConfig();
+      config.loadFromFile(kubeconfig);
+      const asOperator = await Kube.from(config);
+      const can = async (verb: string, resource: string, group = '') =>
+        (
+          await asOperator.create<Any>('/apis/authorization.k8s.io/v1/selfsubjectaccessreviews', {
+            apiVersion: 'authorization.k8s.io/v1',
+            kind: 'SelfSubjectAccessReview',
+            spec: { resourceAttributes: { verb, resource, group, namespace: 'lab' } },
+          })
+        ).status.allowed;
+      expect(await can('patch', 'deployments', 'apps')).toBe(true);
+      expect(await can('watch', 'tarnstorages', 'tarn.dev')).toBe(true);
+      expect(await can('get', 'secrets')).toBe(false);
+      expect(await can('create', 'pods')).toBe(false);
+      expect(await can('delete', 'deployments', 'apps')).toBe(false);
+
+      await admin.create('/api/v1/namespaces', {
+        apiVersion: 'v1',
+        kind: 'Namespace',
+        metadata: { name: 'lab' },
+      });
+      await admin.create('/apis/apps/v1/namespaces/lab/deployments', {
+        apiVersion: 'apps/v1',
+        kind: 'Deployment',
+        metadata: { name: 'web', labels: { 'tarn.dev/storage': 'cache' } },
+        spec: {
+          selector: { matchLabels: { app: 'web' } },
+          template: {
+            metadata: { labels: { app: 'web' } },
+            spec: { containers: [{ name: 'app', image: 'localhost/app:1' }] },
+          },
+        },
+      });
+      await eventually(() => admin.list('/apis/tarn.dev/v1alpha1/namespaces/lab/tarnstorages'));
+      await admin.create('/apis/tarn.dev/v1alpha1/namespaces/lab/tarnstorages', {
+        apiVersion: 'tarn.dev/v1alpha1',
+        kind: 'TarnStorage',
+        metadata: { name: 'cache' },
+        spec: cacheSpec,
+      });
+      const stop = new AbortController();
+      const controller = new Controller({
+        kube: asOperator,
+        image: 'localhost/tarn-sidecar:test',
+        log: silentLogger,
+      });
+      const running = controller.run(stop.signal);
+      try {
+        const s = await eventually(async () => {
+          const x = await admin.get<Any>('/apis/tarn.dev/v1alpha1/namespaces/lab/tarnstorages/cache');
+          return x.status?.conditions?.[0]?.status === 'True' ? x : undefined;
+        });
+        expect(s.status.workloads).toEqual(['Deployment/web']);
+        const web = await admin.get<Any>('/apis/apps/v1/namespaces/lab/deployments/web');
+        expect(web.spec.template.spec.initContainers[0].image).toBe('localhost/tarn-sidecar:test');
+      } finally {
+        stop.abort();
+        await running;
+        await asOperator.close();
+      }
+    }, 120_000);
+
+    it('helm uninstall removes the operator and keeps the CRD (and so every storage), as Helm keeps crds/', async () => {
+      await helm(['uninstall', 'tarn', '--namespace', 'tarn-system', '--kubeconfig', bed.kubeconfigPath]);
+      await eventually(async () =>
+        (await admin.find('/apis/apps/v1/namespaces/tarn-system/deployments/tarn-operator')) === undefined
+          ? true
+          : undefined,
+      );
+      expect(
+        await admin.find('/apis/apiextensions.k8s.io/v1/customresourcedefinitions/tarnstorages.tarn.dev'),
+      ).toBeDefined();
+      expect(
+        await admin.find('/apis/rbac.authorization.k8s.io/v1/clusterroles/tarn-operator'),
+      ).toBeUndefined();
+    });
+  });
+});
