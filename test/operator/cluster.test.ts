@@ -1,3 +1,5 @@
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { KubeConfig } from '@kubernetes/client-node';
 import {
   Controller,
@@ -9,8 +11,10 @@ import {
   tarnStorageCrd,
 } from '@tarnjs/operator';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parseAllDocuments } from 'yaml';
 import { available } from '../bed/index.js';
 import { type Kube as BedKube, startKube } from '../bed/services.js';
+import { REPO } from '../helpers/spawn.js';
 import { cacheSpec } from './fixtures.js';
 
 /** Polls until `fn` gives a value (not undefined), or fails with the last error. */
@@ -131,6 +135,16 @@ describe.runIf(available('kube'))('the operator on a real API server', () => {
       .create(`${storages}?fieldValidation=Strict`, storage('unknown', { ...cacheSpec, rot: 'x' }))
       .catch((x: unknown) => x);
     expect((unknown as KubeError).message).toMatch(/unknown field "spec.rot"/);
+  });
+
+  it('accepts every example as written (a strict dry run: no unknown field, every rule met)', async () => {
+    for (const file of readdirSync(join(REPO, 'examples')).filter((f) => f.endsWith('.yaml')))
+      for (const doc of parseAllDocuments(readFileSync(join(REPO, 'examples', file), 'utf8'))) {
+        const o = doc.toJS() as Any;
+        const at = o.kind === 'TarnStorage' ? storages : o.kind === 'Deployment' ? deployments : undefined;
+        if (!at) throw new Error(`${file}: an example of kind ${o.kind} the test does not know`);
+        await kube.create(`${at}?dryRun=All&fieldValidation=Strict`, o);
+      }
   });
 
   it('reconciles a storage into a ConfigMap and status, and injects the sidecar into a labelled Deployment', async () => {

@@ -1,6 +1,10 @@
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { InvalidSpecError, podAdditions, render, validateSpec } from '@tarnjs/operator';
 import { parseConfigText } from '@tarnjs/tarn';
 import { describe, expect, it } from 'vitest';
+import { parseAllDocuments } from 'yaml';
+import { REPO } from '../helpers/spawn.js';
 
 // biome-ignore lint/suspicious/noExplicitAny: the tests read generated JSON as it is
 type Any = any;
@@ -116,5 +120,21 @@ describe('podAdditions', () => {
       containers: ['app', 'worker'],
     });
     expect(again).toEqual(additions);
+  });
+});
+
+describe('the examples', () => {
+  const examples = readdirSync(join(REPO, 'examples')).filter((f) => f.endsWith('.yaml'));
+  it('hold TarnStorages that check and render into a config the library loads', () => {
+    let storages = 0;
+    for (const file of examples)
+      for (const doc of parseAllDocuments(readFileSync(join(REPO, 'examples', file), 'utf8'))) {
+        const o = doc.toJS() as Any;
+        if (o?.kind !== 'TarnStorage') continue;
+        storages++;
+        const r = render(validateSpec(o.spec));
+        expect(() => parseConfigText(r.yaml), file).not.toThrow();
+      }
+    expect(storages).toBeGreaterThanOrEqual(3);
   });
 });
