@@ -298,22 +298,46 @@ export async function sidecarBench(options: { count: number; largeMib: number; r
     };
     let bigKey = '';
     for (let r = 0; r < rounds; r++) {
-      // Deleted before each round: a PUT that finds the value stored reads it without writing.
-      if (bigKey) {
-        const del = await request(`http://tarn/v1/blobs/${bigKey}`, { method: 'DELETE', dispatcher: agent });
-        await del.body.dump();
-      }
-      // The in-process lake is treated as the sidecar's: the value deleted, not the lake. (A write
+      // Deleted before each round, here and in the sidecar: a write that finds the value stored
+      // reads it without writing. The in-process lake is treated as the sidecar's: the value deleted, not the lake. (A write
       // into a fresh folder measured 0.6–1.0 s faster per GiB here than one into a lake whose
       // 1 GiB blob was just deleted, which made the socket look slower than it is.)
       const lib = new HashKeyStorage(join(s.dir, 'inproc'));
-      if (bigKey) await lib.location.delete(bigKey);
-      // Each writer starts with no dirty pages of the one before it (its writeback is not ours to pay).
-      execFileSync('sync');
+      if (bigKey) {
+        await lib.location.delete(bigKey);
+        const del = await request(`http://tarn/v1/blobs/${bigKey}`, { method: 'DELETE', dispatcher: agent });
+        await del.body.dump();
+      }
+      // The two writes of a file, in-process and ingested by the sidecar (SidecarLocation: the
+      // sidecar reads the file from the shared folder, the bytes never cross the socket), each
+      // after a sync, in turns: which one goes first alternates, so neither always pays for the
+      // other's writeback.
+      const writeInProcess = async () => {
+        execFileSync('sync');
+        const t0 = process.hrtime.bigint();
+        bigKey = await lib.write(big);
+        times.libWrite.push(Number(process.hrtime.bigint() - t0) / 1e9);
+      };
+      const writeIngested = async () => {
+        execFileSync('sync');
+        const writer = new HashKeyStorage(new SidecarLocation(socket));
+        const t0 = process.hrtime.bigint();
+        const ingested = await writer.put(big);
+        times.clientWrite.push(Number(process.hrtime.bigint() - t0) / 1e9);
+        await writer.close();
+        if (ingested.status !== 'stored') throw new Error('the sidecar client did not store the value');
+      };
+      if (r % 2 === 0) {
+        await writeInProcess();
+        await writeIngested();
+      } else {
+        await writeIngested();
+        await writeInProcess();
+      }
+      // The socket PUT below stores it again: deleted from the sidecar first.
+      const again = await request(`http://tarn/v1/blobs/${bigKey}`, { method: 'DELETE', dispatcher: agent });
+      await again.body.dump();
       let t = process.hrtime.bigint();
-      bigKey = await lib.write(big);
-      times.libWrite.push(Number(process.hrtime.bigint() - t) / 1e9);
-      t = process.hrtime.bigint();
       // Both reads count the bytes and drop them: writing them to /dev/null through an fs stream
       // measures the reader's chunk size (undici hands over 64 KiB pieces, the library 1 MiB ones:
       // 16× the thread-pool writes), not the transfer.
@@ -365,18 +389,6 @@ export async function sidecarBench(options: { count: number; largeMib: number; r
       times.curlPut.push(Number(process.hrtime.bigint() - t) / 1e9);
       if (curlPut.key !== bigKey || curlPut.status !== 'stored')
         throw new Error('curl PUT did not store the value');
-      // The library's own client writing a file of the shared folder: the sidecar reads it itself
-      // (POST /v1/blobs/ingest), the bytes never crossing the socket.
-      const again = await request(`http://tarn/v1/blobs/${bigKey}`, { method: 'DELETE', dispatcher: agent });
-      await again.body.dump();
-      execFileSync('sync');
-      const writer = new HashKeyStorage(new SidecarLocation(socket));
-      t = process.hrtime.bigint();
-      const ingested = await writer.put(big);
-      times.clientWrite.push(Number(process.hrtime.bigint() - t) / 1e9);
-      await writer.close();
-      if (ingested.key !== bigKey || ingested.status !== 'stored')
-        throw new Error('the sidecar client did not store the value');
     }
     const gibs = (secs: number) => `${(bytes / MiB / secs).toFixed(0)} MiB/s`;
     const med = Object.fromEntries(Object.entries(times).map(([k, v]) => [k, medianOf(v)])) as Record<
