@@ -156,6 +156,7 @@ describe.runIf(available('kube'))('the operator on a real API server', () => {
     expect(cond).toMatchObject({ status: 'True', reason: 'Reconciled' });
     expect(s.status.workloads).toEqual(['Deployment/web']);
     expect(s.status.injected).toBe(1);
+    expect(s.status.root).toBe('levels/cache');
     expect(s.metadata.finalizers).toContain('tarn.dev/cleanup');
 
     const cm = await kube.get<Any>(`/api/v1/namespaces/${ns}/configmaps/tarn-lab`);

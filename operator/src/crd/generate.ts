@@ -19,6 +19,11 @@ const statusSchema: Schema = {
       description: 'Hash of the sidecar config now in the ConfigMap',
     },
     configMap: { type: 'string', maxLength: 253, description: 'The ConfigMap holding the sidecar config' },
+    root: {
+      type: 'string',
+      maxLength: 64,
+      description: 'The root node and its kind, as kind/name (levels/cache)',
+    },
     workloads: {
       type: 'array',
       maxItems: 256,
@@ -82,7 +87,7 @@ export function tarnStorageCrd(): Schema {
           subresources: { status: {} },
           additionalPrinterColumns: [
             { name: 'Ready', type: 'string', jsonPath: '.status.conditions[?(@.type=="Ready")].status' },
-            { name: 'Root', type: 'string', jsonPath: '.spec.root' },
+            { name: 'Root', type: 'string', jsonPath: '.status.root' },
             { name: 'Injected', type: 'integer', jsonPath: '.status.injected' },
             { name: 'Age', type: 'date', jsonPath: '.metadata.creationTimestamp' },
           ],

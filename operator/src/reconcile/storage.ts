@@ -13,8 +13,8 @@ import {
 import { appContainersOf, podAdditions } from '../pod-additions.js';
 import { type Rendered, render } from '../render.js';
 import { CONFIG_MAPS, EVENTS, objectPath, type Resource, STORAGES, WORKLOADS } from '../resources.js';
-import type { StorageSpec } from '../spec.js';
-import { InvalidSpecError, validateSpec } from '../validate.js';
+import type { StorageNode, StorageSpec } from '../spec.js';
+import { InvalidSpecError, kindOf, validateSpec } from '../validate.js';
 import { eject, inject, type Workload, workloadName } from './workload.js';
 
 /** A TarnStorage as read from the API server. */
@@ -172,6 +172,7 @@ export async function reconcileStorage(
       reason: 'Reconciled',
       message: `config ${rendered.hash} in ConfigMap ${configMapName(key.name)}; the sidecar is in ${carrying.length} workload(s)`,
       configHash: rendered.hash,
+      root: `${kindOf(spec.nodes.find((n) => n.name === spec.root) as StorageNode)}/${spec.root}`,
       workloads: carrying.sort(),
     },
     options,
@@ -228,6 +229,7 @@ interface StatusUpdate {
   reason: string;
   message: string;
   configHash?: string;
+  root?: string;
   workloads?: string[];
 }
 
@@ -259,6 +261,7 @@ async function setStatus(
     body.configHash = update.configHash;
     body.configMap = configMapName(storage.metadata?.name ?? '');
   }
+  if (update.root !== undefined) body.root = update.root;
   if (update.workloads !== undefined) {
     body.workloads = update.workloads;
     body.injected = update.workloads.length;
