@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
-# Builds the sidecar image (sidecar/Dockerfile) without Docker and without a registry, with buildah.
+# Builds an image of this repository (sidecar/Dockerfile or operator/Dockerfile) without Docker and
+# without a registry, with buildah.
 #
-#   scripts/image.sh            # prints a JSON summary; the archive is <cache>/image/tarn-sidecar.tar
+#   scripts/image.sh [sidecar]  # prints a JSON summary; the archive is <cache>/image/tarn-sidecar.tar
+#   scripts/image.sh operator   # the same for the operator: <cache>/image/tarn-operator.tar
 #
 # 1. Two base images made from this machine's own Node.js (no registry to pull node:24 from):
 #    `tarn-node` (the runtime: node, the shared libraries ldd names, CA certificates, /etc/passwd
 #    with uid 65532; no shell) and `tarn-node-build` (the same plus npm, /bin/sh and env).
-# 2. `buildah bud` of sidecar/Dockerfile on them, with no network: npm installs --offline from
+# 2. `buildah bud` of the image's Dockerfile on them, with no network: npm installs --offline from
 #    this machine's npm cache (an overlay mount).
 # 3. `buildah push` to an OCI archive (for `ctr -n k8s.io images import`) and an OCI layout folder
 #    (for `umoci unpack`).
@@ -15,6 +17,11 @@
 # included, so the system's container storage is not touched. Each result is keyed by a hash of
 # its inputs: a warm run whose inputs did not change builds nothing. Needs root (buildah, runc).
 set -euo pipefail
+NAME=${1:-sidecar}
+case $NAME in
+  sidecar | operator) ;;
+  *) echo "usage: scripts/image.sh [sidecar|operator]" >&2; exit 2 ;;
+esac
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 CACHE="${TARN_CACHE_DIR:-$HOME/.cache/tarn-ts}"
 OUT="$CACHE/image"
@@ -96,23 +103,30 @@ if ! has_image "$BASE" || ! has_image "$BUILD_BASE"; then
   done
 fi
 
-# ---- 2. the sidecar image ---------------------------------------------------------------------
+# ---- 2. the image -----------------------------------------------------------------------------
 # Keyed by the bases and every file of the build context that git knows or would know of
 # (untracked but not ignored files count, so an edit is never served stale).
 cd "$ROOT"
+if [ "$NAME" = sidecar ]; then
+  IGNORE=.dockerignore
+  PARTS=(src-lib sidecar operator/package.json)
+else
+  IGNORE=operator/Dockerfile.dockerignore
+  PARTS=(src-lib operator sidecar/package.json sidecar/scripts/prune-modules.mjs)
+fi
 mapfile -t CONTEXT < <(git ls-files -co --exclude-standard -- \
-  package.json package-lock.json tsconfig.base.json .dockerignore src-lib sidecar | sort)
+  package.json package-lock.json tsconfig.base.json "$IGNORE" "${PARTS[@]}" | sort)
 key=$(
   {
-    echo "$BASE $BUILD_BASE"
+    echo "$NAME $BASE $BUILD_BASE"
     sed -n '/^# ---- 2\./,$p' "$0"
     sha256sum "${CONTEXT[@]}"
   } | sha
 )
-VERSION=$(node -p 'require("./sidecar/package.json").version')
-IMAGE="localhost/tarn-sidecar:$VERSION-$key"
-ARCHIVE="$OUT/tarn-sidecar-$key.tar"
-LAYOUT="$OUT/oci"
+VERSION=$(node -p "require('./$NAME/package.json').version")
+IMAGE="localhost/tarn-$NAME:$VERSION-$key"
+ARCHIVE="$OUT/tarn-$NAME-$key.tar"
+if [ "$NAME" = sidecar ]; then LAYOUT="$OUT/oci"; else LAYOUT="$OUT/oci-$NAME"; fi
 built=false
 if [ ! -s "$ARCHIVE" ]; then
   if ! has_image "$IMAGE"; then
@@ -123,14 +137,14 @@ if [ ! -s "$ARCHIVE" ]; then
       --build-arg "BASE=$BASE" --build-arg "BUILD_BASE=$BUILD_BASE" \
       --build-arg "NPM_FLAGS=--offline --cache=/npm-cache" \
       --volume "$(npm config get cache):/npm-cache:O" \
-      -f sidecar/Dockerfile -t "$IMAGE" . >&2
+      --ignorefile "$IGNORE" -f "$NAME/Dockerfile" -t "$IMAGE" . >&2
   fi
-  rm -f "$OUT"/tarn-sidecar-*.tar
+  rm -f "$OUT"/tarn-"$NAME"-*.tar
   "${B[@]}" push --quiet "$IMAGE" "oci-archive:$ARCHIVE.part:$IMAGE" >&2
   mv "$ARCHIVE.part" "$ARCHIVE"
   built=true
 fi
-ln -sfn "$(basename "$ARCHIVE")" "$OUT/tarn-sidecar.tar"
+ln -sfn "$(basename "$ARCHIVE")" "$OUT/tarn-$NAME.tar"
 # The same image as an OCI layout folder, tagged with the key alone (what umoci takes).
 if [ ! -s "$LAYOUT/index.json" ] || ! grep -q "\"$key\"" "$LAYOUT/index.json"; then
   rm -rf "$LAYOUT"
