@@ -15,6 +15,10 @@ MINIO_VERSION=v0.0.0-20260212201848-7aac2a2c5b7c # the newest MinIO on the proxy
 HELM_VERSION=v3.22.0
 ETCD_MODULE="$ROOT/test/bed/go/etcd"      # go.etcd.io/etcd/server/v3 v3.6.16
 KUBE_MODULE="$ROOT/test/bed/go/kube"      # k8s.io/kubernetes v1.37.2
+KUBE_VERSION=v1.37.2
+# A binary built from the module reports v0.0.0-master+$Format:%H$, which kubectl and helm cannot
+# parse: stamp the version the module is.
+KUBE_LDFLAGS="-X k8s.io/component-base/version.gitVersion=$KUBE_VERSION -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=37 -X k8s.io/component-base/version.gitTreeState=clean"
 
 log() { printf 'build-go-tools: %s\n' "$*" >&2; }
 
@@ -50,11 +54,11 @@ fi
 NAME=minio; if want "$@"; then
   build minio "$MINIO_VERSION" env GOBIN="$BIN" go install -trimpath "github.com/minio/minio@$MINIO_VERSION"
 fi
-NAME=kube-apiserver; if want "$@"; then
-  build kube-apiserver "$(sum "$KUBE_MODULE")" \
-    sh -c "cd '$KUBE_MODULE' && go build -mod=readonly -trimpath -o '$BIN/kube-apiserver' k8s.io/kubernetes/cmd/kube-apiserver"
-fi
-NAME=kube-controller-manager; if want "$@"; then
-  build kube-controller-manager "$(sum "$KUBE_MODULE")" \
-    sh -c "cd '$KUBE_MODULE' && go build -mod=readonly -trimpath -o '$BIN/kube-controller-manager' k8s.io/kubernetes/cmd/kube-controller-manager"
-fi
+# The control plane (kube-apiserver, kube-controller-manager) and the node (kubelet,
+# kube-scheduler) and kubectl, from the one consumer module: each built once per go.sum and version.
+for NAME in kube-apiserver kube-controller-manager kube-scheduler kubelet kubectl; do
+  if want "$@"; then
+    build "$NAME" "$(sum "$KUBE_MODULE")-$KUBE_VERSION" \
+      sh -c "cd '$KUBE_MODULE' && go build -mod=readonly -trimpath -ldflags '$KUBE_LDFLAGS' -o '$BIN/$NAME' k8s.io/kubernetes/cmd/$NAME"
+  fi
+done

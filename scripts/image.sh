@@ -4,6 +4,8 @@
 #
 #   scripts/image.sh [sidecar]  # prints a JSON summary; the archive is <cache>/image/tarn-sidecar.tar
 #   scripts/image.sh operator   # the same for the operator: <cache>/image/tarn-operator.tar
+#   scripts/image.sh pause      # the node's sandbox image, from the kubernetes module's pause.c
+#   scripts/image.sh busybox    # a test image: Debian's static busybox, nothing else
 #
 # 1. Two base images made from this machine's own Node.js (no registry to pull node:24 from):
 #    `tarn-node` (the runtime: node, the shared libraries ldd names, CA certificates, /etc/passwd
@@ -19,8 +21,8 @@
 set -euo pipefail
 NAME=${1:-sidecar}
 case $NAME in
-  sidecar | operator) ;;
-  *) echo "usage: scripts/image.sh [sidecar|operator]" >&2; exit 2 ;;
+  sidecar | operator | pause | busybox) ;;
+  *) echo "usage: scripts/image.sh [sidecar|operator|pause|busybox]" >&2; exit 2 ;;
 esac
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 CACHE="${TARN_CACHE_DIR:-$HOME/.cache/tarn-ts}"
@@ -49,7 +51,7 @@ CA=/etc/ssl/certs/ca-certificates.crt
 mapfile -t LIBS < <(ldd "$NODE" "$SH" "$ENV_BIN" | awk '$2 == "=>" && $3 ~ /^\// { print $3 } $1 ~ /^\/.*ld-linux/ { print $1 }' | sort -u)
 base_key=$(
   {
-    sed -n '/^# ---- 1\./,/^# ---- 2\./p' "$0"
+    sed -n '/^# ---- 1\./,/^# ---- 1b\./p' "$0"
     sha256sum "$NODE" "$SH" "$ENV_BIN" "$CA" "${LIBS[@]}" "$NPM_DIR/package.json"
   } | sha
 )
@@ -101,6 +103,49 @@ if ! has_image "$BASE" || ! has_image "$BUILD_BASE"; then
     log "making the base ${pair%:*}"
     make_base "${pair%:*}" "${pair##*:}"
   done
+fi
+
+# ---- 1b. the node's small images, made from one static binary each (no Dockerfile) -------------
+# pause: the sandbox every pod starts with (containerd's sandbox_image), compiled from the
+# kubernetes module's build/pause/linux/pause.c; busybox: Debian's busybox-static as /bin/*.
+if [ "$NAME" = pause ] || [ "$NAME" = busybox ]; then
+  dir=$(mktemp -d "${TMPDIR:-/tmp}/tarn-$NAME-XXXXXX")
+  mkdir -p "$dir/root/bin" "$dir/root/tmp" "$dir/root/etc"
+  chmod 1777 "$dir/root/tmp"
+  if [ "$NAME" = pause ]; then
+    src="$(go env GOMODCACHE)/k8s.io/kubernetes@v1.37.2/build/pause/linux/pause.c"
+    gcc -Os -static -DVERSION=v3.10-tarn -o "$dir/root/pause" "$src"
+    TAG=3.10
+    entry='["/pause"]'
+  else
+    cp /usr/bin/busybox "$dir/root/bin/busybox"
+    for applet in sh ls cat echo sleep wget nc ip ping id mkdir test env sha256sum timeout; do
+      ln -s busybox "$dir/root/bin/$applet"
+    done
+    printf 'root:x:0:0:root:/root:/bin/sh\nnonroot:x:65532:65532:nonroot:/nonexistent:/bin/sh\n' >"$dir/root/etc/passwd"
+    TAG=1.35
+    entry='["/bin/sh"]'
+  fi
+  key=$({ sed -n '/^# ---- 1b\./,/^# ---- 2\./p' "$0"; find "$dir/root" -type f -exec sha256sum {} + | sort; } | sha)
+  IMAGE="localhost/$NAME:$TAG"
+  ARCHIVE="$OUT/$NAME-$key.tar"
+  built=false
+  if [ ! -s "$ARCHIVE" ]; then
+    tar -C "$dir/root" --sort=name --mtime=@0 --numeric-owner -cf "$dir/root.tar" .
+    ctr=$("${B[@]}" from scratch)
+    "${B[@]}" add "$ctr" "$dir/root.tar" / >/dev/null
+    "${B[@]}" config --entrypoint "$entry" --env PATH=/bin "$ctr"
+    "${B[@]}" commit --quiet --rm "$ctr" "$IMAGE" >/dev/null
+    rm -f "$OUT/$NAME"-*.tar
+    "${B[@]}" push --quiet "$IMAGE" "oci-archive:$ARCHIVE.part:$IMAGE" >&2
+    mv "$ARCHIVE.part" "$ARCHIVE"
+    built=true
+  fi
+  rm -rf "$dir"
+  ln -sfn "$(basename "$ARCHIVE")" "$OUT/$NAME.tar"
+  ms=$((($(date +%s%N) - started) / 1000000))
+  echo "{\"image\":\"$IMAGE\",\"key\":\"$key\",\"archive\":\"$ARCHIVE\",\"archiveBytes\":$(stat -c %s "$ARCHIVE"),\"built\":$built,\"ms\":$ms}"
+  exit 0
 fi
 
 # ---- 2. the image -----------------------------------------------------------------------------

@@ -25,10 +25,15 @@ declare -A DEBIAN=(
   [nginx]=nginx-light [curl]=curl [openssl]=openssl [pgrep]=procps
   # The sidecar image (scripts/image.sh): built by buildah, unpacked by umoci, run by runc.
   [buildah]=buildah [runc]=runc [umoci]=umoci
+  # The real node (test/bed/node.ts): containerd and its CNI plugins, the pause image's compiler,
+  # a static busybox for test images, and the namespace tools.
+  [containerd]=containerd [ctr]=containerd [/usr/lib/cni/bridge]=containernetworking-plugins
+  [/usr/lib/cni/host-local]=containernetworking-plugins [gcc]=gcc [/usr/lib/x86_64-linux-gnu/libc.a]=libc6-dev
+  [busybox]=busybox-static [ip]=iproute2 [iptables]=iptables [nsenter]=util-linux
 )
 missing=()
 for program in "${!DEBIAN[@]}"; do
-  if ! command -v "$program" >/dev/null && [ ! -x "/usr/sbin/$program" ]; then
+  if ! command -v "$program" >/dev/null && [ ! -x "/usr/sbin/$program" ] && [ ! -e "$program" ]; then
     missing+=("${DEBIAN[$program]}")
   fi
 done

@@ -21,7 +21,7 @@ export function findBinary(name: string): string | undefined {
   return undefined;
 }
 
-export type ServiceName = 'redis' | 'sshd' | 'nginx' | 's3' | 'kube';
+export type ServiceName = 'redis' | 'sshd' | 'nginx' | 's3' | 'kube' | 'node';
 
 /** The local programs each service of the bed runs (the kube smoke test also renders with helm). */
 export const PROGRAMS: Record<ServiceName, string[]> = {
@@ -30,6 +30,20 @@ export const PROGRAMS: Record<ServiceName, string[]> = {
   nginx: ['nginx'],
   s3: ['minio'],
   kube: ['etcd', 'kube-apiserver', 'kube-controller-manager', 'helm'],
+  // A real node (node.ts): local only, never a container.
+  node: [
+    'etcd',
+    'kube-apiserver',
+    'kube-controller-manager',
+    'kube-scheduler',
+    'kubelet',
+    'kubectl',
+    'containerd',
+    'ctr',
+    'nsenter',
+    'ip',
+    'buildah',
+  ],
 };
 
 /**

@@ -1,4 +1,5 @@
-// Builds kube-apiserver and kube-controller-manager for the test bed (scripts/build-go-tools.sh).
+// Builds kube-apiserver, kube-controller-manager, kube-scheduler, kubelet and kubectl for the test
+// bed (scripts/build-go-tools.sh).
 // k8s.io/kubernetes cannot be 'go install'ed: it replaces its staging modules with local folders,
 // so this module requires it and points every staging module at its published v0.37.2 tag.
 module tarn.test/bed/kube
