@@ -6,6 +6,7 @@
 #   scripts/image.sh operator   # the same for the operator: <cache>/image/tarn-operator.tar
 #   scripts/image.sh pause      # the node's sandbox image, from the kubernetes module's pause.c
 #   scripts/image.sh busybox    # a test image: Debian's static busybox, nothing else
+#   scripts/image.sh app        # the end-to-end test's app: the sidecar image and test/e2e/app.mjs
 #
 # 1. Two base images made from this machine's own Node.js (no registry to pull node:24 from):
 #    `tarn-node` (the runtime: node, the shared libraries ldd names, CA certificates, /etc/passwd
@@ -21,8 +22,8 @@
 set -euo pipefail
 NAME=${1:-sidecar}
 case $NAME in
-  sidecar | operator | pause | busybox) ;;
-  *) echo "usage: scripts/image.sh [sidecar|operator|pause|busybox]" >&2; exit 2 ;;
+  sidecar | operator | pause | busybox | app) ;;
+  *) echo "usage: scripts/image.sh [sidecar|operator|pause|busybox|app]" >&2; exit 2 ;;
 esac
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 CACHE="${TARN_CACHE_DIR:-$HOME/.cache/tarn-ts}"
@@ -35,6 +36,11 @@ sha() { sha256sum | cut -c1-16; }
 B=(buildah --root "$OUT/storage" --runroot "/run/tarn-ts-buildah-$(echo "$OUT" | sha)" --storage-driver overlay)
 has_image() { "${B[@]}" inspect --type image "$1" >/dev/null 2>&1; }
 started=$(date +%s%N)
+
+# The app image is built on the sidecar image: that one first (it takes the lock itself).
+if [ "$NAME" = app ]; then
+  APP_BASE=$(bash "$0" sidecar | tail -n 1 | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>console.log(JSON.parse(s).image))')
+fi
 
 # Builds with the same inputs never run at once (two test files, two engineers).
 exec 9>"$OUT/.lock"
@@ -109,28 +115,34 @@ fi
 # pause: the sandbox every pod starts with (containerd's sandbox_image), compiled from the
 # kubernetes module's build/pause/linux/pause.c; busybox: Debian's busybox-static as /bin/*.
 if [ "$NAME" = pause ] || [ "$NAME" = busybox ]; then
-  dir=$(mktemp -d "${TMPDIR:-/tmp}/tarn-$NAME-XXXXXX")
-  mkdir -p "$dir/root/bin" "$dir/root/tmp" "$dir/root/etc"
-  chmod 1777 "$dir/root/tmp"
+  # Keyed by what goes in (pause.c and the compiler, or the busybox binary), not by the output.
   if [ "$NAME" = pause ]; then
     src="$(go env GOMODCACHE)/k8s.io/kubernetes@v1.37.2/build/pause/linux/pause.c"
-    gcc -Os -static -DVERSION=v3.10-tarn -o "$dir/root/pause" "$src"
+    inputs=$({ sha256sum "$src"; gcc --version | head -n 1; })
     TAG=3.10
-    entry='["/pause"]'
   else
-    cp /usr/bin/busybox "$dir/root/bin/busybox"
-    for applet in sh ls cat echo sleep wget nc ip ping id mkdir test env sha256sum timeout; do
-      ln -s busybox "$dir/root/bin/$applet"
-    done
-    printf 'root:x:0:0:root:/root:/bin/sh\nnonroot:x:65532:65532:nonroot:/nonexistent:/bin/sh\n' >"$dir/root/etc/passwd"
+    inputs=$(sha256sum /usr/bin/busybox)
     TAG=1.35
-    entry='["/bin/sh"]'
   fi
-  key=$({ sed -n '/^# ---- 1b\./,/^# ---- 2\./p' "$0"; find "$dir/root" -type f -exec sha256sum {} + | sort; } | sha)
+  key=$({ sed -n '/^# ---- 1b\./,/^# ---- 2\./p' "$0"; echo "$inputs"; } | sha)
   IMAGE="localhost/$NAME:$TAG"
   ARCHIVE="$OUT/$NAME-$key.tar"
   built=false
   if [ ! -s "$ARCHIVE" ]; then
+    dir=$(mktemp -d "${TMPDIR:-/tmp}/tarn-$NAME-XXXXXX")
+    mkdir -p "$dir/root/bin" "$dir/root/tmp" "$dir/root/etc"
+    chmod 1777 "$dir/root/tmp"
+    if [ "$NAME" = pause ]; then
+      gcc -Os -static -DVERSION=v3.10-tarn -o "$dir/root/pause" "$src"
+      entry='["/pause"]'
+    else
+      cp /usr/bin/busybox "$dir/root/bin/busybox"
+      for applet in sh ls cat echo sleep wget nc ip ping id mkdir test env sha256sum timeout; do
+        ln -s busybox "$dir/root/bin/$applet"
+      done
+      printf 'root:x:0:0:root:/root:/bin/sh\nnonroot:x:65532:65532:nonroot:/nonexistent:/bin/sh\n' >"$dir/root/etc/passwd"
+      entry='["/bin/sh"]'
+    fi
     tar -C "$dir/root" --sort=name --mtime=@0 --numeric-owner -cf "$dir/root.tar" .
     ctr=$("${B[@]}" from scratch)
     "${B[@]}" add "$ctr" "$dir/root.tar" / >/dev/null
@@ -139,9 +151,9 @@ if [ "$NAME" = pause ] || [ "$NAME" = busybox ]; then
     rm -f "$OUT/$NAME"-*.tar
     "${B[@]}" push --quiet "$IMAGE" "oci-archive:$ARCHIVE.part:$IMAGE" >&2
     mv "$ARCHIVE.part" "$ARCHIVE"
+    rm -rf "$dir"
     built=true
   fi
-  rm -rf "$dir"
   ln -sfn "$(basename "$ARCHIVE")" "$OUT/$NAME.tar"
   ms=$((($(date +%s%N) - started) / 1000000))
   echo "{\"image\":\"$IMAGE\",\"key\":\"$key\",\"archive\":\"$ARCHIVE\",\"archiveBytes\":$(stat -c %s "$ARCHIVE"),\"built\":$built,\"ms\":$ms}"
@@ -152,7 +164,12 @@ fi
 # Keyed by the bases and every file of the build context that git knows or would know of
 # (untracked but not ignored files count, so an edit is never served stale).
 cd "$ROOT"
-if [ "$NAME" = sidecar ]; then
+if [ "$NAME" = app ]; then
+  # On the sidecar image (built before the lock was taken, above).
+  BASE=$APP_BASE
+  IGNORE=test/e2e/app.Dockerfile.dockerignore
+  PARTS=(test/e2e/app.mjs test/e2e/app.Dockerfile)
+elif [ "$NAME" = sidecar ]; then
   IGNORE=.dockerignore
   PARTS=(src-lib sidecar operator/package.json)
 else
@@ -168,7 +185,9 @@ key=$(
     sha256sum "${CONTEXT[@]}"
   } | sha
 )
-VERSION=$(node -p "require('./$NAME/package.json').version")
+DOCKERFILE="$NAME/Dockerfile"
+[ "$NAME" = app ] && DOCKERFILE=test/e2e/app.Dockerfile
+VERSION=$(node -p "require('./${NAME/app/sidecar}/package.json').version")
 IMAGE="localhost/tarn-$NAME:$VERSION-$key"
 ARCHIVE="$OUT/tarn-$NAME-$key.tar"
 if [ "$NAME" = sidecar ]; then LAYOUT="$OUT/oci"; else LAYOUT="$OUT/oci-$NAME"; fi
@@ -182,7 +201,7 @@ if [ ! -s "$ARCHIVE" ]; then
       --build-arg "BASE=$BASE" --build-arg "BUILD_BASE=$BUILD_BASE" \
       --build-arg "NPM_FLAGS=--offline --cache=/npm-cache" \
       --volume "$(npm config get cache):/npm-cache:O" \
-      --ignorefile "$IGNORE" -f "$NAME/Dockerfile" -t "$IMAGE" . >&2
+      --ignorefile "$IGNORE" -f "$DOCKERFILE" -t "$IMAGE" . >&2
   fi
   rm -f "$OUT"/tarn-"$NAME"-*.tar
   "${B[@]}" push --quiet "$IMAGE" "oci-archive:$ARCHIVE.part:$IMAGE" >&2

@@ -54,7 +54,11 @@ export interface PodTemplateAdditions {
 export function podAdditions(input: AdditionsInput): PodTemplateAdditions {
   const { rendered, spec } = input;
   const sidecar = spec.sidecar;
-  const probe = { exec: { command: ['tarn-sidecar', 'probe', '--socket', SOCKET_PATH] }, timeoutSeconds: 5 };
+  // The image's own entrypoint script (sidecar/Dockerfile), in probe mode: no shell, no PATH lookup.
+  const probe = {
+    exec: { command: ['node', '/app/sidecar/bin/tarn-sidecar.js', 'probe', '--socket', SOCKET_PATH] },
+    timeoutSeconds: 5,
+  };
   const socketMount = { name: SOCKET_VOLUME, mountPath: SOCKET_DIR };
   const sidecarContainer = {
     name: SIDECAR_CONTAINER,

@@ -97,7 +97,14 @@ spec:
   it('stops leaving nothing behind', async () => {
     const { netns, dir, footprint } = node;
     await node.stop();
-    expect(execFileSync('ip', ['netns', 'list'], { encoding: 'utf8' })).not.toContain(netns);
+    const namespaces = execFileSync('ip', ['netns', 'list'], { encoding: 'utf8' });
+    expect(namespaces).not.toContain(netns);
+    // The pods' namespaces too (containerd's cni-…): only those that were there before remain.
+    const now = namespaces
+      .split('\n')
+      .map((l) => l.split(' ')[0])
+      .filter(Boolean);
+    expect(now.filter((n) => !footprint.netnsBefore.includes(n as string))).toEqual([]);
     expect(readFileSync('/proc/self/mountinfo', 'utf8')).not.toContain(dir);
     expect(existsSync(dir)).toBe(false);
     for (const [name, value] of Object.entries(footprint.sysctls))

@@ -52,7 +52,12 @@ export interface Node extends Service {
    * Starts a server inside the namespace (bound to the gateway, pods reach it; nothing else can),
    * stopped with the node at the latest. `ready` runs in the test process: probe through `exec`.
    */
-  startInside(name: string, command: string[], ready: () => Promise<boolean>): Promise<Service>;
+  startInside(
+    name: string,
+    command: string[],
+    ready: () => Promise<boolean>,
+    env?: NodeJS.ProcessEnv,
+  ): Promise<Service>;
   /** What the node changed on the host that `stop` must undo, for the test that checks it. */
   readonly footprint: Footprint;
 }
@@ -61,7 +66,15 @@ export interface Footprint {
   sysctls: Record<string, string>;
   hostPaths: string[];
   cgroupRoot: string;
+  /** The network namespaces that existed before: containerd makes one per pod (`cni-…`). */
+  netnsBefore: string[];
 }
+
+const netnsList = () =>
+  spawnSync('ip', ['netns', 'list'], { encoding: 'utf8' })
+    .stdout.split('\n')
+    .map((l) => l.split(' ')[0] as string)
+    .filter(Boolean);
 
 /** The kernel settings the kubelet changes (they are not per namespace): put back at stop. */
 const SYSCTLS = ['vm/overcommit_memory', 'kernel/panic', 'kernel/panic_on_oops', 'net/ipv4/ip_forward'];
@@ -91,8 +104,39 @@ function run(command: string[], options: { input?: string; timeoutMs?: number } 
   return r.stdout;
 }
 
+/**
+ * One node at a time on a machine: the kubelet and containerd share host paths (/var/lib/kubelet,
+ * /run/containerd/s) and kernel settings whatever their configuration says, so a second node would
+ * see the first one's state and remove it at its stop. A lock folder holding its owner's pid, taken
+ * over when that process is gone.
+ */
+const LOCK = '/run/tarn-bed-node.lock';
+async function lockNode(timeoutMs = 600_000): Promise<() => void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      mkdirSync(LOCK);
+      writeFileSync(join(LOCK, 'pid'), String(process.pid));
+      return () => rmSync(LOCK, { recursive: true, force: true });
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+      const owner = Number(readFileSync(join(LOCK, 'pid'), { encoding: 'utf8', flag: 'r' }).trim() || 0);
+      let alive = owner > 0;
+      try {
+        if (alive) process.kill(owner, 0);
+      } catch {
+        alive = false;
+      }
+      if (!alive) rmSync(LOCK, { recursive: true, force: true });
+      else if (Date.now() > deadline) throw new Error(`another node of the bed (pid ${owner}) runs here`);
+      else await new Promise((r) => setTimeout(r, 500));
+    }
+  }
+}
+
 /** The cluster's processes, started in order and stopped in reverse. */
 export async function startNode(dir = mkdtempSync(join(tmpdir(), 'bed-node-'))): Promise<Node> {
+  const unlock = await lockNode();
   const id = randomBytes(3).toString('hex');
   const netns = `tarn-node-${id}`;
   const nsPath = `/run/netns/${netns}`;
@@ -101,11 +145,15 @@ export async function startNode(dir = mkdtempSync(join(tmpdir(), 'bed-node-'))):
   const sysctls = Object.fromEntries(SYSCTLS.map((s) => [s, readSysctl(s)]));
   const hostPaths = HOST_PATHS.filter((p) => !existsSync(p));
   const cgroupRoot = `/tarn-node-${id}`;
-  const footprint: Footprint = { sysctls, hostPaths, cgroupRoot };
+  const footprint: Footprint = { sysctls, hostPaths, cgroupRoot, netnsBefore: netnsList() };
 
+  let stopped = false;
   const stop = async () => {
+    if (stopped) return;
+    stopped = true;
     for (const s of started.reverse()) await s.stop().catch(() => undefined);
     cleanUp(dir, netns, footprint);
+    unlock();
   };
 
   try {
@@ -423,8 +471,8 @@ export async function startNode(dir = mkdtempSync(join(tmpdir(), 'bed-node-'))):
       footprint,
       exec: (command, options) => run(inNs(command), options),
       importImage,
-      startInside: async (name, command, ready) => {
-        const service = await startService({ name, dir, command: inNs(command), ready });
+      startInside: async (name, command, ready, env) => {
+        const service = await startService({ name, dir, command: inNs(command), ready, env });
         // Before the cluster's own processes, so it stops first.
         started.splice(0, 0, service);
         return service;
@@ -456,14 +504,19 @@ export async function startNode(dir = mkdtempSync(join(tmpdir(), 'bed-node-'))):
  * its cgroups, the namespace itself, the kernel settings, and the host paths it created.
  */
 function cleanUp(dir: string, netns: string, footprint: Footprint): void {
-  const pids = spawnSync('ip', ['netns', 'pids', netns], { encoding: 'utf8' })
-    .stdout.split(/\s+/)
-    .filter(Boolean);
-  for (const pid of pids) {
-    try {
-      process.kill(Number(pid), 'SIGKILL');
-    } catch {
-      // gone
+  // Every namespace the node made: its own, and the pods' (containerd's `cni-…`, which outlive a
+  // containerd that stops without stopping its sandboxes).
+  const made = netnsList().filter((n) => !footprint.netnsBefore.includes(n) || n === netns);
+  for (const ns of made) {
+    const pids = spawnSync('ip', ['netns', 'pids', ns], { encoding: 'utf8' })
+      .stdout.split(/\s+/)
+      .filter(Boolean);
+    for (const pid of pids) {
+      try {
+        process.kill(Number(pid), 'SIGKILL');
+      } catch {
+        // gone
+      }
     }
   }
   // Mounts below the node's folder (overlay snapshots, pod volumes): deepest first.
@@ -482,7 +535,7 @@ function cleanUp(dir: string, netns: string, footprint: Footprint): void {
       .filter(Boolean);
     for (const g of groups) spawnSync('rmdir', [g]);
   }
-  spawnSync('ip', ['netns', 'delete', netns]);
+  for (const ns of made) spawnSync('ip', ['netns', 'delete', ns]);
   for (const [name, value] of Object.entries(footprint.sysctls)) {
     try {
       if (readSysctl(name) !== value) writeFileSync(`/proc/sys/${name}`, value);
