@@ -14,6 +14,31 @@ export interface Kube extends Service {
   readonly caPath: string;
 }
 
+/**
+ * A kubeconfig for one cluster and a bearer token: the CA by path, or inline (`caData`, base64)
+ * for a process that cannot see the bed's files (a container).
+ */
+export function kubeconfigYaml(o: {
+  server: string;
+  token: string;
+  caPath?: string;
+  caData?: string;
+}): string {
+  const ca =
+    o.caData !== undefined
+      ? `certificate-authority-data: "${o.caData}"`
+      : `certificate-authority: "${o.caPath}"`;
+  return [
+    'apiVersion: v1',
+    'kind: Config',
+    `clusters: [{ name: bed, cluster: { server: "${o.server}", ${ca} } }]`,
+    `users: [{ name: tarn, user: { token: "${o.token}" } }]`,
+    'contexts: [{ name: bed, context: { cluster: bed, user: tarn } }]',
+    'current-context: bed',
+    '',
+  ].join('\n');
+}
+
 /** GET over TLS with a pinned CA (or none, for a self-signed health endpoint) and an optional token. */
 function tlsReady(url: string, ca: string | undefined, token?: string): Promise<boolean> {
   return new Promise((resolve) => {
@@ -121,25 +146,7 @@ export async function startKube(dir = mkdtempSync(join(tmpdir(), 'bed-kube-'))):
     );
 
     const kubeconfigPath = join(dir, 'kubeconfig');
-    writeFileSync(
-      kubeconfigPath,
-      [
-        'apiVersion: v1',
-        'kind: Config',
-        'clusters:',
-        `- name: bed`,
-        `  cluster: { server: "${server}", certificate-authority: "${caPath}" }`,
-        'users:',
-        `- name: tarn-admin`,
-        `  user: { token: "${token}" }`,
-        'contexts:',
-        `- name: bed`,
-        '  context: { cluster: bed, user: tarn-admin }',
-        'current-context: bed',
-        '',
-      ].join('\n'),
-      { mode: 0o600 },
-    );
+    writeFileSync(kubeconfigPath, kubeconfigYaml({ server, caPath, token }), { mode: 0o600 });
 
     const cmPort = await freePort();
     started.push(

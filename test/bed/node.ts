@@ -22,6 +22,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { binary, CACHE } from './binaries.js';
+import { kubeconfigYaml } from './kube.js';
 import { type Service, startService } from './process.js';
 
 const HERE = fileURLToPath(new URL('.', import.meta.url));
@@ -182,19 +183,7 @@ export async function startNode(dir = mkdtempSync(join(tmpdir(), 'bed-node-'))):
     const caPath = join(certDir, 'apiserver.crt');
     const server = `https://${GATEWAY}:${API_PORT}`;
     const kubeconfigPath = join(dir, 'kubeconfig');
-    writeFileSync(
-      kubeconfigPath,
-      [
-        'apiVersion: v1',
-        'kind: Config',
-        `clusters: [{ name: node, cluster: { server: "${server}", certificate-authority: "${caPath}" } }]`,
-        `users: [{ name: tarn-admin, user: { token: "${token}" } }]`,
-        'contexts: [{ name: node, context: { cluster: node, user: tarn-admin } }]',
-        'current-context: node',
-        '',
-      ].join('\n'),
-      { mode: 0o600 },
-    );
+    writeFileSync(kubeconfigPath, kubeconfigYaml({ server, caPath, token }), { mode: 0o600 });
     const curl = (url: string, auth = false) =>
       inNs(['curl', '-sf', '-m', '2', ...(auth ? ['-k', '-H', `Authorization: Bearer ${token}`] : []), url]);
     const answers = async (url: string, auth = false) =>
@@ -431,27 +420,16 @@ export async function startNode(dir = mkdtempSync(join(tmpdir(), 'bed-node-'))):
           '--v=1',
         ]),
         ready: async () => {
-          const out = spawnSync(
-            inNs([
-              binary('kubectl'),
-              `--kubeconfig=${kubeconfigPath}`,
-              'get',
-              'node',
-              'localhost',
-              '-o',
-              'jsonpath={.status.conditions[?(@.type=="Ready")].status}',
-            ])[0] as string,
-            inNs([
-              binary('kubectl'),
-              `--kubeconfig=${kubeconfigPath}`,
-              'get',
-              'node',
-              'localhost',
-              '-o',
-              'jsonpath={.status.conditions[?(@.type=="Ready")].status}',
-            ]).slice(1),
-            { encoding: 'utf8' },
-          );
+          const [program, ...args] = inNs([
+            binary('kubectl'),
+            `--kubeconfig=${kubeconfigPath}`,
+            'get',
+            'node',
+            'localhost',
+            '-o',
+            'jsonpath={.status.conditions[?(@.type=="Ready")].status}',
+          ]);
+          const out = spawnSync(program as string, args, { encoding: 'utf8' });
           return out.stdout.trim() === 'True';
         },
       }),
@@ -523,7 +501,7 @@ function cleanUp(dir: string, netns: string, footprint: Footprint): void {
   const mounts = readFileSync('/proc/self/mountinfo', 'utf8')
     .split('\n')
     .map((l) => l.split(' ')[4])
-    .filter((m): m is string => m !== undefined && m.startsWith(dir))
+    .filter((m): m is string => m?.startsWith(dir) === true)
     .sort((a, b) => b.length - a.length);
   for (const m of mounts) spawnSync('umount', ['-l', m]);
   // The cgroups of the node's root, in every v1 hierarchy: leaves first (rmdir of an empty group).

@@ -7,29 +7,17 @@ import { Controller, Kube, silentLogger } from '@tarnjs/operator';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseAllDocuments } from 'yaml';
 import { available, binary } from '../bed/index.js';
+import { kubeconfigYaml } from '../bed/kube.js';
 import { type Kube as BedKube, startKube } from '../bed/services.js';
 import { REPO } from '../helpers/spawn.js';
 import { tempDir } from '../helpers/tmp.js';
+import { eventually } from '../helpers/wait.js';
 import { cacheSpec } from '../operator/fixtures.js';
 
 const run = promisify(execFile);
 const CHART = join(REPO, 'charts', 'tarn');
 // biome-ignore lint/suspicious/noExplicitAny: the tests read whatever the API server answers
 type Any = any;
-
-async function eventually<T>(fn: () => Promise<T | undefined>, timeoutMs = 30_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    const value = await fn().catch((e: unknown) => {
-      last = e;
-      return undefined;
-    });
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`not met in ${timeoutMs} ms; last error: ${String(last)}`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
-}
 
 const helm = (args: string[], env: Record<string, string> = {}) =>
   run(binary('helm'), args, {
@@ -123,15 +111,7 @@ describe.runIf(available('kube'))('the Helm chart', () => {
       const kubeconfig = join(dir, 'operator.kubeconfig');
       writeFileSync(
         kubeconfig,
-        [
-          'apiVersion: v1',
-          'kind: Config',
-          `clusters: [{ name: bed, cluster: { server: "${bed.server}", certificate-authority: "${bed.caPath}" } }]`,
-          `users: [{ name: op, user: { token: "${token.status.token}" } }]`,
-          'contexts: [{ name: bed, context: { cluster: bed, user: op } }]',
-          'current-context: bed',
-          '',
-        ].join('\n'),
+        kubeconfigYaml({ server: bed.server, caPath: bed.caPath, token: token.status.token }),
       );
       const config = new KubeConfig();
       config.loadFromFile(kubeconfig);

@@ -15,22 +15,8 @@ import { parseAllDocuments } from 'yaml';
 import { available } from '../bed/index.js';
 import { type Kube as BedKube, startKube } from '../bed/services.js';
 import { REPO } from '../helpers/spawn.js';
+import { eventually } from '../helpers/wait.js';
 import { cacheSpec } from './fixtures.js';
-
-/** Polls until `fn` gives a value (not undefined), or fails with the last error. */
-async function eventually<T>(fn: () => Promise<T | undefined>, timeoutMs = 30_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    const value = await fn().catch((e: unknown) => {
-      last = e;
-      return undefined;
-    });
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`not met in ${timeoutMs} ms; last error: ${String(last)}`);
-    await new Promise((r) => setTimeout(r, 150));
-  }
-}
 
 // biome-ignore lint/suspicious/noExplicitAny: the tests read whatever the API server answers
 type Any = any;

@@ -18,27 +18,15 @@ import {
   unpackSidecarImage,
 } from '../bed/image.js';
 import { available } from '../bed/index.js';
+import { kubeconfigYaml } from '../bed/kube.js';
 import { type Kube as BedKube, startKube } from '../bed/services.js';
 import { tempDir } from '../helpers/tmp.js';
+import { eventually } from '../helpers/wait.js';
 import { cacheSpec } from './fixtures.js';
 
 const MB = 1e6;
 // biome-ignore lint/suspicious/noExplicitAny: the tests read whatever the API server answers
 type Any = any;
-
-async function eventually<T>(fn: () => Promise<T | undefined>, timeoutMs = 30_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    const value = await fn().catch((e: unknown) => {
-      last = e;
-      return undefined;
-    });
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`not met in ${timeoutMs} ms; last error: ${String(last)}`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
-}
 
 describe.runIf(imageAvailable() && available('kube'))('the operator image', () => {
   let image: SidecarImage;
@@ -102,15 +90,7 @@ describe.runIf(imageAvailable() && available('kube'))('the operator image', () =
     const ca = readFileSync(bed.caPath).toString('base64');
     writeFileSync(
       join(kubeDir, 'kubeconfig'),
-      [
-        'apiVersion: v1',
-        'kind: Config',
-        `clusters: [{ name: bed, cluster: { server: "${bed.server}", certificate-authority-data: "${ca}" } }]`,
-        `users: [{ name: admin, user: { token: "${bed.token}" } }]`,
-        'contexts: [{ name: bed, context: { cluster: bed, user: admin } }]',
-        'current-context: bed',
-        '',
-      ].join('\n'),
+      kubeconfigYaml({ server: bed.server, caData: ca, token: bed.token }),
     );
     chmodSync(join(kubeDir, 'kubeconfig'), 0o644);
     const bundle = unpackSidecarImage(image, join(dir, 'run'));

@@ -86,7 +86,8 @@ describe('podAdditions', () => {
       capabilities: { drop: ['ALL'] },
     });
     expect(sidecar?.startupProbe.exec.command).toEqual([
-      'tarn-sidecar',
+      'node',
+      '/app/sidecar/bin/tarn-sidecar.js',
       'probe',
       '--socket',
       '/run/tarn/tarn.sock',
