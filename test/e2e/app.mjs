@@ -49,6 +49,18 @@ const routes = {
     }
   },
   '/memo': async (q) => ({ result: await slowSquare(Number(q.get('x'))) }),
+  // An upload that takes its time (1 MiB every 200 ms): the test deletes the pod in the middle.
+  '/slow-put': async (q) => {
+    const size = Number(q.get('size'));
+    const all = bytesOf(q.get('seed'), size);
+    async function* slowly() {
+      for (let at = 0; at < size; at += 1 << 20) {
+        yield all.subarray(at, Math.min(size, at + (1 << 20)));
+        await new Promise((r) => setTimeout(r, 200));
+      }
+    }
+    return { key: await storage.write(slowly()) };
+  },
   '/stats': async () => ({ computed, host: process.env.HOSTNAME }),
 };
 

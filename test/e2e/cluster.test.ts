@@ -3,8 +3,9 @@
 // servers inside the node's namespace) and a labelled Deployment of two replicas of the test app
 // (test/e2e/app.mjs) applied with kubectl. Everything the test reaches is inside the namespace:
 // it drives the pods with curl run there (node.exec).
-import { execFileSync } from 'node:child_process';
-import { chownSync, mkdirSync } from 'node:fs';
+import { execFileSync, spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { chownSync, existsSync, mkdirSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { availableLocally, binary } from '../bed/binaries.js';
@@ -27,11 +28,23 @@ const build = (name: string): Built =>
       .at(-1) as string,
   ) as Built;
 
+/** The key of the app's `bytesOf(seed, size)` (test/e2e/app.mjs): a sha256 chain. */
+function bytesKey(seed: string, size: number): string {
+  const out = Buffer.allocUnsafe(size);
+  let block = createHash('sha256').update(seed).digest();
+  for (let at = 0; at < size; at += 32) {
+    block.copy(out, at, 0, Math.min(32, size - at));
+    block = createHash('sha256').update(block).digest();
+  }
+  return createHash('sha256').update(out).digest('hex');
+}
+
 const S3_KEY = 'tarn-e2e';
 const S3_SECRET = 'tarn-e2e-secret-0123456789';
 
 describe.runIf(availableLocally('node') && imageAvailable())('end to end on a real node', () => {
   let node: Node;
+  let lake: string;
   let images: Record<'sidecar' | 'operator' | 'app' | 'pause', Built>;
   const kubectl = (args: string[], input?: string, timeoutMs?: number) =>
     node.exec([binary('kubectl'), `--kubeconfig=${node.kubeconfigPath}`, ...args], { input, timeoutMs });
@@ -149,7 +162,7 @@ describe.runIf(availableLocally('node') && imageAvailable())('end to end on a re
 
   it('a TarnStorage and a labelled Deployment: two replicas Ready with the sidecar, sharing values, zero-copy paths and one computation', async () => {
     // The node-local lake: a host folder the sidecar's user owns (docs/operator.md).
-    const lake = join(node.dir, 'lake');
+    lake = join(node.dir, 'lake');
     mkdirSync(lake);
     chownSync(lake, 65532, 65532);
     const t = Date.now();
@@ -247,6 +260,41 @@ spec:
       `kubectl apply → two replicas Ready: ${readyMs} ms; the node's processes: ${rssMiB.toFixed(0)} MiB RSS`,
     );
   }, 300_000);
+
+  it('a pod deleted in the middle of an upload leaves nothing partial: no value, no temp file', async () => {
+    const [a, b] = appPods();
+    const size = 40 << 20; // 1 MiB each 200 ms: 8 s
+    const key = bytesKey('slow', size);
+    const [program, ...args] = [
+      'nsenter',
+      `--net=/run/netns/${node.netns}`,
+      '--',
+      'curl',
+      '-s',
+      podUrl(a, `/slow-put?seed=slow&size=${size}`),
+    ];
+    const upload = spawn(program as string, args, { stdio: ['ignore', 'pipe', 'ignore'] });
+    let answered = '';
+    upload.stdout.on('data', (d: Buffer) => {
+      answered += d.toString();
+    });
+    await new Promise((r) => setTimeout(r, 2500));
+    kubectl(
+      ['delete', 'pod', a.metadata.name, '-n', 'lab', '--wait=true', '--timeout=90s'],
+      undefined,
+      100_000,
+    );
+    upload.kill();
+    // The upload was cut, not finished: its client never got a key.
+    expect(answered).not.toContain('"key"');
+    const answer = JSON.parse(
+      node.exec(['curl', '-s', '-m', '30', podUrl(b, `/get?key=${key}`)], { timeoutMs: 40_000 }),
+    );
+    expect(answer.code).toBe('TARN_NOT_FOUND');
+    expect(existsSync(join(lake, key.slice(0, 2), key.slice(2)))).toBe(false);
+    expect(readdirSync(join(lake, '.tmp'))).toEqual([]);
+    kubectl(['rollout', 'status', 'deployment/e2e', '-n', 'lab', '--timeout=120s'], undefined, 140_000);
+  }, 200_000);
 
   it('rolls the pods when the storage changes, and the sidecar leaves when the storage goes', () => {
     const before = appPods().map((p: Any) => p.metadata.name);
