@@ -236,33 +236,15 @@ export async function runSidecarImage(bundle: Bundle, options: RunOptions): Prom
   }
   const runcRoot = join(options.stateDir, 'runc');
   mkdirSync(runcRoot, { recursive: true });
-  const configPath = join(bundle.dir, 'config.json');
-  // biome-ignore lint/suspicious/noExplicitAny: the OCI runtime spec as umoci wrote it
-  const config = JSON.parse(readFileSync(configPath, 'utf8')) as any;
-  config.process.terminal = false;
-  if (options.args) config.process.args = [...config.process.args.slice(0, 2), ...options.args];
-  // Exactly what the image says: its user (umoci copied it), no capability at all.
-  const none: string[] = [];
-  config.process.capabilities = {
-    bounding: none,
-    effective: none,
-    inheritable: none,
-    permitted: none,
-    ambient: none,
-  };
-  config.process.noNewPrivileges = true;
-  config.root.readonly = true;
-  const bind = (source: string, destination: string) => ({
-    destination,
-    type: 'bind',
-    source,
-    options: ['rbind', 'rw', 'nosuid', 'nodev', 'noexec'],
-  });
-  config.mounts.push(bind(options.socketDir, '/run/tarn'), bind(options.lakeDir, '/var/lib/tarn'));
   // A network namespace of its own and no interface in it: nothing but the socket reaches it.
-  if (!config.linux.namespaces.some((ns: { type: string }) => ns.type === 'network'))
-    config.linux.namespaces.push({ type: 'network' });
-  writeFileSync(configPath, JSON.stringify(config, null, 2));
+  restrictBundle(bundle, {
+    args: options.args,
+    network: 'none',
+    mounts: [
+      { source: options.socketDir, destination: '/run/tarn' },
+      { source: options.lakeDir, destination: '/var/lib/tarn' },
+    ],
+  });
 
   const id = `tarn-image-${process.pid}-${++n}`;
   const socket = join(options.socketDir, 'tarn.sock');

@@ -10,25 +10,11 @@ import {
   Watch,
 } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { eventually } from '../helpers/wait.js';
 import { available, binary } from './index.js';
 import { type Kube, startKube } from './services.js';
 
 const run = promisify(execFile);
-
-async function eventually<T>(fn: () => Promise<T | undefined>, timeoutMs = 30_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    const value = await fn().catch((e: unknown) => {
-      last = e;
-      return undefined;
-    });
-    if (value !== undefined) return value;
-    if (Date.now() > deadline)
-      throw new Error(`condition not met in ${timeoutMs} ms; last error: ${String(last)}`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
-}
 
 describe.runIf(available('kube'))('bed: Kubernetes control plane', () => {
   let kube: Kube;
