@@ -261,6 +261,41 @@ spec:
     );
   }, 300_000);
 
+  it('a user’s kubectl apply of the Deployment (client-side, a changed env) keeps the sidecar', () => {
+    const deployment = json(['get', 'deployment', 'e2e', '-n', 'lab']);
+    const manifest = `
+apiVersion: apps/v1
+kind: Deployment
+metadata: { name: e2e, namespace: lab, labels: { tarn.dev/storage: lab } }
+spec:
+  replicas: 2
+  selector: { matchLabels: { app: e2e } }
+  template:
+    metadata: { labels: { app: e2e } }
+    spec:
+      containers:
+        - name: app
+          image: ${images.app.image}
+          imagePullPolicy: IfNotPresent
+          env: [{ name: MODE, value: second }]
+          readinessProbe: { httpGet: { path: /healthz, port: 8080 }, periodSeconds: 1 }
+`;
+    kubectl(['apply', '-f', '-'], manifest);
+    kubectl(['rollout', 'status', 'deployment/e2e', '-n', 'lab', '--timeout=120s'], undefined, 140_000);
+    const after = json(['get', 'deployment', 'e2e', '-n', 'lab']);
+    expect(after.metadata.generation).toBe(deployment.metadata.generation + 1);
+    const pod = after.spec.template.spec;
+    expect(pod.initContainers.map((c: Any) => c.name)).toEqual(['tarn-sidecar']);
+    expect(pod.containers[0].env).toEqual(
+      expect.arrayContaining([
+        { name: 'MODE', value: 'second' },
+        { name: 'TARN_SIDECAR', value: '/run/tarn/tarn.sock' },
+      ]),
+    );
+    for (const p of appPods())
+      expect(p.spec.initContainers.map((c: Any) => c.name)).toEqual(['tarn-sidecar']);
+  }, 200_000);
+
   it('a pod deleted in the middle of an upload leaves nothing partial: no value, no temp file', async () => {
     const [a, b] = appPods();
     const size = 40 << 20; // 1 MiB each 200 ms: 8 s
