@@ -231,6 +231,20 @@ describe('tarn serve', () => {
     expect(JSON.parse(json.stderr).error.code).toBe('TARN_UNSUPPORTED');
   });
 
+  it('tarn-sidecar probe: 0 when the sidecar on the socket is ready, 1 saying why when not, 2 without a socket', async () => {
+    const lake = freshPath(base);
+    const s = await startSidecar(['--storage', lake]);
+    const bin = join(import.meta.dirname, '../../sidecar/bin/tarn-sidecar.js');
+    const ok = await run(process.execPath, [bin, 'probe', '--socket', s.socket]);
+    expect(ok.code).toBe(0);
+    expect((await s.stop()).code).toBe(0);
+    const gone = await run(process.execPath, [bin, 'probe', '--socket', s.socket]);
+    expect(gone.code).toBe(1);
+    expect(gone.stderr).toMatch(/^tarn-sidecar probe: cannot reach .*: connect ENOENT/);
+    const none = await run(process.execPath, [bin, 'probe'], { env: { TARN_SIDECAR: '' } });
+    expect(none.code).toBe(2);
+  });
+
   it('tarn-sidecar (the image entrypoint) takes the same flags', async () => {
     const lake = freshPath(base);
     const child = spawn(
