@@ -12,7 +12,7 @@ import { type Kube as BedKube, startKube } from '../bed/services.js';
 import { REPO } from '../helpers/spawn.js';
 import { tempDir } from '../helpers/tmp.js';
 import { eventually } from '../helpers/wait.js';
-import { cacheSpec } from '../operator/fixtures.js';
+import { cacheSpec, labelledDeployment } from '../operator/fixtures.js';
 
 const run = promisify(execFile);
 const CHART = join(REPO, 'charts', 'tarn');
@@ -135,18 +135,7 @@ describe.runIf(available('kube'))('the Helm chart', () => {
         kind: 'Namespace',
         metadata: { name: 'lab' },
       });
-      await admin.create('/apis/apps/v1/namespaces/lab/deployments', {
-        apiVersion: 'apps/v1',
-        kind: 'Deployment',
-        metadata: { name: 'web', labels: { 'tarn.dev/storage': 'cache' } },
-        spec: {
-          selector: { matchLabels: { app: 'web' } },
-          template: {
-            metadata: { labels: { app: 'web' } },
-            spec: { containers: [{ name: 'app', image: 'localhost/app:1' }] },
-          },
-        },
-      });
+      await admin.create('/apis/apps/v1/namespaces/lab/deployments', labelledDeployment('web', 'cache'));
       await eventually(() => admin.list('/apis/tarn.dev/v1alpha1/namespaces/lab/tarnstorages'));
       await admin.create('/apis/tarn.dev/v1alpha1/namespaces/lab/tarnstorages', {
         apiVersion: 'tarn.dev/v1alpha1',

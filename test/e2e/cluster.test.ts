@@ -39,6 +39,26 @@ function bytesKey(seed: string, size: number): string {
   return createHash('sha256').update(out).digest('hex');
 }
 
+/** The labelled Deployment of two replicas of the test app, as a user writes it. */
+function appDeployment(image: string, env: Array<{ name: string; value: string }> = []): string {
+  return `apiVersion: apps/v1
+kind: Deployment
+metadata: { name: e2e, namespace: lab, labels: { tarn.dev/storage: lab } }
+spec:
+  replicas: 2
+  selector: { matchLabels: { app: e2e } }
+  template:
+    metadata: { labels: { app: e2e } }
+    spec:
+      containers:
+        - name: app
+          image: ${image}
+          imagePullPolicy: IfNotPresent
+          env: ${JSON.stringify(env)}
+          readinessProbe: { httpGet: { path: /healthz, port: 8080 }, periodSeconds: 1 }
+`;
+}
+
 const S3_KEY = 'tarn-e2e';
 const S3_SECRET = 'tarn-e2e-secret-0123456789';
 
@@ -201,21 +221,7 @@ spec:
           secretAccessKey: { name: s3, key: secret-key }
   memo: { index: redis }
 ---
-apiVersion: apps/v1
-kind: Deployment
-metadata: { name: e2e, namespace: lab, labels: { tarn.dev/storage: lab } }
-spec:
-  replicas: 2
-  selector: { matchLabels: { app: e2e } }
-  template:
-    metadata: { labels: { app: e2e } }
-    spec:
-      containers:
-        - name: app
-          image: ${images.app.image}
-          imagePullPolicy: IfNotPresent
-          readinessProbe: { httpGet: { path: /healthz, port: 8080 }, periodSeconds: 1 }
-`,
+${appDeployment(images.app.image)}`,
     );
     kubectl(['rollout', 'status', 'deployment/e2e', '-n', 'lab', '--timeout=180s'], undefined, 200_000);
     const readyMs = Date.now() - t;
@@ -263,23 +269,7 @@ spec:
 
   it('a user’s kubectl apply of the Deployment (client-side, a changed env) keeps the sidecar', () => {
     const deployment = json(['get', 'deployment', 'e2e', '-n', 'lab']);
-    const manifest = `
-apiVersion: apps/v1
-kind: Deployment
-metadata: { name: e2e, namespace: lab, labels: { tarn.dev/storage: lab } }
-spec:
-  replicas: 2
-  selector: { matchLabels: { app: e2e } }
-  template:
-    metadata: { labels: { app: e2e } }
-    spec:
-      containers:
-        - name: app
-          image: ${images.app.image}
-          imagePullPolicy: IfNotPresent
-          env: [{ name: MODE, value: second }]
-          readinessProbe: { httpGet: { path: /healthz, port: 8080 }, periodSeconds: 1 }
-`;
+    const manifest = appDeployment(images.app.image, [{ name: 'MODE', value: 'second' }]);
     kubectl(['apply', '-f', '-'], manifest);
     kubectl(['rollout', 'status', 'deployment/e2e', '-n', 'lab', '--timeout=120s'], undefined, 140_000);
     const after = json(['get', 'deployment', 'e2e', '-n', 'lab']);

@@ -32,3 +32,19 @@ export const cacheSpec: StorageSpec = {
     serve: { allowDelete: false, hotCache: { size: '16MiB' } },
   },
 };
+
+/** A one-container Deployment labelled to opt into the storage `storage`. */
+export function labelledDeployment(name: string, storage: string) {
+  return {
+    apiVersion: 'apps/v1',
+    kind: 'Deployment',
+    metadata: { name, labels: { 'tarn.dev/storage': storage } },
+    spec: {
+      selector: { matchLabels: { app: name } },
+      template: {
+        metadata: { labels: { app: name } },
+        spec: { containers: [{ name: 'app', image: 'localhost/app:1' }] },
+      },
+    },
+  };
+}

@@ -22,7 +22,7 @@ import { kubeconfigYaml } from '../bed/kube.js';
 import { type Kube as BedKube, startKube } from '../bed/services.js';
 import { tempDir } from '../helpers/tmp.js';
 import { eventually } from '../helpers/wait.js';
-import { cacheSpec } from './fixtures.js';
+import { cacheSpec, labelledDeployment } from './fixtures.js';
 
 const MB = 1e6;
 // biome-ignore lint/suspicious/noExplicitAny: the tests read whatever the API server answers
@@ -71,18 +71,7 @@ describe.runIf(imageAvailable() && available('kube'))('the operator image', () =
       kind: 'Namespace',
       metadata: { name: 'img' },
     });
-    await kube.create('/apis/apps/v1/namespaces/img/deployments', {
-      apiVersion: 'apps/v1',
-      kind: 'Deployment',
-      metadata: { name: 'web', labels: { 'tarn.dev/storage': 'cache' } },
-      spec: {
-        selector: { matchLabels: { app: 'web' } },
-        template: {
-          metadata: { labels: { app: 'web' } },
-          spec: { containers: [{ name: 'app', image: 'localhost/app:1' }] },
-        },
-      },
-    });
+    await kube.create('/apis/apps/v1/namespaces/img/deployments', labelledDeployment('web', 'cache'));
     // The kubeconfig as a pod would have it: everything inline, mounted read-only.
     const kubeDir = join(dir, 'kube');
     const { mkdirSync, chmodSync } = await import('node:fs');
