@@ -5,6 +5,7 @@ import {
   constants,
   openSync,
   readdirSync,
+  symlinkSync,
   truncateSync,
   utimesSync,
   writeFileSync,
@@ -147,6 +148,29 @@ describe('a character device as a source', () => {
   it('/dev/null is the empty value', async () => {
     const storage = new HashKeyStorage(freshPath(base));
     expect(await storage.write('/dev/null')).toBe(sha256(''));
+    await storage.close();
+  });
+
+  it('reached through a link in a local folder (opened on the calling thread): read by the general path', async () => {
+    const storage = new HashKeyStorage(freshPath(base));
+    const link = freshPath(base, 'to-dev-null');
+    symlinkSync('/dev/null', link);
+    expect(await storage.write(link)).toBe(sha256(''));
+    await storage.close();
+  });
+});
+
+describe('small files, read whole on the calling thread where the folder is local', () => {
+  it('store their bytes; a missing file and a folder are SourceErrors that store nothing', async () => {
+    const root = freshPath(base);
+    const storage = new HashKeyStorage(root);
+    const file = freshPath(base, 'small');
+    writeFileSync(file, 'small');
+    expect(await storage.put(file)).toEqual({ key: sha256('small'), size: 5, status: 'stored' });
+    await expect(storage.write(`${file}.missing`)).rejects.toBeInstanceOf(SourceError);
+    await expect(storage.write(base)).rejects.toThrow(/is a directory/);
+    expect(blobs(root)).toEqual([sha256('small')]);
+    expect(tmpEntries(root)).toEqual([]);
     await storage.close();
   });
 });
