@@ -139,15 +139,22 @@ export class HashKeyStorage {
       const h = src.whole ? undefined : this.digest.create();
       let refusedMidway = false;
       let done = 0;
-      for (;;) {
-        const next = await this.#next(src, signal);
-        if (next.done) break;
-        h?.update(next.value);
-        done += next.value.byteLength;
+      if (src.whole) {
+        // One chunk, already hashed: no need to go through the source's iterator.
+        done = src.whole.byteLength;
         options.onProgress?.(done);
-        if (!(await stage.push(next.value))) {
-          refusedMidway = true;
-          break;
+        refusedMidway = !(await stage.push(src.whole));
+      } else {
+        for (;;) {
+          const next = await this.#next(src, signal);
+          if (next.done) break;
+          h?.update(next.value);
+          done += next.value.byteLength;
+          options.onProgress?.(done);
+          if (!(await stage.push(next.value))) {
+            refusedMidway = true;
+            break;
+          }
         }
       }
       if (refusedMidway) {

@@ -3,6 +3,7 @@ import {
   constants,
   type Dirent,
   fstatSync,
+  lstatSync,
   openSync,
   readlinkSync,
   readSync,
@@ -10,7 +11,7 @@ import {
   type Stats,
 } from 'node:fs';
 import { type FileHandle, lstat, open, opendir } from 'node:fs/promises';
-import { join } from 'node:path';
+import { join, sep } from 'node:path';
 import { throwIfAborted } from '../../errors.js';
 import type { ForeignEntry, ForeignReason } from '../contract.js';
 import { isComponent, type Levels } from './layout.js';
@@ -65,6 +66,83 @@ async function lstatOrUndefined(path: string): Promise<Stats | undefined> {
 }
 
 /**
+ * `join(root, ...parts.slice(0, depth))` without its normalising pass: the root is resolved and the
+ * parts are validated key components (keyToParts), so plain concatenation gives the same path. It
+ * runs several times per operation.
+ */
+export function under(root: string, parts: readonly string[], depth = parts.length): string {
+  let path = root.endsWith(sep) ? root.slice(0, -1) : root;
+  for (let i = 0; i < depth; i++) path += sep + parts[i];
+  return path;
+}
+
+function lstatSyncOrUndefined(path: string): Stats | undefined {
+  try {
+    // throwIfNoEntry: a miss (the usual answer for a new value) builds no Error with a stack trace,
+    // which cost more than the lstat itself.
+    return lstatSync(path, { throwIfNoEntry: false });
+  } catch (e) {
+    if (gone(e)) return undefined;
+    throw e;
+  }
+}
+
+/**
+ * The lake's rule for what sits at a key's position, written once as the paths it needs to lstat:
+ * each `yield` asks for one lstat (undefined when nothing is there) and a driver answers it, on the
+ * thread pool (lstatsAsync) or on the calling thread (lstatsSync).
+ */
+type Steps<T> = Generator<string, T, Stats | undefined>;
+
+function* findSteps(root: string, parts: readonly string[]): Steps<Found> {
+  const path = under(root, parts);
+  const st = yield path;
+  if (!st) return MISSING;
+  let found: Found;
+  if (st.isFile()) {
+    found = { kind: 'blob', path, size: st.size };
+  } else if (st.isDirectory()) {
+    // Python tarn's legacy layout: <key>/data.
+    const data = join(path, 'data');
+    const dt = yield data;
+    if (dt?.isFile()) found = { kind: 'blob', path: data, size: dt.size };
+    else
+      found = {
+        kind: 'foreign',
+        entry: dt ? { path: data, reason: reasonOf(dt) } : { path, reason: 'folder' },
+      };
+  } else {
+    found = { kind: 'foreign', entry: { path, reason: reasonOf(st) } };
+  }
+  // Only a hit pays for this: a miss is a single lstat.
+  return (yield* foreignFolderSteps(root, parts)) ?? found;
+}
+
+function* foreignFolderSteps(root: string, parts: readonly string[]): Steps<Found | undefined> {
+  for (let depth = 1; depth < parts.length; depth++) {
+    const folder = under(root, parts, depth);
+    const st = yield folder;
+    if (!st) return MISSING;
+    if (!st.isDirectory()) return { kind: 'foreign', entry: { path: folder, reason: reasonOf(st) } };
+  }
+  return undefined;
+}
+
+async function lstatsAsync<T>(steps: Steps<T>): Promise<T> {
+  for (let step = steps.next(); ; ) {
+    if (step.done) return step.value;
+    step = steps.next(await lstatOrUndefined(step.value));
+  }
+}
+
+function lstatsSync<T>(steps: Steps<T>): T {
+  for (let step = steps.next(); ; ) {
+    if (step.done) return step.value;
+    step = steps.next(lstatSyncOrUndefined(step.value));
+  }
+}
+
+/**
  * A lake's view of its own files. `parts` are a key's path components below the root (see
  * keyToParts); the last one is the blob's name.
  */
@@ -83,42 +161,29 @@ export class BlobFinder {
   }
 
   /** What sits at a key's position, never following a link: lstat of the entry, then of the folders above it. */
-  async find(parts: readonly string[]): Promise<Found> {
-    const path = join(this.#root, ...parts);
-    const st = await lstatOrUndefined(path);
-    if (!st) return MISSING;
-    let found: Found;
-    if (st.isFile()) {
-      found = { kind: 'blob', path, size: st.size };
-    } else if (st.isDirectory()) {
-      // Python tarn's legacy layout: <key>/data.
-      const data = join(path, 'data');
-      const dt = await lstatOrUndefined(data);
-      if (dt?.isFile()) found = { kind: 'blob', path: data, size: dt.size };
-      else
-        found = {
-          kind: 'foreign',
-          entry: dt ? { path: data, reason: reasonOf(dt) } : { path, reason: 'folder' },
-        };
-    } else {
-      found = { kind: 'foreign', entry: { path, reason: reasonOf(st) } };
-    }
-    // Only a hit pays for this: a miss is a single lstat, as before.
-    return (await this.foreignFolder(parts)) ?? found;
+  find(parts: readonly string[]): Promise<Found> {
+    return lstatsAsync(findSteps(this.#root, parts));
+  }
+
+  /**
+   * `find` with synchronous lstats on the calling thread (one on a miss, two on a hit for the usual
+   * [1, -1] layout): only for a lake on a local filesystem (DiskOptions.syncReads).
+   */
+  findSync(parts: readonly string[]): Found {
+    return lstatsSync(findSteps(this.#root, parts));
   }
 
   /**
    * The first folder above a key's blob that is not a real folder (a symlink to elsewhere, a file),
    * as a foreign entry; undefined when they all are, or when one is missing.
    */
-  async foreignFolder(parts: readonly string[]): Promise<Found | undefined> {
-    for (let depth = 1; depth < parts.length; depth++) {
-      const folder = join(this.#root, ...parts.slice(0, depth));
-      const st = await lstatOrUndefined(folder);
-      if (!st) return MISSING;
-      if (!st.isDirectory()) return { kind: 'foreign', entry: { path: folder, reason: reasonOf(st) } };
-    }
-    return undefined;
+  foreignFolder(parts: readonly string[]): Promise<Found | undefined> {
+    return lstatsAsync(foreignFolderSteps(this.#root, parts));
+  }
+
+  /** `foreignFolder` with synchronous lstats (see findSync). */
+  foreignFolderSync(parts: readonly string[]): Found | undefined {
+    return lstatsSync(foreignFolderSteps(this.#root, parts));
   }
 
   /**
@@ -129,7 +194,7 @@ export class BlobFinder {
    * A device node there (only root can make one) is opened and closed unread.
    */
   async open(parts: readonly string[]): Promise<{ path: string; size: number; fh: FileHandle } | null> {
-    let path = join(this.#root, ...parts);
+    let path = under(this.#root, parts);
     for (let legacy = false; ; legacy = true) {
       let fh: FileHandle;
       try {
@@ -166,7 +231,7 @@ export class BlobFinder {
    */
   readSmallSync(parts: readonly string[], max: number): SmallBlob | null | undefined {
     if (this.#realRoot === undefined) return undefined;
-    let path = join(this.#root, ...parts);
+    let path = under(this.#root, parts);
     for (let legacy = false; ; legacy = true) {
       let fd: number;
       try {

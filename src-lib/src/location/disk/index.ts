@@ -3,6 +3,7 @@ import { lstat, lutimes, mkdir, rename, rm, statfs, unlink, writeFile } from 'no
 import { dirname, join, resolve, sep } from 'node:path';
 import { assertHexKey, type Digest, digest } from '../../digest.js';
 import { ConfigError, throwIfAborted, WriteError } from '../../errors.js';
+import { onLocalFilesystem, SYNC_MAX } from '../../util/local-fs.js';
 import { parseSize } from '../../util/size.js';
 import { FileValue, LoadedFileValue } from '../../value.js';
 import type {
@@ -15,12 +16,13 @@ import type {
   StageOptions,
   Value,
 } from '../contract.js';
-import { BlobFinder, type ForeignEntry, type Found } from './blob.js';
+import { BlobFinder, type ForeignEntry, type Found, under } from './blob.js';
 import { CONFIG_NAME, type LakeConfig, readLakeConfig, writeLakeConfig } from './config.js';
 import { isFull, isReadOnly } from './errno.js';
 import { checkLevelsFit, fixedHexLength, keyToParts } from './layout.js';
 import { diskLease } from './lease.js';
 import { Ledger, type Usage } from './ledger.js';
+import { SmallStage, type SmallStageContext } from './small-stage.js';
 import { DiskStage, HeldStage, type StageContext } from './stage.js';
 import { sweepTemp } from './temp.js';
 import { Tree } from './tree.js';
@@ -50,35 +52,21 @@ export interface DiskOptions {
    * round trip per read; so the default (undefined) is on only when the lake's filesystem is a
    * local one known to the lake (ext2/3/4, XFS, btrfs, tmpfs, ZFS, F2FS, overlayfs), and off for
    * NFS, SMB, FUSE and anything unknown. Larger blobs are always read through the thread pool.
+   * Also decides `contains` (one or two lstats).
    */
   syncReads?: boolean;
+  /**
+   * Write values of known size up to 64 KiB with synchronous syscalls (look at the key's place;
+   * else temp file, write, close, link, unlink), for the same reason and with the same default as
+   * `syncReads`. A lake with a `max_size` keeps the general path (its ledger is a locked file).
+   * Anything unusual met on the way (a full disk, a racing writer, a link where a folder belongs)
+   * hands the value to the general path, which has the rules for it.
+   */
+  syncWrites?: boolean;
 }
 
 /** Blobs up to this size are read whole at lookup when reads are synchronous (`syncReads`). */
-export const SYNC_READ_MAX = 64 << 10;
-
-/**
- * Filesystems (statfs f_type) that answer from the kernel's caches or a local disk: a synchronous
- * read blocks for microseconds when cached, for a local disk's latency when not.
- */
-const LOCAL_FILESYSTEMS = new Set([
-  0xef53, // ext2/3/4
-  0x58465342, // XFS
-  0x9123683e, // btrfs
-  0x01021994, // tmpfs
-  0x2fc12fc1, // ZFS
-  0xf2f52010, // F2FS
-  0x794c7630, // overlayfs (containers)
-]);
-
-/** Whether `root` sits on a local filesystem (see LOCAL_FILESYSTEMS); false when it cannot tell. */
-function onLocalFilesystem(root: string): boolean {
-  try {
-    return LOCAL_FILESYSTEMS.has(Number(statfsSync(root).type));
-  } catch {
-    return false;
-  }
-}
+export const SYNC_READ_MAX = SYNC_MAX;
 
 /** The folders under tools/ that the lake writes into. */
 const TOOL_FOLDERS = ['usage', 'labels', 'quarantine', 'locks'];
@@ -111,6 +99,9 @@ export class DiskLocation implements Location {
   readonly #digest: Digest | undefined;
   /** Small blobs are read with synchronous syscalls (DiskOptions.syncReads). */
   readonly #syncReads: boolean;
+  /** Small values of known size are written with synchronous syscalls (DiskOptions.syncWrites). */
+  readonly #syncWrites: boolean;
+  readonly #small: SmallStageContext;
   #swept = false;
 
   constructor(root: string, options: DiskOptions = {}) {
@@ -184,7 +175,12 @@ export class DiskLocation implements Location {
       wantedDigest ??
       (fixedHexLength(config.levels) === undefined ? undefined : digest('sha256'));
     this.#blobs = new BlobFinder(this.root);
-    this.#syncReads = options.syncReads ?? onLocalFilesystem(this.root);
+    const local =
+      options.syncReads === undefined || options.syncWrites === undefined
+        ? onLocalFilesystem(this.root)
+        : false;
+    this.#syncReads = options.syncReads ?? local;
+    this.#syncWrites = options.syncWrites ?? local;
 
     this.#tmp = join(this.root, '.tmp');
     this.#tools = join(this.root, 'tools');
@@ -228,6 +224,11 @@ export class DiskLocation implements Location {
         if (config.statUsage) await this.#mark(key);
       },
     };
+    this.#small = {
+      ...this.#ctx,
+      findSync: (key) => this.#blobs.findSync(keyToParts(key, this.config.levels)),
+      foreignFolderSync: (key) => this.#blobs.foreignFolderSync(keyToParts(key, this.config.levels)),
+    };
   }
 
   /**
@@ -251,7 +252,7 @@ export class DiskLocation implements Location {
 
   /** The blob's path (whether or not it exists). Throws InvalidKeyError for a malformed key. */
   pathOf(key: string): string {
-    return join(this.root, ...keyToParts(key, this.config.levels));
+    return under(this.root, keyToParts(key, this.config.levels));
   }
 
   async read(key: string, options?: ReadOpOptions): Promise<Value | null> {
@@ -271,6 +272,7 @@ export class DiskLocation implements Location {
 
   async contains(key: string, options?: OpOptions): Promise<boolean> {
     throwIfAborted(options?.signal);
+    if (this.#syncReads) return this.#blobs.findSync(keyToParts(key, this.config.levels)).kind === 'blob';
     return (await this.#find(key)).kind === 'blob';
   }
 
@@ -281,7 +283,13 @@ export class DiskLocation implements Location {
       this.#swept = true;
       await sweepTemp(this.#tmp, this.#staleAfter);
     }
-    const headroom = await this.#headroom();
+    // A small value of known size on a local lake without a ledger: written synchronously at commit.
+    const small =
+      this.#syncWrites &&
+      this.#ledger === undefined &&
+      options.size !== undefined &&
+      options.size <= SYNC_MAX;
+    const headroom = small ? this.#headroomSync() : await this.#headroom();
     let used = 0;
     const { maxSize } = this.config;
     if (this.#ledger && maxSize !== undefined) {
@@ -291,13 +299,15 @@ export class DiskLocation implements Location {
     }
     if ((options.size ?? 0) > headroom)
       return this.#noRoom(options, "the disk's free space is down to the lake's reserve");
-    try {
-      return await DiskStage.create(
-        { ...this.#ctx, digest: this.#ctx.digest ?? options.digest },
-        options.key,
-        headroom,
-        used,
+    // The lake's own context, unless the caller's digest fills a gap in it (made when needed).
+    const ctx = () =>
+      this.#ctx.digest || !options.digest ? this.#ctx : { ...this.#ctx, digest: options.digest };
+    if (small)
+      return new SmallStage(this.#small, options.key, () =>
+        DiskStage.create(ctx(), options.key, headroom, used),
       );
+    try {
+      return await DiskStage.create(ctx(), options.key, headroom, used);
     } catch (e) {
       // No inode left for the temp file: the disk is full.
       if (isFull(e)) return this.#noRoom(options, 'the disk is full');
@@ -464,6 +474,13 @@ export class DiskLocation implements Location {
   async #headroom(): Promise<number> {
     if (this.config.minFreeSpace <= 0) return Number.POSITIVE_INFINITY;
     const s = await statfs(this.root);
+    return Number(s.bavail) * Number(s.bsize) - this.config.minFreeSpace;
+  }
+
+  /** #headroom on the calling thread: statfs of a local filesystem answers from memory. */
+  #headroomSync(): number {
+    if (this.config.minFreeSpace <= 0) return Number.POSITIVE_INFINITY;
+    const s = statfsSync(this.root);
     return Number(s.bavail) * Number(s.bsize) - this.config.minFreeSpace;
   }
 

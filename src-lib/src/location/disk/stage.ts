@@ -165,7 +165,7 @@ export class DiskStage implements Stage {
     const tmp = join(ctx.tmpDir, ownedName(TEMP_PREFIX));
     // Created read-only: our descriptor may still write, nobody else can, and no chmod is needed later.
     const fh = await open(tmp, 'wx', ctx.blobMode);
-    if (process.getegid?.() !== ctx.tree.gid) await fh.chown(-1, ctx.tree.gid).catch(() => undefined);
+    if (!ctx.tree.ownGroup) await fh.chown(-1, ctx.tree.gid).catch(() => undefined);
     return new DiskStage(ctx, tmp, fh, key, headroom, used);
   }
 

@@ -10,10 +10,18 @@ import { dirname } from 'node:path';
 export class Tree {
   // Folders are never removed by tarn, so one mkdir per folder and process is enough.
   readonly #known = new Set<string>();
+  /**
+   * Whether new files get the lake's group without a chown: the process's effective group is the
+   * lake's. Asked once (a getegid per file was 1.5 syscalls per write); a process that changes its
+   * group afterwards only costs itself a chown that was not needed, or skips one it could not do.
+   */
+  readonly ownGroup: boolean;
   constructor(
     readonly mode: number,
     readonly gid: number,
-  ) {}
+  ) {
+    this.ownGroup = process.getegid?.() === gid;
+  }
 
   async ensure(dir: string): Promise<void> {
     if (this.#known.has(dir)) return;
@@ -37,7 +45,7 @@ export class Tree {
     try {
       mkdirSync(dir);
       chmodSync(dir, this.mode);
-      if (process.getegid?.() !== this.gid) {
+      if (!this.ownGroup) {
         try {
           chownSync(dir, -1, this.gid);
         } catch {
@@ -64,6 +72,6 @@ export class Tree {
   /** Give a new file or folder the lake's mode and group. */
   async adopt(path: string): Promise<void> {
     await chmod(path, this.mode);
-    if (process.getegid?.() !== this.gid) await chown(path, -1, this.gid).catch(() => undefined);
+    if (!this.ownGroup) await chown(path, -1, this.gid).catch(() => undefined);
   }
 }
