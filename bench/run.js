@@ -35,6 +35,21 @@ const cases = {
       mib: Number(process.env.BENCH_LARGE_LEVELS_MIB ?? 1024),
       rounds,
     }),
+  // One operation at a time (1 KiB values, smartCache hits) beside Python tarn: per-operation latency.
+  'serial/tmp': async () =>
+    (await import('./cases/serial.ts')).serial({
+      base: '/tmp',
+      count: Number(process.env.BENCH_SERIAL_COUNT ?? 2000),
+      calls: Number(process.env.BENCH_MEMO_CALLS ?? 20_000),
+      rounds,
+    }),
+  'serial/shm': async () =>
+    (await import('./cases/serial.ts')).serial({
+      base: '/dev/shm',
+      count: Number(process.env.BENCH_SERIAL_COUNT ?? 2000),
+      calls: Number(process.env.BENCH_MEMO_CALLS ?? 20_000),
+      rounds,
+    }),
   // smartCache hits on a disk lake, beside a plain call, a Map memo, fs reads and v8.deserialize.
   'memo/hit': async () =>
     (await import('./cases/memo.ts')).memoHit({

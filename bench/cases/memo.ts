@@ -9,7 +9,7 @@ import { DiskLocation, HashKeyStorage, type Location, smartCache } from '@tarnjs
 import { fsType, medianOf, print, type Row, row, scratch, secondsOf } from './common.ts';
 
 /** A cheap function with a small result: an object of 20 fields (776 bytes v8-serialised). */
-function profile(id: number) {
+export function profile(id: number) {
   return {
     id,
     name: `user-${id}`,
@@ -35,7 +35,7 @@ function profile(id: number) {
 }
 
 /** A tiny result: a number. */
-function square(x: number) {
+export function square(x: number) {
   return x * x;
 }
 
