@@ -3,7 +3,7 @@ import { Readable } from 'node:stream';
 import { WriteError } from '../errors.js';
 import { CHUNK } from '../util/chunks.js';
 import type { CommitResult, Stage, Value } from './contract.js';
-import { SpillBuffer, type SpillOptions } from './spill.js';
+import { joined, SpillBuffer, type SpillOptions } from './spill.js';
 
 /** The staged bytes as `publish` sees them: exact size, and a stream that can be opened more than once. */
 export interface Spool {
@@ -104,6 +104,75 @@ export class SpoolStage implements Stage {
     this.#state = 'closed';
     this.#held = undefined;
     await this.#bytes.discard();
+  }
+}
+
+/**
+ * The stage of a small value whose size is known up front (a Buffer written, a Small's value): its
+ * chunks are kept as pushed and handed to `publish` as one Buffer at commit, so a location can send
+ * it in a single request (Redis `SET NX`, S3's conditional PutObject) with no spool between. A
+ * value that outgrows `maxSize` is refused at that chunk, like SpoolStage; a refusal or a failed
+ * commit replays every byte.
+ */
+export class MemoryStage implements Stage {
+  readonly #publish: (key: string, bytes: Buffer) => Promise<CommitResult>;
+  readonly #max: number;
+  #parts: Uint8Array[] = [];
+  #size = 0;
+  #held: Uint8Array | undefined;
+  #state: 'open' | 'publishing' | 'refused' | 'closed' = 'open';
+
+  constructor(publish: (key: string, bytes: Buffer) => Promise<CommitResult>, maxSize: number) {
+    this.#publish = publish;
+    this.#max = maxSize;
+  }
+
+  async push(chunk: Uint8Array): Promise<boolean> {
+    if (this.#state !== 'open') throw new WriteError('push after the stage was refused or closed');
+    if (this.#size + chunk.byteLength > this.#max) {
+      this.#held = chunk;
+      this.#state = 'refused';
+      return false;
+    }
+    this.#parts.push(chunk);
+    this.#size += chunk.byteLength;
+    return true;
+  }
+
+  async commit(key: string): Promise<CommitResult> {
+    if (this.#state !== 'open') throw new WriteError('commit after the stage was refused or closed');
+    this.#state = 'publishing';
+    let result: CommitResult;
+    try {
+      result = await this.#publish(key, joined(this.#parts, this.#size));
+    } catch (e) {
+      // The bytes are still here: a combinator may hand them on (reclaim); abort() drops them.
+      this.#state = 'refused';
+      throw e;
+    }
+    if (result.status === 'refused') this.#state = 'refused';
+    else this.#drop();
+    return result;
+  }
+
+  async *reclaim(): AsyncIterable<Uint8Array> {
+    if (this.#state !== 'refused' && this.#state !== 'open')
+      throw new WriteError('reclaim after the stage was committed or closed');
+    const parts = this.#parts;
+    const held = this.#held;
+    this.#drop();
+    yield* parts;
+    if (held) yield held;
+  }
+
+  async abort(): Promise<void> {
+    this.#drop();
+  }
+
+  #drop(): void {
+    this.#state = 'closed';
+    this.#parts = [];
+    this.#held = undefined;
   }
 }
 
