@@ -4,9 +4,9 @@ import { assertHexKey } from '../../digest.js';
 import { throwIfAborted } from '../../errors.js';
 import { Lazy } from '../../util/lazy.js';
 import { redactUrl } from '../../util/url.js';
-import type { Lease, Location, OpOptions, Stage, StageOptions, Value } from '../contract.js';
+import type { CommitResult, Lease, Location, OpOptions, Stage, StageOptions, Value } from '../contract.js';
 import { remoteError } from '../remote-error.js';
-import { memoryValue, SpoolStage } from '../spool.js';
+import { MemoryStage, memoryValue, SpoolStage } from '../spool.js';
 
 export interface RedisLocationOptions {
   /**
@@ -82,7 +82,8 @@ export class RedisLocation implements Location {
 
   #key(key: string): Buffer {
     assertHexKey(key);
-    return Buffer.concat([this.#prefix, Buffer.from(key, 'hex')]);
+    const digest = Buffer.from(key, 'hex');
+    return this.#prefix.length === 0 ? digest : Buffer.concat([this.#prefix, digest]);
   }
 
   async #run<T>(
@@ -109,21 +110,28 @@ export class RedisLocation implements Location {
   }
 
   async stage(options: StageOptions = {}): Promise<Stage | null> {
-    if (options.key !== undefined) this.#key(options.key);
+    // A key known up front is checked now, and its Redis name made once for the commit.
+    const known = options.key === undefined ? undefined : this.#key(options.key);
     if ((options.size ?? 0) > this.#max) return null;
+    const set = (key: string, data: Buffer) =>
+      this.#set(key === options.key && known ? known : this.#key(key), data, options);
+    // A known size under the limit (a Buffer written, a copy-on-read): the chunks stay as pushed and
+    // go out in the one SET NX, nothing in between. Otherwise a spool, which refuses at the limit.
+    if (options.size !== undefined) return new MemoryStage(set, this.#max);
     return new SpoolStage(
-      async (key, spool) => {
-        const k = this.#key(key);
-        // memoryLimit = maxValueSize: a value that fits is always in memory.
-        const data = spool.memory ?? Buffer.alloc(0);
-        const ttl = this.#options.ttl;
-        const set = await this.#run('SET', options, (r) =>
-          ttl ? r.set(k, data, 'EX', ttl, 'NX') : r.set(k, data, 'NX'),
-        );
-        return { status: set === 'OK' ? 'stored' : 'existed' };
-      },
+      // memoryLimit = maxValueSize: a value that fits is always in memory.
+      (key, spool) => set(key, spool.memory ?? Buffer.alloc(0)),
       { maxSize: this.#max, memoryLimit: this.#max },
     );
+  }
+
+  /** SET NX: Redis itself decides, atomically, which of racing writers stores the value. */
+  async #set(k: Buffer, data: Buffer, options: OpOptions): Promise<CommitResult> {
+    const ttl = this.#options.ttl;
+    const set = await this.#run('SET', options, (r) =>
+      ttl ? r.set(k, data, 'EX', ttl, 'NX') : r.set(k, data, 'NX'),
+    );
+    return { status: set === 'OK' ? 'stored' : 'existed' };
   }
 
   async contains(key: string, options?: OpOptions): Promise<boolean> {
