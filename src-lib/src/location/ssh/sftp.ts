@@ -1,6 +1,7 @@
 import { rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, posix } from 'node:path';
+import type { SFTPWrapper } from 'ssh2';
 import type SftpClient from 'ssh2-sftp-client';
 import { throwIfAborted } from '../../errors.js';
 import { Lazy } from '../../util/lazy.js';
@@ -14,6 +15,23 @@ import { type Spool, SpoolStage } from '../spool.js';
 import { connectConfig, DEFAULT_LAKE_CONFIG, hostKeyCheck, type SshOptions, sshTarget } from './options.js';
 import { ConnectionPool } from './pool.js';
 
+/** A pooled connection: the client, and its raw SFTP session for the pipelined small writes. */
+interface Connection {
+  client: SftpClient;
+  sftp: SFTPWrapper;
+}
+
+/**
+ * Values up to this size are written without asking first whether the key exists: the upload to a
+ * temp name and the rename that publishes it are three round trips, about what the question would
+ * cost again; the rename refuses to replace an existing blob, so an existing key still ends
+ * `existed`. Larger values are asked about first, so an existing one is never uploaded twice.
+ */
+export const SFTP_DIRECT_WRITE = 256 << 10;
+
+/** SFTP's SSH_FX_NO_SUCH_FILE. */
+const NO_SUCH_FILE = 2;
+
 /**
  * A lake on an SSH host, over SFTP: the same layout as a local lake (so Python tarn and `tarn` on
  * that host read it too), writes to a temp name and then a rename that never replaces a blob, and a
@@ -25,7 +43,7 @@ export class SFTPLocation implements Location {
   readonly #host: string;
   readonly #root: string;
   readonly #options: SshOptions;
-  readonly #pool: ConnectionPool<SftpClient>;
+  readonly #pool: ConnectionPool<Connection>;
   readonly #lake = new Lazy<LakeConfig>();
 
   constructor(host: string, root: string, options: SshOptions = {}) {
@@ -35,37 +53,41 @@ export class SFTPLocation implements Location {
     this.#pool = new ConnectionPool(
       options.connections ?? 2,
       (drop) => this.#connect(drop),
-      (c) => c.end(),
+      (c) => c.client.end(),
     );
     this.target = sshTarget(host, this.#root, options);
   }
 
-  async #connect(drop: () => void): Promise<SftpClient> {
+  async #connect(drop: () => void): Promise<Connection> {
     const { default: Client } = await import('ssh2-sftp-client');
     // Quiet callbacks: the library's defaults print connection events to stdout.
     const quiet = () => undefined;
     const client = new Client('tarn', { error: quiet, end: quiet, close: quiet });
     const check = hostKeyCheck(this.#host, this.#options.port ?? 22, this.#options);
+    let sftp: SFTPWrapper;
     try {
-      await client.connect(connectConfig(this.#host, this.#options, check.verify));
+      sftp = await client.connect(connectConfig(this.#host, this.#options, check.verify));
     } catch (e) {
       throw check.reason() ? new Error(check.reason(), { cause: e }) : e;
     }
     client.on('error', drop);
     client.on('end', drop);
-    return client;
+    return { client, sftp };
   }
 
   async #run<T>(
     action: string,
     options: OpOptions | undefined,
-    fn: (c: SftpClient) => Promise<T>,
+    fn: (c: SftpClient, sftp: SFTPWrapper) => Promise<T>,
   ): Promise<T> {
     const signal = options?.signal;
     throwIfAborted(signal);
     let onAbort: (() => void) | undefined;
     try {
-      const { client, drop } = await this.#pool.get();
+      const {
+        client: { client, sftp },
+        drop,
+      } = await this.#pool.get();
       if (signal) {
         // SFTP transfers have no cancel: an abort drops the connection under them (the pool reconnects).
         onAbort = () => {
@@ -75,7 +97,7 @@ export class SFTPLocation implements Location {
         };
         signal.addEventListener('abort', onAbort, { once: true });
       }
-      return await fn(client);
+      return await fn(client, sftp);
     } catch (e) {
       // A connection that broke removed itself from the pool (its 'end' and 'error' events).
       throw remoteError(`sftp ${this.target}`, action, e, signal);
@@ -133,22 +155,71 @@ export class SFTPLocation implements Location {
 
   async #publish(key: string, spool: Spool, options: OpOptions): Promise<CommitResult> {
     const final = await this.#path(key, options);
-    return this.#run('write', options, async (c) => {
-      if (await c.exists(final)) return { status: 'existed' };
-      await this.#ensureDir(c, posix.dirname(final));
+    return this.#run('write', options, async (c, sftp) => {
       const tmp = `${this.#root}/.tmp/${ownedName('stage')}`;
+      if (spool.memory !== undefined && spool.size <= SFTP_DIRECT_WRITE)
+        return this.#writeSmall(c, sftp, tmp, final, spool.memory);
+      if (await c.exists(final)) return { status: 'existed' };
       if (spool.path) await c.fastPut(spool.path, tmp, { mode: 0o444 });
       else await c.put(spool.memory ?? spool.stream(), tmp, { writeStreamOptions: { mode: 0o444 } });
-      try {
-        // OpenSSH's rename links and unlinks: it fails rather than replace an existing blob.
-        await c.rename(tmp, final);
-        return { status: 'stored' };
-      } catch (e) {
-        await c.delete(tmp, true);
-        if (await c.exists(final)) return { status: 'existed' };
-        throw e;
-      }
+      return this.#link(c, sftp, tmp, final);
     });
+  }
+
+  /**
+   * A small value in three round trips, as a plain upload takes: the question whether the key
+   * exists travels with the OPEN of the temp file; then every WRITE and the CLOSE go at once (the
+   * server answers them in order); then the rename that publishes it, sent only after every answer
+   * said OK, so a failed write is never published. An existing key costs two: the question, then the
+   * temp file closed and removed.
+   */
+  async #writeSmall(
+    c: SftpClient,
+    sftp: SFTPWrapper,
+    tmp: string,
+    final: string,
+    data: Buffer,
+  ): Promise<CommitResult> {
+    const [exists, opened] = await Promise.allSettled([lstatExists(sftp, final), openNew(sftp, tmp)]);
+    let handle = opened.status === 'fulfilled' ? opened.value : undefined;
+    if (exists.status === 'rejected' || (exists.status === 'fulfilled' && exists.value)) {
+      if (handle) await closeAndRemove(sftp, handle, tmp);
+      if (exists.status === 'rejected') throw exists.reason;
+      return { status: 'existed' };
+    }
+    if (!handle) {
+      const e = (opened as PromiseRejectedResult).reason as { code?: unknown };
+      // A lake without its .tmp folder (made by hand, or by an older writer): made, then once more.
+      if (e?.code !== NO_SUCH_FILE) throw e;
+      await c.mkdir(`${this.#root}/.tmp`, true);
+      handle = await openNew(sftp, tmp);
+    }
+    try {
+      await writeAndClose(sftp, handle, data);
+    } catch (e) {
+      await closeAndRemove(sftp, undefined, tmp);
+      throw e;
+    }
+    return this.#link(c, sftp, tmp, final);
+  }
+
+  /**
+   * Publishes the temp file under its key. OpenSSH's rename links and unlinks: it fails rather than
+   * replace an existing blob, so exactly one of racing writers stores. The blob's folder is made
+   * only when the rename says it is missing (a lake's 256 folders exist after its first values).
+   */
+  async #link(c: SftpClient, sftp: SFTPWrapper, tmp: string, final: string): Promise<CommitResult> {
+    let failure = await rename(sftp, tmp, final);
+    if (failure === undefined) return { status: 'stored' };
+    if (failure.code === NO_SUCH_FILE) {
+      // The folder was missing (another writer may have just made it): made, and once more.
+      await this.#ensureDir(c, posix.dirname(final));
+      failure = await rename(sftp, tmp, final);
+      if (failure === undefined) return { status: 'stored' };
+    }
+    await c.delete(tmp, true);
+    if (await c.exists(final)) return { status: 'existed' };
+    throw failure;
   }
 
   /** mkdir -p that tolerates other writers creating the same folders at the same moment. */
@@ -202,4 +273,59 @@ export class SFTPLocation implements Location {
   async close(): Promise<void> {
     await this.#pool.close();
   }
+}
+
+/** SFTP rename: undefined when done, else the server's error (with its status `code`). */
+function rename(
+  sftp: SFTPWrapper,
+  from: string,
+  to: string,
+): Promise<(Error & { code?: unknown }) | undefined> {
+  return new Promise((resolve) => sftp.rename(from, to, (e) => resolve(e ?? undefined)));
+}
+
+/** Whether something is at `path` (lstat: a link is not followed). */
+function lstatExists(sftp: SFTPWrapper, path: string): Promise<boolean> {
+  return new Promise((resolve, reject) =>
+    sftp.lstat(path, (e) => {
+      if (!e) resolve(true);
+      else if ((e as { code?: unknown }).code === NO_SUCH_FILE) resolve(false);
+      else reject(e);
+    }),
+  );
+}
+
+/** Creates `path`, exclusively and read-only (the blob's mode), for writing. */
+function openNew(sftp: SFTPWrapper, path: string): Promise<Buffer> {
+  return new Promise((resolve, reject) =>
+    sftp.open(path, 'wx', { mode: 0o444 }, (e, handle) => (e ? reject(e) : resolve(handle))),
+  );
+}
+
+/** Writes `data` at the start of the open file, then closes it: every request sent at once. */
+function writeAndClose(sftp: SFTPWrapper, handle: Buffer, data: Buffer): Promise<void> {
+  return new Promise((resolve, reject) => {
+    // ssh2 cuts a larger write into requests that wait for each other; 32 KiB ones all go at once.
+    const PIECE = 32 << 10;
+    let pending = 1 + Math.ceil(data.byteLength / PIECE);
+    let failed: Error | undefined;
+    const answered = (e?: Error | null) => {
+      if (e) failed ??= e;
+      if (--pending > 0) return;
+      if (failed) reject(failed);
+      else resolve();
+    };
+    for (let at = 0; at < data.byteLength; at += PIECE)
+      sftp.write(handle, data, at, Math.min(PIECE, data.byteLength - at), at, answered);
+    sftp.close(handle, answered);
+  });
+}
+
+/** Drops a temp file: its handle closed (when open) and the file removed, both sent at once. */
+function closeAndRemove(sftp: SFTPWrapper, handle: Buffer | undefined, path: string): Promise<void> {
+  return new Promise((resolve) => {
+    if (handle) sftp.close(handle, () => undefined);
+    // Best effort: a temp file left behind is swept later, like a local lake's.
+    sftp.unlink(path, () => resolve());
+  });
 }
