@@ -206,8 +206,15 @@ export class SCPLocation implements Location {
     const path = await this.#path(key, options);
     const local = join(tmpdir(), ownedName('tarn-scp'));
     // One channel for a hit; a folder is Python tarn's legacy <key>/data, fetched with a second.
-    let got = await this.#download(path, local, options);
-    if (got === 'folder') got = await this.#download(`${path}/data`, local, options);
+    let got: 'ok' | 'missing' | 'folder';
+    try {
+      got = await this.#download(path, local, options);
+      if (got === 'folder') got = await this.#download(`${path}/data`, local, options);
+    } catch (e) {
+      // A download that failed midway (a host gone, an abort) leaves no partial copy behind.
+      await rm(local, { force: true });
+      throw e;
+    }
     if (got !== 'ok') {
       await rm(local, { force: true });
       return null;
