@@ -115,7 +115,7 @@ export class SFTPLocation implements Location {
         if (await c.exists(file)) {
           text = ((await c.get(file)) as Buffer).toString('utf8');
         } else {
-          await c.mkdir(`${this.#root}/.tmp`, true);
+          await mkdirs(c, `${this.#root}/.tmp`);
           const tmp = `${this.#root}/.tmp/${ownedName('config')}`;
           await c.put(Buffer.from(DEFAULT_LAKE_CONFIG), tmp);
           await c.rename(tmp, file).catch(() => c.delete(tmp, true)); // another writer created it first
@@ -191,7 +191,7 @@ export class SFTPLocation implements Location {
       const e = (opened as PromiseRejectedResult).reason as { code?: unknown };
       // A lake without its .tmp folder (made by hand, or by an older writer): made, then once more.
       if (e?.code !== NO_SUCH_FILE) throw e;
-      await c.mkdir(`${this.#root}/.tmp`, true);
+      await mkdirs(c, `${this.#root}/.tmp`);
       handle = await openNew(sftp, tmp);
     }
     try {
@@ -272,6 +272,18 @@ export class SFTPLocation implements Location {
 
   async close(): Promise<void> {
     await this.#pool.close();
+  }
+}
+
+/**
+ * mkdir -p of a folder that other writers may be making at the same moment (writers of a new lake
+ * all make its .tmp): their success is ours.
+ */
+async function mkdirs(c: SftpClient, dir: string): Promise<void> {
+  try {
+    await c.mkdir(dir, true);
+  } catch (e) {
+    if ((await c.exists(dir)) !== 'd') throw e;
   }
 }
 
