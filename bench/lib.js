@@ -76,3 +76,32 @@ export function print(title, rows, ratios) {
     console.log(`  ${r.label.padEnd(w)}  ${r.seconds.toFixed(3).padStart(8)} s  ${r.rate}`);
   for (const [label, value] of ratios) console.log(`  ratio ${label}: ${value.toFixed(2)}x`);
 }
+
+/**
+ * A fresh XFS with reflinks on a sparse image under /tmp, mounted through a loop device (root and
+ * xfsprogs needed; scripts/provision.sh installs it): where a disk lake clones large files.
+ * Undefined where it cannot be mounted.
+ */
+export function xfsMount(sizeMiB) {
+  const dir = mkdtempSync(join('/tmp', 'bench-xfs-'));
+  const image = `${dir}.img`;
+  const run = (cmd, args) => execFileSync(cmd, args, { stdio: 'pipe' });
+  try {
+    run('truncate', ['-s', `${sizeMiB}M`, image]);
+    run('mkfs.xfs', ['-q', '-m', 'reflink=1', image]);
+    run('mount', ['-o', 'loop', image, dir]);
+  } catch (e) {
+    rmSync(dir, { recursive: true, force: true });
+    rmSync(image, { force: true });
+    console.warn(`large/xfs skipped: cannot mount an XFS image (${String(e.message).split('\n')[0]})`);
+    return undefined;
+  }
+  return {
+    dir,
+    remove: () => {
+      run('umount', [dir]);
+      rmSync(dir, { recursive: true, force: true });
+      rmSync(image, { force: true });
+    },
+  };
+}

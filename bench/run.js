@@ -8,7 +8,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { diskLarge } from './cases/disk-large.js';
 import { diskSmall } from './cases/disk-small.js';
-import { machine } from './lib.js';
+import { machine, xfsMount } from './lib.js';
 
 const mib = Number(process.env.BENCH_LARGE_MIB ?? 1024);
 const count = Number(process.env.BENCH_SMALL_COUNT ?? 10_000);
@@ -20,6 +20,16 @@ console.log(JSON.stringify(env));
 const results = { date: new Date().toISOString(), machine: env, cases: {} };
 const cases = {
   'large/tmp': () => diskLarge({ base: '/tmp', mib, rounds }),
+  // The same on a loop-mounted XFS with reflinks: a write by path clones the file and hashes the clone.
+  'large/xfs': async () => {
+    const m = xfsMount(3 * mib + 512);
+    if (!m) return { skipped: 'no XFS' };
+    try {
+      return await diskLarge({ base: m.dir, mib, rounds });
+    } finally {
+      m.remove();
+    }
+  },
   'small/tmp': () => diskSmall({ base: '/tmp', count, rounds }),
   'small/shm': () => diskSmall({ base: '/dev/shm', count, rounds }),
   // On the test bed's servers (npm run provision); TypeScript, run through tsx.

@@ -30,6 +30,8 @@ declare -A DEBIAN=(
   [containerd]=containerd [ctr]=containerd [/usr/lib/cni/bridge]=containernetworking-plugins
   [/usr/lib/cni/host-local]=containernetworking-plugins [gcc]=gcc [/usr/lib/x86_64-linux-gnu/libc.a]=libc6-dev
   [busybox]=busybox-static [ip]=iproute2 [iptables]=iptables [nsenter]=util-linux
+  # A filesystem with reflinks for the disk lake's clone path (test/helpers/xfs.ts).
+  [mkfs.xfs]=xfsprogs
 )
 missing=()
 for program in "${!DEBIAN[@]}"; do

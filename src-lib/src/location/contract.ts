@@ -73,7 +73,8 @@ export interface Location {
   foreign?(options?: OpOptions): AsyncIterable<ForeignEntry>;
   /**
    * Store the file at `path` by reading it on the location's side (a sidecar that sees the
-   * caller's shared volume), so its bytes never cross a socket. The location hashes it with
+   * caller's shared volume), so its bytes never cross a socket; or by cloning it (a disk lake on a
+   * filesystem with reflinks), so they are never written again. The location hashes it with
    * `options.digest` (and refuses when it cannot). Null: this file cannot be ingested here (not
    * visible there, not allowed, too small to be worth it); the caller then writes it as a stream.
    * Read only by HashKeyStorage.write of a path, at the root of a tree.

@@ -1,4 +1,4 @@
-import { lstatSync, mkdirSync, rmSync, statfsSync, statSync } from 'node:fs';
+import { existsSync, lstatSync, mkdirSync, rmSync, statfsSync, statSync } from 'node:fs';
 import { lstat, lutimes, mkdir, rename, rm, statfs, unlink, writeFile } from 'node:fs/promises';
 import { dirname, join, resolve, sep } from 'node:path';
 import { assertHexKey, type Digest, digest } from '../../digest.js';
@@ -8,6 +8,8 @@ import { parseSize } from '../../util/size.js';
 import { FileValue, LoadedFileValue } from '../../value.js';
 import type {
   Flags,
+  IngestOptions,
+  IngestResult,
   Lease,
   Location,
   OpOptions,
@@ -19,6 +21,7 @@ import type {
 import { BlobFinder, type ForeignEntry, type Found, under } from './blob.js';
 import { CONFIG_NAME, type LakeConfig, readLakeConfig, writeLakeConfig } from './config.js';
 import { isFull, isReadOnly } from './errno.js';
+import { cloneIn } from './kernel-copy.js';
 import { checkLevelsFit, fixedHexLength, keyToParts } from './layout.js';
 import { diskLease } from './lease.js';
 import { Ledger, type Usage } from './ledger.js';
@@ -63,6 +66,14 @@ export interface DiskOptions {
    * hands the value to the general path, which has the rules for it.
    */
   syncWrites?: boolean;
+  /**
+   * Store a large file (at least 8 MiB) written by path as a clone where the lake's filesystem
+   * shares blocks copy-on-write (XFS, btrfs), hashing the source meanwhile (kernel-copy.ts says when
+   * the clone is published under the source's hash, and when the clone is hashed itself): one read
+   * of the file instead of a read and a write. Default true; tried once per lake on a filesystem
+   * that cannot clone, then never again. False: always one pass that reads, hashes and writes.
+   */
+  kernelCopy?: boolean;
 }
 
 /** Blobs up to this size are read whole at lookup when reads are synchronous (`syncReads`). */
@@ -102,6 +113,8 @@ export class DiskLocation implements Location {
   /** Small values of known size are written with synchronous syscalls (DiskOptions.syncWrites). */
   readonly #syncWrites: boolean;
   readonly #small: SmallStageContext;
+  /** How a large file written by path is copied in (kernel-copy.ts): cloned until the filesystem says it cannot. */
+  #copies: 'clone' | 'off';
   #swept = false;
 
   constructor(root: string, options: DiskOptions = {}) {
@@ -181,6 +194,8 @@ export class DiskLocation implements Location {
         : false;
     this.#syncReads = options.syncReads ?? local;
     this.#syncWrites = options.syncWrites ?? local;
+    // Clones need /proc/self/fd (the source is cloned through its descriptor) and a lake we can write.
+    this.#copies = (options.kernelCopy ?? true) && existsSync('/proc/self/fd') ? 'clone' : 'off';
 
     this.#tmp = join(this.root, '.tmp');
     this.#tools = join(this.root, 'tools');
@@ -268,6 +283,21 @@ export class DiskLocation implements Location {
     if (!blob) return null;
     if (this.config.statUsage && options?.touch !== false) await this.#mark(key);
     return FileValue.fromHandle(blob.path, blob.size, blob.fh);
+  }
+
+  /**
+   * A large file by path, cloned in while it is hashed where the filesystem shares blocks
+   * (kernel-copy.ts); null otherwise (HashKeyStorage then writes it in one pass).
+   */
+  async ingest(path: string, options: IngestOptions): Promise<IngestResult | null> {
+    throwIfAborted(options.signal);
+    if (this.#copies === 'off') return null;
+    const digest = this.#digest ?? options.digest;
+    if (digest.name !== options.digest.name) return null; // HashKeyStorage refuses this tree anyway
+    const ctx = this.#ctx.digest ? this.#ctx : { ...this.#ctx, digest };
+    const outcome = await cloneIn(ctx, path, digest, options);
+    if (outcome === 'no-clones') this.#copies = 'off';
+    return outcome === 'no-clones' ? null : outcome;
   }
 
   async contains(key: string, options?: OpOptions): Promise<boolean> {

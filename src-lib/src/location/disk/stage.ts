@@ -156,6 +156,17 @@ export class DiskStage implements Stage {
     this.#nextSpaceCheck = SPACE_CHECK_EVERY;
   }
 
+  /**
+   * A stage over a temp file that already holds the whole value (`bytes` of it), made by the lake
+   * itself (a reflink clone, reflink.ts): commit publishes it with every rule of a written one.
+   */
+  static adopt(ctx: StageContext, tmp: string, fh: FileHandle, bytes: number): DiskStage {
+    const stage = new DiskStage(ctx, tmp, fh, undefined, Number.POSITIVE_INFINITY, 0);
+    stage.#bytes = bytes;
+    stage.#fileBytes = bytes;
+    return stage;
+  }
+
   static async create(
     ctx: StageContext,
     key: string | undefined,
