@@ -22,10 +22,10 @@ interface Connection {
 }
 
 /**
- * Values up to this size are written without asking first whether the key exists: the upload to a
- * temp name and the rename that publishes it are three round trips, about what the question would
- * cost again; the rename refuses to replace an existing blob, so an existing key still ends
- * `existed`. Larger values are asked about first, so an existing one is never uploaded twice.
+ * Values up to this size do not wait for the answer to whether the key exists: the question goes
+ * out with the OPEN of the temp file (see #writeSmall), so a new value costs what a plain upload
+ * costs, and an existing one an empty temp file opened and removed (none of its bytes are sent).
+ * Larger values are asked about before anything else, as a plain round trip.
  */
 export const SFTP_DIRECT_WRITE = 256 << 10;
 
