@@ -70,7 +70,7 @@ const refusesCondition = (e: unknown) =>
  * the HEAD it saves costs (a round trip); a larger one is asked about first, so an existing key is
  * never uploaded twice.
  */
-export const S3_DIRECT_PUT = 256 << 10;
+const S3_DIRECT_PUT = 256 << 10;
 
 /**
  * Values as objects of an S3 bucket, named as Python tarn's S3 location names them

@@ -27,7 +27,7 @@ interface Connection {
  * costs, and an existing one an empty temp file opened and removed (none of its bytes are sent).
  * Larger values are asked about before anything else, as a plain round trip.
  */
-export const SFTP_DIRECT_WRITE = 256 << 10;
+const SFTP_DIRECT_WRITE = 256 << 10;
 
 /** SFTP's SSH_FX_NO_SUCH_FILE. */
 const NO_SUCH_FILE = 2;
