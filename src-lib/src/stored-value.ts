@@ -1,7 +1,8 @@
-import { Readable, Transform, type TransformCallback } from 'node:stream';
+import { Readable } from 'node:stream';
 import type { Digest } from './digest.js';
 import type { StorageCorruption } from './errors.js';
 import type { OpOptions, Value } from './location/contract.js';
+import { CHUNK } from './util/chunks.js';
 
 /** Values up to this size are kept in memory after an eager verification, so `bytes()` does not read twice. */
 export const KEEP_VERIFIED = 1 << 20;
@@ -45,24 +46,21 @@ export class StoredValue implements AsyncDisposable {
   stream(options?: OpOptions): Readable {
     const raw = this.value.stream(options);
     if (this.#verified) return raw;
+    // An async generator over the stream, not a Transform piped to: on a 2-core VM a pipe into a
+    // Transform took turns with the file's reads (1.2 s per GiB against 0.8 s for reading and
+    // hashing), while the generator keeps the stream's read-ahead going while a chunk is hashed.
+    return Readable.from(this.#checked(raw), { objectMode: false, highWaterMark: CHUNK });
+  }
+
+  async *#checked(raw: Readable): AsyncGenerator<Buffer> {
     const h = this.digest.create();
-    const check = new Transform({
-      transform: (chunk: Buffer, _enc, cb: TransformCallback) => {
-        h.update(chunk);
-        cb(null, chunk);
-      },
-      flush: (cb: TransformCallback) => {
-        const actual = h.digest('hex');
-        if (actual === this.key) {
-          this.#verified = true;
-          cb();
-        } else {
-          this.onCorrupt(actual).then(cb, cb);
-        }
-      },
-    });
-    raw.on('error', (e) => check.destroy(e));
-    return raw.pipe(check);
+    for await (const chunk of raw as AsyncIterable<Buffer>) {
+      h.update(chunk);
+      yield chunk;
+    }
+    const actual = h.digest('hex');
+    if (actual !== this.key) throw await this.onCorrupt(actual);
+    this.#verified = true;
   }
 
   /**

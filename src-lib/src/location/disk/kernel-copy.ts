@@ -1,10 +1,11 @@
 import type { BigIntStats } from 'node:fs';
-import { constants } from 'node:fs';
-import { copyFile, type FileHandle, open, unlink } from 'node:fs/promises';
+import { constants, statSync } from 'node:fs';
+import { copyFile, type FileHandle, open, stat, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Digest } from '../../digest.js';
 import { KeyMismatchError, throwIfAborted } from '../../errors.js';
 import { readChunks } from '../../util/chunks.js';
+import { localPath } from '../../util/local-fs.js';
 import { ownedName, sleep } from '../../util/process.js';
 import type { IngestResult, OpOptions } from '../contract.js';
 import { DiskStage, type StageContext } from './stage.js';
@@ -51,6 +52,10 @@ export async function cloneIn(
   digest: Digest,
   options: OpOptions & { key?: string },
 ): Promise<CopyOutcome> {
+  // Looked at before it is opened: opening a FIFO, even at once with O_NONBLOCK, could take a
+  // writer's bytes from the one-pass read that follows. Synchronously under a local mount, since
+  // every write by path asks here first and a small file is done in microseconds after.
+  if (!(await isLargeFile(path))) return null;
   let source: FileHandle;
   try {
     source = await open(path, constants.O_RDONLY | constants.O_NONBLOCK);
@@ -104,6 +109,15 @@ export async function cloneIn(
     await fh?.close().catch(() => undefined);
     await stage?.abort();
     await unlink(tmp).catch(() => undefined);
+  }
+}
+
+async function isLargeFile(path: string): Promise<boolean> {
+  try {
+    const st = localPath(path) ? statSync(path) : await stat(path);
+    return st.isFile() && st.size >= KERNEL_COPY_MIN;
+  } catch {
+    return false;
   }
 }
 
