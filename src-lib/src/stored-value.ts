@@ -49,7 +49,11 @@ export class StoredValue implements AsyncDisposable {
     // An async generator over the stream, not a Transform piped to: on a 2-core VM a pipe into a
     // Transform took turns with the file's reads (1.2 s per GiB against 0.8 s for reading and
     // hashing), while the generator keeps the stream's read-ahead going while a chunk is hashed.
-    return Readable.from(this.#checked(raw), { objectMode: false, highWaterMark: CHUNK });
+    const out = Readable.from(this.#checked(raw), { objectMode: false, highWaterMark: CHUNK });
+    // Before its first read the generator does not listen to `raw`: an error then (an abort) must
+    // still reach the caller's stream, not the process.
+    raw.on('error', (e) => out.destroy(e));
+    return out;
   }
 
   async *#checked(raw: Readable): AsyncGenerator<Buffer> {
