@@ -21,7 +21,7 @@ import type {
 import { BlobFinder, type ForeignEntry, type Found, under } from './blob.js';
 import { CONFIG_NAME, type LakeConfig, readLakeConfig, writeLakeConfig } from './config.js';
 import { isFull, isReadOnly } from './errno.js';
-import { cloneIn } from './kernel-copy.js';
+import { type CopyMode, cloneIn } from './kernel-copy.js';
 import { checkLevelsFit, fixedHexLength, keyToParts } from './layout.js';
 import { diskLease } from './lease.js';
 import { Ledger, type Usage } from './ledger.js';
@@ -67,11 +67,11 @@ export interface DiskOptions {
    */
   syncWrites?: boolean;
   /**
-   * Store a large file (at least 8 MiB) written by path as a clone where the lake's filesystem
-   * shares blocks copy-on-write (XFS, btrfs), hashing the source meanwhile (kernel-copy.ts says when
-   * the clone is published under the source's hash, and when the clone is hashed itself): one read
-   * of the file instead of a read and a write. Default true; tried once per lake on a filesystem
-   * that cannot clone, then never again. False: always one pass that reads, hashes and writes.
+   * Store a large file (at least 8 MiB) written by path with the kernel making the copy: a clone
+   * where the lake's filesystem shares blocks copy-on-write (XFS, btrfs), else the kernel's copy
+   * after the source was hashed (kernel-copy.ts says when the copy is published under the source's
+   * hash, and when the copy is hashed itself). Default true. False: always one pass that reads,
+   * hashes and writes.
    */
   kernelCopy?: boolean;
 }
@@ -114,7 +114,7 @@ export class DiskLocation implements Location {
   readonly #syncWrites: boolean;
   readonly #small: SmallStageContext;
   /** How a large file written by path is copied in (kernel-copy.ts): cloned until the filesystem says it cannot. */
-  #copies: 'clone' | 'off';
+  #copies: CopyMode | 'off';
   #swept = false;
 
   constructor(root: string, options: DiskOptions = {}) {
@@ -286,8 +286,8 @@ export class DiskLocation implements Location {
   }
 
   /**
-   * A large file by path, cloned in while it is hashed where the filesystem shares blocks
-   * (kernel-copy.ts); null otherwise (HashKeyStorage then writes it in one pass).
+   * A large file by path, copied in by the kernel (a clone where the filesystem shares blocks) and
+   * hashed from the source (kernel-copy.ts); null otherwise (HashKeyStorage then writes it in one pass).
    */
   async ingest(path: string, options: IngestOptions): Promise<IngestResult | null> {
     throwIfAborted(options.signal);
@@ -295,8 +295,12 @@ export class DiskLocation implements Location {
     const digest = this.#digest ?? options.digest;
     if (digest.name !== options.digest.name) return null; // HashKeyStorage refuses this tree anyway
     const ctx = this.#ctx.digest ? this.#ctx : { ...this.#ctx, digest };
-    const outcome = await cloneIn(ctx, path, digest, options);
-    if (outcome === 'no-clones') this.#copies = 'off';
+    const headroom = () => this.#headroom();
+    let outcome = await cloneIn(ctx, path, digest, this.#copies, { ...options, headroom });
+    if (outcome === 'no-clones') {
+      this.#copies = 'copy';
+      outcome = await cloneIn(ctx, path, digest, 'copy', { ...options, headroom });
+    }
     return outcome === 'no-clones' ? null : outcome;
   }
 

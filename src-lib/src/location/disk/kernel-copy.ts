@@ -21,15 +21,18 @@ export const KERNEL_COPY_MIN = 8 << 20;
  */
 const SETTLED_MS = 20n;
 
+/** How the lake's filesystem copies: by sharing blocks (a clone), or by the kernel copying them. */
+export type CopyMode = 'clone' | 'copy';
+
 export type CopyOutcome = IngestResult | 'no-clones' | null;
 
 /**
- * Stores a large regular file by path as a clone (FICLONE: XFS, btrfs and others share its blocks
- * copy-on-write, in constant time) while the process hashes the source, so a write costs one read
- * and hash of the file, like `openssl dgst`, instead of a read, a hash and a write. (The kernel's
- * plain copy, sendfile, alongside the hash was measured too: on a 2-core VM with ext4 it took
- * 2.7 s per GiB where the one pass took 1.7–2.0 s, so a filesystem without clones keeps the one
- * pass; docs/performance.md.)
+ * Stores a large regular file by path with the copy made by the kernel. Where the filesystem shares
+ * blocks copy-on-write (FICLONE: XFS, btrfs), the copy is a clone, made in constant time, and a write
+ * costs one read and hash of the file, like `openssl dgst`. Elsewhere (mode `copy`) the source is
+ * hashed, then copied by the kernel (sendfile), the order Python tarn uses: on ext4 that measured
+ * 1.2–1.4 s per GiB where one pass through write(2) took 2.1–2.4 s (docs/performance.md); the same
+ * copy alongside the hash, on two cores, was slower than either.
  *
  * The bytes hashed are the source's, so the copy is only published under their key when the source
  * provably did not change while it was copied and read: its inode, size, mtime and ctime are the
@@ -44,13 +47,14 @@ export type CopyOutcome = IngestResult | 'no-clones' | null;
  * /proc/self/fd, so a FIFO swapped in for it is never waited on. Null: not a regular file of at
  * least KERNEL_COPY_MIN bytes, on another filesystem, or a refusal that the general path answers
  * with its rules (the caller then writes the value in one pass). `no-clones`: the lake's
- * filesystem cannot clone; the lake stops trying.
+ * filesystem cannot clone; the lake copies from then on (mode `copy`).
  */
 export async function cloneIn(
   ctx: StageContext,
   path: string,
   digest: Digest,
-  options: OpOptions & { key?: string },
+  mode: CopyMode,
+  options: OpOptions & { key?: string; headroom: () => Promise<number> },
 ): Promise<CopyOutcome> {
   // Looked at before it is opened: opening a FIFO, even at once with O_NONBLOCK, could take a
   // writer's bytes from the one-pass read that follows. Synchronously under a local mount, since
@@ -73,22 +77,32 @@ export async function cloneIn(
       await sleep(Number(SETTLED_MS - age / 1_000_000n) + 1);
       before = await source.stat({ bigint: true });
     }
-    // The clone first: constant time where it works, and a filesystem that cannot clone says so
-    // before anything was read.
-    try {
-      await copyFile(
-        `/proc/self/fd/${source.fd}`,
-        tmp,
-        constants.COPYFILE_EXCL | constants.COPYFILE_FICLONE_FORCE,
-      );
-    } catch (e) {
-      const code = (e as NodeJS.ErrnoException).code ?? '';
-      if (code === 'EXDEV') return null; // the file is on another filesystem
-      if (['EOPNOTSUPP', 'ENOTSUP', 'ENOTTY', 'EINVAL', 'ENOSYS'].includes(code)) return 'no-clones';
-      return null; // no room for the clone's metadata, a lake we may not write: the general path has the rules
+    let key: string | undefined;
+    const from = `/proc/self/fd/${source.fd}`;
+    if (mode === 'clone') {
+      // The clone first: constant time where it works, and a filesystem that cannot clone says
+      // so before anything was read. Then the source, whose pages are likely cached (the clone's
+      // are not), is hashed.
+      try {
+        await copyFile(from, tmp, constants.COPYFILE_EXCL | constants.COPYFILE_FICLONE_FORCE);
+      } catch (e) {
+        const code = (e as NodeJS.ErrnoException).code ?? '';
+        if (code === 'EXDEV') return null; // the file is on another filesystem
+        if (['EOPNOTSUPP', 'ENOTSUP', 'ENOTTY', 'EINVAL', 'ENOSYS'].includes(code)) return 'no-clones';
+        return null; // no room for the clone's metadata, a lake we may not write: the general path has the rules
+      }
+      key = await hashOf(source, digest, options.signal);
+    } else {
+      // Hash, then the kernel's copy (sendfile): the order Python tarn uses, and faster on ext4
+      // than one pass through write(2); the proof below makes it safe.
+      if (Number(before.size) > (await options.headroom())) return null;
+      key = await hashOf(source, digest, options.signal);
+      try {
+        await copyFile(from, tmp, constants.COPYFILE_EXCL);
+      } catch {
+        return null; // a full disk, a lake we may not write: the general path has the rules
+      }
     }
-    // The source's pages are likely cached (the clone's are not): hash those.
-    let key: string | undefined = await hashOf(source, digest, options.signal);
     const after = await source.stat({ bigint: true });
     fh = await open(tmp, constants.O_RDONLY);
     if (!unchanged(before, after)) key = await hashOf(fh, digest, options.signal);

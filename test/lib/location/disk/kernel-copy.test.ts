@@ -87,7 +87,7 @@ describe.skipIf(!mount)('a lake on XFS with reflinks', () => {
 });
 
 describe('a lake on a filesystem without reflinks', () => {
-  it('writes a large file in one pass, and stops trying to clone', async () => {
+  it('copies a large file in the kernel after hashing it; kernelCopy: false takes no file by path', async () => {
     const base = tempDir();
     const lake = new DiskLocation(freshPath(base));
     const storage = new HashKeyStorage(lake);
@@ -97,8 +97,10 @@ describe('a lake on a filesystem without reflinks', () => {
       writeFileSync(file, data);
       expect(await storage.put(file)).toEqual({ key: sha256(data), size: data.length, status: 'stored' });
       expect(readFileSync(lake.pathOf(sha256(data))).equals(data)).toBe(true);
-      expect(await lake.ingest(file, { digest: storage.digest })).toBeNull();
+      expect(await lake.ingest(file, { digest: storage.digest })).toMatchObject({ status: 'existed' });
     }
+    const off = new DiskLocation(freshPath(base), { kernelCopy: false });
+    expect(await off.ingest(freshPath(base, 'a.bin'), { digest: storage.digest })).toBeNull();
     expect(readdirSync(join(lake.root, '.tmp'))).toEqual([]);
   });
 
