@@ -304,6 +304,7 @@ class Builder {
             sessionToken: cred.sessionToken && this.#secret(cred.sessionToken, [...at, 'sessionToken']),
           },
           partSize: c.partSize === undefined ? undefined : parseSize(c.partSize),
+          conditionalWrites: c.conditionalWrites,
           connectTimeoutMs: c.connectTimeoutMs,
           requestTimeoutMs: c.requestTimeoutMs,
         });

@@ -160,6 +160,12 @@ export const s3Config = z
       .optional()
       .describe('Explicit credentials; leave out to use the standard AWS chain (env, files, roles)'),
     partSize: size.optional().describe('Values up to this size go up in one PutObject (default 16MiB)'),
+    conditionalWrites: z
+      .boolean()
+      .optional()
+      .describe(
+        'Writes ask the server not to replace an object (If-None-Match: *), so a small value is one request (default true; a server answering 501 is found out and written HEAD-then-PUT). false: for a server that silently ignores the header',
+      ),
     connectTimeoutMs: ms('Connection timeout (default 5000)').optional(),
     requestTimeoutMs: ms('Per-request timeout (default 60000)').optional(),
   })

@@ -44,6 +44,7 @@ describe('config schema', () => {
           sessionToken: { env: 'AWS_SESSION_TOKEN' },
         },
         partSize: '16MiB',
+        conditionalWrites: false,
         connectTimeoutMs: 1000,
         requestTimeoutMs: 30_000,
       },
