@@ -14,6 +14,15 @@ const mib = Number(process.env.BENCH_LARGE_MIB ?? 1024);
 const count = Number(process.env.BENCH_SMALL_COUNT ?? 10_000);
 const rounds = Number(process.env.BENCH_ROUNDS ?? 3);
 
+/** One operation at a time on a lake under `base`, beside Python tarn. */
+const serialOn = async (base) =>
+  (await import('./cases/serial.ts')).serial({
+    base,
+    count: Number(process.env.BENCH_SERIAL_COUNT ?? 2000),
+    calls: Number(process.env.BENCH_MEMO_CALLS ?? 20_000),
+    rounds,
+  });
+
 const env = machine();
 console.log('# tarn benchmarks');
 console.log(JSON.stringify(env));
@@ -46,20 +55,8 @@ const cases = {
       rounds,
     }),
   // One operation at a time (1 KiB values, smartCache hits) beside Python tarn: per-operation latency.
-  'serial/tmp': async () =>
-    (await import('./cases/serial.ts')).serial({
-      base: '/tmp',
-      count: Number(process.env.BENCH_SERIAL_COUNT ?? 2000),
-      calls: Number(process.env.BENCH_MEMO_CALLS ?? 20_000),
-      rounds,
-    }),
-  'serial/shm': async () =>
-    (await import('./cases/serial.ts')).serial({
-      base: '/dev/shm',
-      count: Number(process.env.BENCH_SERIAL_COUNT ?? 2000),
-      calls: Number(process.env.BENCH_MEMO_CALLS ?? 20_000),
-      rounds,
-    }),
+  'serial/tmp': () => serialOn('/tmp'),
+  'serial/shm': () => serialOn('/dev/shm'),
   // smartCache hits on a disk lake, beside a plain call, a Map memo, fs reads and v8.deserialize.
   'memo/hit': async () =>
     (await import('./cases/memo.ts')).memoHit({

@@ -6,7 +6,7 @@ import {
   fstat as fstatCb,
   fstatSync,
   open as openCb,
-  openSync as openFdSync,
+  openSync,
   read as readCb,
   readSync,
 } from 'node:fs';
@@ -108,8 +108,8 @@ function isWebStream(x: unknown): x is ReadableStream<Uint8Array> {
  */
 async function openFile(path: string, signal?: AbortSignal): Promise<OpenedSource> {
   // A path under a local mount is opened on the calling thread, and a small regular file read whole
-  // there (see readSmallSync): three syscalls of microseconds instead of five pool round trips.
-  const quick = localPath(path) ? openSync(path) : undefined;
+  // there (see openLocal): a few syscalls of microseconds instead of five pool round trips.
+  const quick = localPath(path) ? openLocal(path) : undefined;
   if (quick && 'chunks' in quick) return quick;
   let fd: number;
   let st: BigIntStats;
@@ -177,10 +177,10 @@ function changedError(path: string, what: string): SourceError {
  * to another filesystem, so nothing but the open and an fstat (answered from the attributes the
  * open fetched) is done before the device is known to be local.
  */
-function openSync(path: string): OpenedSource | { fd: number; st: BigIntStats } {
+function openLocal(path: string): OpenedSource | { fd: number; st: BigIntStats } {
   let fd: number;
   try {
-    fd = openFdSync(path, OPEN_FLAGS);
+    fd = openSync(path, OPEN_FLAGS);
   } catch (e) {
     throw openError(e, path);
   }

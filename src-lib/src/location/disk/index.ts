@@ -76,9 +76,6 @@ export interface DiskOptions {
   kernelCopy?: boolean;
 }
 
-/** Blobs up to this size are read whole at lookup when reads are synchronous (`syncReads`). */
-export const SYNC_READ_MAX = SYNC_MAX;
-
 /** The folders under tools/ that the lake writes into. */
 const TOOL_FOLDERS = ['usage', 'labels', 'quarantine', 'locks'];
 
@@ -273,7 +270,7 @@ export class DiskLocation implements Location {
   async read(key: string, options?: ReadOpOptions): Promise<Value | null> {
     throwIfAborted(options?.signal);
     const parts = keyToParts(key, this.config.levels);
-    const small = this.#syncReads ? this.#blobs.readSmallSync(parts, SYNC_READ_MAX) : undefined;
+    const small = this.#syncReads ? this.#blobs.readSmallSync(parts, SYNC_MAX) : undefined;
     if (small === null) return null;
     if (small) {
       if (this.config.statUsage && options?.touch !== false) await this.#mark(key);
@@ -295,11 +292,11 @@ export class DiskLocation implements Location {
     const digest = this.#digest ?? options.digest;
     if (digest.name !== options.digest.name) return null; // HashKeyStorage refuses this tree anyway
     const ctx = this.#ctx.digest ? this.#ctx : { ...this.#ctx, digest };
-    const headroom = () => this.#headroom();
-    let outcome = await cloneIn(ctx, path, digest, this.#copies, { ...options, headroom });
+    const fits = (size: number) => this.#fits(size);
+    let outcome = await cloneIn(ctx, path, digest, this.#copies, { ...options, fits });
     if (outcome === 'no-clones') {
       this.#copies = 'copy';
-      outcome = await cloneIn(ctx, path, digest, 'copy', { ...options, headroom });
+      outcome = await cloneIn(ctx, path, digest, 'copy', { ...options, fits });
     }
     return outcome === 'no-clones' ? null : outcome;
   }
@@ -509,6 +506,18 @@ export class DiskLocation implements Location {
     if (this.config.minFreeSpace <= 0) return Number.POSITIVE_INFINITY;
     const s = await statfs(this.root);
     return Number(s.bavail) * Number(s.bsize) - this.config.minFreeSpace;
+  }
+
+  /**
+   * Whether a value of `size` bytes is within the lake's limits now (max_size, the free space
+   * reserve), as `stage` checks them before a byte moves: the kernel copy is not started for a
+   * value that its commit would refuse.
+   */
+  async #fits(size: number): Promise<boolean> {
+    const { maxSize } = this.config;
+    if (this.#ledger && maxSize !== undefined && (await this.#ledger.read()).bytes + size > maxSize)
+      return false;
+    return size <= (await this.#headroom());
   }
 
   /** #headroom on the calling thread: statfs of a local filesystem answers from memory. */

@@ -45,7 +45,7 @@ export type CopyOutcome = IngestResult | 'no-clones' | null;
  *
  * The source is opened with O_NONBLOCK and checked to be a regular file, then copied through
  * /proc/self/fd, so a FIFO swapped in for it is never waited on. Null: not a regular file of at
- * least KERNEL_COPY_MIN bytes, on another filesystem, or a refusal that the general path answers
+ * least KERNEL_COPY_MIN bytes, on another filesystem (for a clone), no room for it in the lake, or a refusal that the general path answers
  * with its rules (the caller then writes the value in one pass). `no-clones`: the lake's
  * filesystem cannot clone; the lake copies from then on (mode `copy`).
  */
@@ -54,7 +54,7 @@ export async function cloneIn(
   path: string,
   digest: Digest,
   mode: CopyMode,
-  options: OpOptions & { key?: string; headroom: () => Promise<number> },
+  options: OpOptions & { key?: string; fits: (size: number) => Promise<boolean> },
 ): Promise<CopyOutcome> {
   // Looked at before it is opened: opening a FIFO, even at once with O_NONBLOCK, could take a
   // writer's bytes from the one-pass read that follows. Synchronously under a local mount, since
@@ -72,6 +72,7 @@ export async function cloneIn(
   try {
     let before = await source.stat({ bigint: true });
     if (!before.isFile() || before.size < BigInt(KERNEL_COPY_MIN)) return null;
+    if (!(await options.fits(Number(before.size)))) return null;
     const age = BigInt(Date.now()) * 1_000_000n - before.ctimeNs;
     if (age < SETTLED_MS * 1_000_000n) {
       await sleep(Number(SETTLED_MS - age / 1_000_000n) + 1);
@@ -95,7 +96,6 @@ export async function cloneIn(
     } else {
       // Hash, then the kernel's copy (sendfile): the order Python tarn uses, and faster on ext4
       // than one pass through write(2); the proof below makes it safe.
-      if (Number(before.size) > (await options.headroom())) return null;
       key = await hashOf(source, digest, options.signal);
       try {
         await copyFile(from, tmp, constants.COPYFILE_EXCL);

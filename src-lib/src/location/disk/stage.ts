@@ -158,7 +158,8 @@ export class DiskStage implements Stage {
 
   /**
    * A stage over a temp file that already holds the whole value (`bytes` of it), made by the lake
-   * itself (a reflink clone, reflink.ts): commit publishes it with every rule of a written one.
+   * itself (a kernel copy or a clone, kernel-copy.ts): commit publishes it with every rule of a
+   * written one.
    */
   static adopt(ctx: StageContext, tmp: string, fh: FileHandle, bytes: number): DiskStage {
     const stage = new DiskStage(ctx, tmp, fh, undefined, Number.POSITIVE_INFINITY, 0);

@@ -13,7 +13,7 @@ import {
   writeSync,
 } from 'node:fs';
 import { join } from 'node:path';
-import { DiskLocation, HashKeyStorage, KeyMismatchError } from '@tarnjs/tarn';
+import { DiskLocation, HashKeyStorage, KeyMismatchError, RefusedError } from '@tarnjs/tarn';
 import { describe, expect, it } from 'vitest';
 import { pseudoRandom, sha256 } from '../../../helpers/data.js';
 import { freshPath, tempDir } from '../../../helpers/tmp.js';
@@ -101,6 +101,21 @@ describe('a lake on a filesystem without reflinks', () => {
     }
     const off = new DiskLocation(freshPath(base), { kernelCopy: false });
     expect(await off.ingest(freshPath(base, 'a.bin'), { digest: storage.digest })).toBeNull();
+    expect(readdirSync(join(lake.root, '.tmp'))).toEqual([]);
+  });
+
+  it('a value past max_size is refused as in one pass, with nothing copied into the lake', async () => {
+    const base = tempDir();
+    const lake = new DiskLocation(freshPath(base), { maxSize: 12 * MiB });
+    const storage = new HashKeyStorage(lake);
+    const first = freshPath(base, 'first.bin');
+    const second = freshPath(base, 'second.bin');
+    writeFileSync(first, pseudoRandom('first', 9 * MiB));
+    writeFileSync(second, pseudoRandom('second', 9 * MiB));
+    expect((await storage.put(first)).status).toBe('stored');
+    expect(await lake.ingest(second, { digest: storage.digest })).toBeNull();
+    await expect(storage.write(second)).rejects.toBeInstanceOf(RefusedError);
+    expect(await storage.contains(sha256(readFileSync(second)))).toBe(false);
     expect(readdirSync(join(lake.root, '.tmp'))).toEqual([]);
   });
 
