@@ -108,6 +108,10 @@ export class StoredValue implements AsyncDisposable {
       this.#kept = data;
       return;
     }
+    if (this.value.hash) {
+      await this.#check(await this.value.hash(this.digest, options));
+      return;
+    }
     for await (const _ of this.stream(options)) {
       // drain: the stream's flush compares the digest
     }

@@ -1,9 +1,11 @@
 import { constants } from 'node:fs';
 import { type FileHandle, open } from 'node:fs/promises';
 import { Readable } from 'node:stream';
+import type { Digest } from './digest.js';
 import { throwIfAborted } from './errors.js';
 import type { OpOptions, Value } from './location/contract.js';
 import { CHUNK } from './util/chunks.js';
+import { hashHandle } from './util/hash-file.js';
 
 /**
  * A value that is a local file, read through the descriptor opened when it was found: a read
@@ -81,6 +83,14 @@ export class FileValue implements Value {
       at += bytesRead;
     }
     return at === this.size ? buf : buf.subarray(0, at);
+  }
+
+  /**
+   * Hashes through the descriptor opened at lookup, into reused buffers (no garbage per chunk), to
+   * the end of the file as `stream()` reads it: bytes appended since lookup are hashed too.
+   */
+  hash(digest: Digest, options?: OpOptions): Promise<string> {
+    return hashHandle(this.fh, digest, { signal: options?.signal });
   }
 
   async close(): Promise<void> {

@@ -77,7 +77,8 @@ export interface Location {
    * filesystem with reflinks), so they are never written again. The location hashes it with
    * `options.digest` (and refuses when it cannot). Null: this file cannot be ingested here (not
    * visible there, not allowed, too small to be worth it); the caller then writes it as a stream.
-   * Read only by HashKeyStorage.write of a path, at the root of a tree.
+   * Read by HashKeyStorage.write of a path, at the root of a tree, and by Levels' copy-on-read of a
+   * large value that is a local file, on each level above it.
    */
   ingest?(path: string, options: IngestOptions): Promise<IngestResult | null>;
 }
@@ -222,6 +223,11 @@ export interface Value {
   range?(start: number, end: number, options?: OpOptions): Readable;
   /** The whole value in one piece, when the location can do that better than draining `stream()`. */
   bytes?(options?: OpOptions): Promise<Buffer>;
+  /**
+   * The hex digest of the whole value, when the location can hash it better than a consumer of
+   * `stream()` (a file is read into the same few buffers again and again: util/hash-file.ts).
+   */
+  hash?(digest: Digest, options?: OpOptions): Promise<string>;
   /**
    * Take exactly this copy out of service after it was found corrupt (a combinator knows which of
    * its members served it). Absent: the caller quarantines the key in the whole location.

@@ -1,5 +1,11 @@
 import type { Digest } from '../../digest.js';
-import { AbortError, CollisionError, StorageCorruption, throwIfAborted } from '../../errors.js';
+import {
+  AbortError,
+  CollisionError,
+  KeyMismatchError,
+  StorageCorruption,
+  throwIfAborted,
+} from '../../errors.js';
 import { pin } from '../../util/recycle.js';
 import type { Stage, Value } from '../contract.js';
 import { whereOf } from '../tree.js';
@@ -31,6 +37,10 @@ export async function copyInto(
   options: CopyOptions,
 ): Promise<Place[] | StorageCorruption> {
   const { signal, faults, digest } = options;
+  const byKernel = await ingestInto(from, key, value, targets, options);
+  if (byKernel instanceof StorageCorruption) return byKernel;
+  if (byKernel.held.length > 0 && options.firstOnly) return byKernel.held;
+  targets = byKernel.rest;
   const open: Array<{ place: Place; stage: Stage }> = [];
   try {
     for (const place of targets) {
@@ -47,7 +57,7 @@ export async function copyInto(
     await Promise.all(open.map((t) => t.stage.abort().catch(() => undefined)));
     throw e;
   }
-  if (open.length === 0) return [];
+  if (open.length === 0) return byKernel.held;
   const h = digest?.create();
   let live = open;
   try {
@@ -59,14 +69,14 @@ export async function copyInto(
       const accepted = await Promise.all(live.map((t) => push(t, key, chunk, faults)));
       live = live.filter((_, j) => accepted[j]);
       // Nobody takes a copy any more: stop reading; the reader checks what it is served, if it wants.
-      if (live.length === 0) return [];
+      if (live.length === 0) return byKernel.held;
     }
   } catch (e) {
     await Promise.all(live.map((t) => t.stage.abort()));
     if (signal?.aborted) throw new AbortError(signal.reason);
     // The source level failed mid-read: report it, and serve whatever copies exist (none).
     faults.report(from.index, 'read', key, e as Error);
-    return [];
+    return byKernel.held;
   }
   if (h) {
     const actual = h.digest('hex');
@@ -78,7 +88,7 @@ export async function copyInto(
       return corruption;
     }
   }
-  const held: Place[] = [];
+  const held: Place[] = [...byKernel.held];
   for (const t of live) {
     try {
       const result = await t.stage.commit(key);
@@ -94,6 +104,58 @@ export async function copyInto(
     }
   }
   return held;
+}
+
+/** Below this a copy through the stream costs less than the kernel copy's extra syscalls. */
+const INGEST_MIN = 8 << 20;
+
+/**
+ * A large value that is a local file, copied into each target that can take a file by path (a
+ * disk lake: a clone or the kernel's copy alongside the hash, kernel-copy.ts) instead of through
+ * this process's buffers. The target hashes the source and refuses a mismatch, which is the source
+ * copy's corruption. `rest`: the targets still to be copied through the stream.
+ */
+async function ingestInto(
+  from: Place,
+  key: string,
+  value: Value,
+  targets: readonly Place[],
+  options: CopyOptions,
+): Promise<{ held: Place[]; rest: Place[] } | StorageCorruption> {
+  const { signal, faults, digest } = options;
+  const path = value.path;
+  if (path === undefined || digest === undefined || (value.size ?? 0) < INGEST_MIN) {
+    return { held: [], rest: [...targets] };
+  }
+  const held: Place[] = [];
+  const rest: Place[] = [];
+  for (const place of targets) {
+    const ingest = place.location.ingest?.bind(place.location);
+    if (!ingest || (options.firstOnly && held.length > 0)) {
+      rest.push(place);
+      continue;
+    }
+    let result: Awaited<ReturnType<typeof ingest>> | Skipped;
+    try {
+      result = await faults.run(place.index, 'replicate', key, signal, (s) =>
+        ingest(path, { digest, key, signal: s }),
+      );
+    } catch (e) {
+      if (!(e instanceof KeyMismatchError)) throw e;
+      const to = await servedBy(value, from.location, key).quarantine?.();
+      const corruption = new StorageCorruption(key, e.actual, whereOf(from.location), to);
+      faults.report(from.index, 'corrupt', key, corruption);
+      return corruption;
+    }
+    if (result instanceof Skipped) continue; // failed: this level does without a copy
+    if (result === null) {
+      rest.push(place);
+      continue;
+    }
+    held.push(place);
+    if (result.status === 'stored') options.stored(place);
+  }
+  return { held, rest };
 }
 
 async function push(t: { place: Place; stage: Stage }, key: string, chunk: Buffer, faults: Faults) {

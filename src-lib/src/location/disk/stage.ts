@@ -4,6 +4,7 @@ import { dirname, join, sep } from 'node:path';
 import type { Digest } from '../../digest.js';
 import { CollisionError, WriteError } from '../../errors.js';
 import { CHUNK, readChunks, writeFully } from '../../util/chunks.js';
+import { hashHandle } from '../../util/hash-file.js';
 import { ownedName } from '../../util/process.js';
 import { recycle } from '../../util/recycle.js';
 import type { CommitResult, Stage } from '../contract.js';
@@ -455,13 +456,11 @@ async function syncDir(dir: string): Promise<void> {
 }
 
 async function hashFile(path: string, d: Digest): Promise<string> {
-  const h = d.create();
   // Found to be a regular file by lstat: were it swapped for a link or a FIFO since, it is not followed or waited on.
   const fh = await open(path, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
   try {
-    for await (const chunk of readChunks(fh)) h.update(chunk);
+    return await hashHandle(fh, d);
   } finally {
     await fh.close();
   }
-  return h.digest('hex');
 }

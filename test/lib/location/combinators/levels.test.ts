@@ -263,6 +263,40 @@ describe('Levels', () => {
     expect(faults.map((f) => [f.level, f.op])).toEqual([['1 disk', 'corrupt']]);
   });
 
+  it('a large file below is copied up by the kernel, checked against its key; a corrupt one is quarantined', async () => {
+    const [top, bottom, spare] = [freshPath(base), freshPath(base), freshPath(base)];
+    const data = pseudoRandom('large copy-up', 9 << 20);
+    const key = await new HashKeyStorage(bottom).write(data);
+    await new HashKeyStorage(spare).write(data);
+    const upper = new DiskLocation(top);
+    const ingest = upper.ingest.bind(upper);
+    const ingested: string[] = [];
+    upper.ingest = (path, options) => {
+      ingested.push(path);
+      return ingest(path, options);
+    };
+    upper.stage = () => Promise.reject(new Error('a large local file is not streamed into a stage'));
+    const levels = new Levels(upper, bottom);
+    const storage = new HashKeyStorage(levels);
+    expect(sha256(await storage.read(key, (v) => v.bytes()))).toBe(key);
+    expect(ingested).toEqual([blobPath(bottom, key)]);
+    expect(sha256(readFileSync(blobPath(top, key)))).toBe(key);
+    expect(levels.stats.copies).toEqual({ '0 disk': 1 });
+
+    // The same size, other bytes: the kernel copy hashes them, refuses the key, nothing lands above.
+    const faults: LevelFault[] = [];
+    const [top2] = [freshPath(base)];
+    const rotten = Buffer.from(data);
+    rotten.writeUInt8(rotten.readUInt8(5 << 20) ^ 1, 5 << 20);
+    chmodSync(blobPath(bottom, key), 0o644);
+    writeFileSync(blobPath(bottom, key), rotten);
+    const again = new HashKeyStorage(new Levels(top2, bottom, spare, { onFault: (f) => faults.push(f) }));
+    expect(sha256(await again.read(key, (v) => v.bytes()))).toBe(key);
+    expect(faults.map((f) => [f.level, f.op])).toEqual([['1 disk', 'corrupt']]);
+    expect(sha256(readFileSync(blobPath(top2, key)))).toBe(key); // from the good copy in `spare`
+    expect(sha256(readFileSync(blobPath(bottom, key)))).toBe(key); // the rotten one replaced from below
+  });
+
   it('a corrupt value with no good copy anywhere fails with StorageCorruption, not a wrong value', async () => {
     const [top, bottom] = [freshPath(base), freshPath(base)];
     const key = await new HashKeyStorage(bottom).write(Buffer.from('only copy'));
@@ -328,6 +362,12 @@ describe('Levels', () => {
       staged++;
       return stage(options);
     };
+    // A large file below is copied up by the kernel (ingest) rather than through a stage.
+    const ingest = upper.ingest.bind(upper);
+    upper.ingest = (path, options) => {
+      staged++;
+      return ingest(path, options);
+    };
     const levels = new Levels(upper, bottom);
     const storage = new HashKeyStorage(levels);
     const reads = await Promise.all(
@@ -351,8 +391,8 @@ describe('Levels', () => {
     lower.read = async (k, options) => {
       const value = await read(k, options);
       if (!value) return value;
+      // No path: the copy goes through the stream (a large file by path is copied by the kernel).
       return {
-        ...value,
         size: value.size,
         stream: (o) => value.stream(o).once('data', () => controller.abort(new Error('stop'))),
         close: () => value.close(),
