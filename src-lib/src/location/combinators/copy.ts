@@ -131,7 +131,9 @@ async function ingestInto(
   const rest: Place[] = [];
   for (const place of targets) {
     const ingest = place.location.ingest?.bind(place.location);
-    if (!ingest || (options.firstOnly && held.length > 0)) {
+    // With `firstOnly`, a target before this one that takes no file by path may still take the
+    // stream: the order decides, so nothing after it is copied by the kernel.
+    if (!ingest || (options.firstOnly && (held.length > 0 || rest.length > 0))) {
       rest.push(place);
       continue;
     }

@@ -297,6 +297,26 @@ describe('Levels', () => {
     expect(sha256(readFileSync(blobPath(bottom, key)))).toBe(key); // the rotten one replaced from below
   });
 
+  it("with copies: 'first', the first level that takes a copy gets it, even when only a later one copies by the kernel", async () => {
+    const [a, b, c] = [freshPath(base), freshPath(base), freshPath(base)];
+    const data = pseudoRandom('first only', 9 << 20);
+    const key = await new HashKeyStorage(c).write(data);
+    const first = new DiskLocation(a);
+    first.ingest = async () => null; // takes the value only as a stream
+    const second = new DiskLocation(b);
+    let asked = 0;
+    const ingest = second.ingest.bind(second);
+    second.ingest = (path, options) => {
+      asked++;
+      return ingest(path, options);
+    };
+    const storage = new HashKeyStorage(new Levels(first, second, c, { copies: 'first' }));
+    expect(sha256(await storage.read(key, (v) => v.bytes()))).toBe(key);
+    expect(sha256(readFileSync(blobPath(a, key)))).toBe(key);
+    expect(asked).toBe(0);
+    expect(blobs(b)).toEqual([]);
+  });
+
   it('a corrupt value with no good copy anywhere fails with StorageCorruption, not a wrong value', async () => {
     const [top, bottom] = [freshPath(base), freshPath(base)];
     const key = await new HashKeyStorage(bottom).write(Buffer.from('only copy'));
