@@ -280,10 +280,16 @@ export class SFTPLocation implements Location {
  * all make its .tmp): their success is ours.
  */
 async function mkdirs(c: SftpClient, dir: string): Promise<void> {
-  try {
-    await c.mkdir(dir, true);
-  } catch (e) {
-    if ((await c.exists(dir)) !== 'd') throw e;
+  // Writers creating one fresh lake race on its folders: a recursive mkdir that lost the race for
+  // a parent fails before it made the rest, so it is tried again while the parents now exist.
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await c.mkdir(dir, true);
+      return;
+    } catch (e) {
+      if ((await c.exists(dir)) === 'd') return;
+      if (attempt >= 3) throw e;
+    }
   }
 }
 
