@@ -90,7 +90,7 @@ export class FileValue implements Value {
    * the end of the file as `stream()` reads it: bytes appended since lookup are hashed too.
    */
   hash(digest: Digest, options?: OpOptions): Promise<string> {
-    return hashHandle(this.fh, digest, { signal: options?.signal });
+    return hashHandle(this.fh, digest, options?.signal);
   }
 
   async close(): Promise<void> {

@@ -7,7 +7,7 @@ import { CHUNK } from './chunks.js';
 const RING = 3;
 
 /**
- * The hex digest of a file's bytes (of its first `limit` bytes), read through its descriptor.
+ * The hex digest of a file's bytes, read through its descriptor to its end.
  *
  * Nothing but the hash sees the bytes, so the same three 1 MiB buffers are read into again and
  * again. Fresh buffers per chunk (`readChunks`) are memory outside V8's heap, and V8 answers every
@@ -16,39 +16,42 @@ const RING = 3;
  * application's heap. With the ring, hashing a cached GiB takes what the hash takes (0.72 s here,
  * `openssl dgst` 0.87 s), two reads always in flight in the thread pool while a chunk is hashed.
  */
-export async function hashHandle(
-  fh: FileHandle,
-  digest: Digest,
-  options: { signal?: AbortSignal; limit?: number } = {},
-): Promise<string> {
-  const { signal, limit = Number.POSITIVE_INFINITY } = options;
+export async function hashHandle(fh: FileHandle, digest: Digest, signal?: AbortSignal): Promise<string> {
   const h = digest.create();
   const ring = Array.from({ length: RING }, () => Buffer.allocUnsafeSlow(CHUNK));
-  const inFlight: Array<Promise<number>> = [];
+  const inFlight: Array<{ at: number; buf: Buffer; bytes: Promise<number> }> = [];
   let next = 0; // the position of the next read
   let issued = 0; // reads issued, so the ring slot of each
   const issue = () => {
-    const n = Math.min(CHUNK, limit - next);
+    // The slot read into is never the one being hashed: with RING - 1 reads in flight, it is the
+    // one hashed before it (update() is synchronous).
     const buf = ring[issued++ % RING] as Buffer;
-    inFlight.push(n <= 0 ? Promise.resolve(0) : fh.read(buf, 0, n, next).then((r) => r.bytesRead));
-    next += Math.max(n, 0);
+    inFlight.push({ at: next, buf, bytes: fh.read(buf, 0, CHUNK, next).then((r) => r.bytesRead) });
+    next += CHUNK;
   };
+  const settle = () => Promise.allSettled(inFlight.map((r) => r.bytes));
   try {
     for (let i = 0; i < RING - 1; i++) issue();
-    for (let slot = 0; ; slot++) {
-      const bytes = await (inFlight.shift() as Promise<number>);
+    for (;;) {
+      const read = inFlight.shift() as (typeof inFlight)[number];
+      const bytes = await read.bytes;
       if (bytes === 0) break;
       throwIfAborted(signal);
-      // The slot read next into is the one hashed before this: free, since update() is synchronous.
-      issue();
-      h.update((ring[slot % RING] as Buffer).subarray(0, bytes));
-      // A short read (a file shorter than its size said, or one being truncated): the reads
-      // already issued past it find nothing or the bytes after, so stop at the first short one.
-      if (bytes < CHUNK) break;
+      if (bytes === CHUNK) issue();
+      h.update(read.buf.subarray(0, bytes));
+      if (bytes < CHUNK) {
+        // A short read (the end, or a network filesystem's partial answer): the reads issued
+        // after it started at the wrong place. They are let finish and issued again from here,
+        // so a file is hashed whole whatever sizes its reads come back in.
+        await settle();
+        inFlight.length = 0;
+        next = read.at + bytes;
+        for (let i = 0; i < RING - 1; i++) issue();
+      }
     }
   } finally {
     // Reads still in flight write into the ring: they must settle before the handle closes.
-    await Promise.allSettled(inFlight);
+    await settle();
   }
   throwIfAborted(signal);
   return h.digest('hex');

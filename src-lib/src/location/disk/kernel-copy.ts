@@ -45,8 +45,9 @@ export type CopyOutcome = IngestResult | 'no-clones' | null;
  *
  * The source is opened with O_NONBLOCK and checked to be a regular file, then copied through
  * /proc/self/fd, so a FIFO swapped in for it is never waited on. Null: not a regular file of at
- * least KERNEL_COPY_MIN bytes, on another filesystem (for a clone), no room for it in the lake, or a refusal that the general path answers
- * with its rules (the caller then writes the value in one pass). `no-clones`: the lake's
+ * least KERNEL_COPY_MIN bytes, on another filesystem (for a clone), no room for it in the lake, or
+ * a refusal that the general path answers with its rules (the caller then writes the value in one
+ * pass). `no-clones`: the lake's
  * filesystem cannot clone; the lake copies from then on (mode `copy`).
  */
 export async function cloneIn(
@@ -92,12 +93,12 @@ export async function cloneIn(
         if (['EOPNOTSUPP', 'ENOTSUP', 'ENOTTY', 'EINVAL', 'ENOSYS'].includes(code)) return 'no-clones';
         return null; // no room for the clone's metadata, a lake we may not write: the general path has the rules
       }
-      key = await hashOf(source, digest, options.signal);
+      key = await hashHandle(source, digest, options.signal);
     } else {
       // The kernel copies (copy_file_range, in a thread of the pool) while this thread hashes the
       // source: the two overlap on two cores, and the proof below covers the whole of both.
       const [hashed, copied] = await Promise.allSettled([
-        hashOf(source, digest, options.signal),
+        hashHandle(source, digest, options.signal),
         copyFile(from, tmp, constants.COPYFILE_EXCL),
       ]);
       if (hashed.status === 'rejected') throw hashed.reason;
@@ -106,7 +107,7 @@ export async function cloneIn(
     }
     const after = await source.stat({ bigint: true });
     fh = await open(tmp, constants.O_RDONLY);
-    if (!unchanged(before, after)) key = await hashOf(fh, digest, options.signal);
+    if (!unchanged(before, after)) key = await hashHandle(fh, digest, options.signal);
     const bytes = Number((await fh.stat({ bigint: true })).size);
     // copyFile gave the copy the source's mode: blobs are read-only, with the lake's group.
     await fh.chmod(ctx.blobMode);
@@ -134,10 +135,6 @@ async function isLargeFile(path: string): Promise<boolean> {
   } catch {
     return false;
   }
-}
-
-function hashOf(fh: FileHandle, digest: Digest, signal?: AbortSignal): Promise<string> {
-  return hashHandle(fh, digest, { signal });
 }
 
 function unchanged(a: BigIntStats, b: BigIntStats): boolean {
