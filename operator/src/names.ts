@@ -10,6 +10,8 @@ export const SHORT_NAMES = ['tarn', 'ts'];
 
 /** A workload opts in with this label; its value names the TarnStorage (same namespace). */
 export const STORAGE_LABEL = `${GROUP}/storage`;
+/** On a pod: `"true"` admits it without the sidecar when its TarnStorage is missing or not Ready. */
+export const OPTIONAL_LABEL = `${GROUP}/optional`;
 /** Set by the operator on a workload it changed: found again after the user removes the label. */
 export const INJECTED_LABEL = `${GROUP}/injected`;
 /** On the pod template: the sidecar config's hash, so pods roll when the storage changes (only then). */
@@ -35,3 +37,8 @@ export const SIDECAR_ENV = 'TARN_SIDECAR';
 export const nodeVolume = (node: string) => `tarn-${node}`;
 /** The ConfigMap of a TarnStorage. */
 export const configMapName = (storage: string) => `tarn-${storage}`;
+
+/** The webhook's path, and the names of its two entries (required pods and optional ones). */
+export const WEBHOOK_PATH = '/mutate-pods';
+export const WEBHOOK_REQUIRED = `pods.${GROUP}`;
+export const WEBHOOK_OPTIONAL = `optional-pods.${GROUP}`;
