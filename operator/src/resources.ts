@@ -23,6 +23,9 @@ function resource(apiVersion: string, kind: string, plural: string): Resource {
 export const STORAGES = resource(API_VERSION, 'TarnStorage', PLURAL);
 export const CONFIG_MAPS = resource('v1', 'ConfigMap', 'configmaps');
 export const EVENTS = resource('v1', 'Event', 'events');
+export const SECRETS = resource('v1', 'Secret', 'secrets');
+/** Cluster-scoped: the webhook's configuration, whose caBundle the operator keeps current. */
+export const MUTATING_WEBHOOKS = '/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations';
 /** The workloads whose pod template the operator extends. */
 export const WORKLOADS = [
   resource('apps/v1', 'Deployment', 'deployments'),

@@ -194,6 +194,26 @@ export class Kube {
     );
   }
 
+  /** A JSON Patch (RFC 6902): precise edits of list items, with `test` operations as preconditions. */
+  async jsonPatch<T extends KubeObject>(
+    path: string,
+    operations: unknown[],
+    options?: CallOptions,
+  ): Promise<T> {
+    return this.#json<T>(
+      await this.#call('PATCH', path, {
+        body: operations,
+        contentType: 'application/json-patch+json',
+        signal: options?.signal,
+      }),
+    );
+  }
+
+  /** A full update (PUT): a compare-and-swap when the object carries its resourceVersion. */
+  async replace<T extends KubeObject>(path: string, object: KubeObject, options?: CallOptions): Promise<T> {
+    return this.#json<T>(await this.#call('PUT', path, { body: object, signal: options?.signal }));
+  }
+
   async create<T extends KubeObject>(path: string, object: KubeObject, options?: CallOptions): Promise<T> {
     return this.#json<T>(await this.#call('POST', path, { body: object, signal: options?.signal }));
   }
