@@ -23,6 +23,7 @@ const usage = execFileSync(
 const { ERRORS } = await import(new URL('src-lib/dist/errors.js', repo).href);
 const { ROUTES } = await import(new URL('src-lib/dist/location/sidecar/api.js', repo).href);
 const { configJsonSchema } = await import(new URL('src-lib/dist/config/schema.js', repo).href);
+const { USAGE: operatorUsage } = await import(new URL('operator/dist/main.js', repo).href);
 
 const usageBlock = ['```', usage.trimEnd(), '```'].join('\n');
 const errorTable = [
@@ -62,6 +63,7 @@ const parts = [
   { file: 'docs/library.md', name: 'errors', text: errorTable },
   { file: 'docs/sidecar.md', name: 'routes', text: routeTable },
   { file: 'docs/sidecar.md', name: 'serve', text: serveTable },
+  { file: 'docs/operator.md', name: 'operator-usage', text: ['```', operatorUsage.trimEnd(), '```'].join('\n') },
 ];
 
 const stale = [];

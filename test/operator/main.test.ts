@@ -1,0 +1,88 @@
+import { PassThrough } from 'node:stream';
+import { operatorMain, parseDuration } from '@tarnjs/operator';
+import { describe, expect, it } from 'vitest';
+
+/** Runs the operator's process with `args` and no cluster: what a wrong command line gets. */
+async function run(args: string[], env: NodeJS.ProcessEnv = {}) {
+  const out = new PassThrough();
+  const err = new PassThrough();
+  let stdout = '';
+  let stderr = '';
+  out.on('data', (d) => {
+    stdout += d;
+  });
+  err.on('data', (d) => {
+    stderr += d;
+  });
+  const code = await operatorMain(args, {
+    env: { TARN_SIDECAR_IMAGE: 'localhost/tarn-sidecar:test', ...env },
+    stdout: out,
+    stderr: err,
+    signal: AbortSignal.abort(),
+  });
+  return { code, stdout, stderr };
+}
+
+describe('the operator’s command line', () => {
+  it('reads durations as a number and a unit, and nothing else', () => {
+    expect(parseDuration('90s')).toBe(90_000);
+    expect(parseDuration('2m')).toBe(120_000);
+    expect(parseDuration('720h')).toBe(2_592_000_000);
+    expect(parseDuration('365d')).toBe(31_536_000_000);
+    expect(parseDuration('150ms')).toBe(150);
+    for (const bad of ['', '0s', '-1s', '1.5h', '10', 'd', '1w', '1 s', '9999999999d'])
+      expect(parseDuration(bad)).toBeUndefined();
+  });
+
+  it('refuses webhook flags that cannot work, with exit 2 and a line that says why', async () => {
+    const cases: Array<[string[], NodeJS.ProcessEnv, RegExp]> = [
+      [['--webhook-service', 'x'], {}, /--webhook-service needs --webhook-port/],
+      [['--webhook-port', '99999'], {}, /--webhook-port is a TCP port/],
+      [['--webhook-port', '9443', '--webhook-service', 'w'], {}, /needs its namespace/],
+      [['--webhook-port', '9443'], { POD_NAMESPACE: 'tarn-system' }, /needs a name/],
+      [
+        [
+          '--webhook-port',
+          '9443',
+          '--webhook-host',
+          '127.0.0.1',
+          '--webhook-namespace',
+          'n',
+          '--webhook-overlap',
+          'soon',
+        ],
+        {},
+        /--webhook-overlap soon: a duration/,
+      ],
+      [
+        [
+          '--webhook-port',
+          '9443',
+          '--webhook-host',
+          'h',
+          '--webhook-namespace',
+          'n',
+          '--webhook-ca-validity',
+          '1d',
+          '--webhook-cert-validity',
+          '2d',
+        ],
+        {},
+        /longer than --webhook-ca-validity/,
+      ],
+    ];
+    for (const [args, env, why] of cases) {
+      const r = await run(args, env);
+      expect(r.code, args.join(' ')).toBe(2);
+      expect(r.stderr).toMatch(why);
+      expect(r.stderr).not.toMatch(/\n\s+at /); // no stack trace
+    }
+  });
+
+  it('documents every webhook flag in its usage', async () => {
+    const { code, stdout } = await run(['--help']);
+    expect(code).toBe(0);
+    for (const flag of ['--webhook-port', '--webhook-cert-dir', '--webhook-overlap', '--webhook-config'])
+      expect(stdout).toContain(flag);
+  });
+});
