@@ -1,9 +1,10 @@
 import { execFile } from 'node:child_process';
+import { X509Certificate } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { KubeConfig } from '@kubernetes/client-node';
-import { Controller, Kube, silentLogger } from '@tarnjs/operator';
+import { Controller, Kube, SecretCertificates, silentLogger } from '@tarnjs/operator';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseAllDocuments } from 'yaml';
 import { available, binary } from '../bed/index.js';
@@ -42,8 +43,74 @@ describe.runIf(available('kube'))('the Helm chart', () => {
       '--set',
       'watchNamespace=lab',
     ]);
-    const kinds = parseAllDocuments(one.stdout).map((d) => (d.toJS() as Any)?.kind);
-    expect(kinds).toEqual(['ServiceAccount', 'Role', 'RoleBinding', 'Deployment']);
+    const docs = parseAllDocuments(one.stdout).map((d) => d.toJS() as Any);
+    expect(docs.map((d) => `${d.kind}/${d.metadata.name}`)).toEqual([
+      'ServiceAccount/tarn-operator',
+      'ClusterRole/tarn-operator-webhook',
+      'ClusterRoleBinding/tarn-operator-webhook',
+      'Role/tarn-operator',
+      'Role/tarn-operator-webhook',
+      'RoleBinding/tarn-operator',
+      'RoleBinding/tarn-operator-webhook',
+      'Service/tarn-operator-webhook',
+      'Deployment/tarn-operator',
+      'MutatingWebhookConfiguration/tarn-operator',
+    ]);
+    // Watching one namespace, the webhook sees only its pods (and never the operator's own).
+    const mwc = docs.find((d) => d.kind === 'MutatingWebhookConfiguration');
+    expect(mwc.webhooks.map((w: Any) => [w.name, w.failurePolicy, w.timeoutSeconds])).toEqual([
+      ['pods.tarn.dev', 'Fail', 5],
+      ['optional-pods.tarn.dev', 'Ignore', 5],
+    ]);
+    expect(mwc.webhooks[0].namespaceSelector.matchExpressions).toEqual([
+      { key: 'kubernetes.io/metadata.name', operator: 'NotIn', values: ['default', 'kube-system'] },
+      { key: 'kubernetes.io/metadata.name', operator: 'In', values: ['lab'] },
+    ]);
+    expect(mwc.webhooks[0].clientConfig.caBundle).toBeUndefined();
+  });
+
+  it('renders cert-manager’s Issuer and Certificate instead of the operator’s own CA when asked, and no webhook when off', async () => {
+    const docs = async (...set: string[]) =>
+      parseAllDocuments(
+        (
+          await helm([
+            'template',
+            't',
+            CHART,
+            '--kube-version',
+            '1.37.0',
+            ...set.flatMap((x) => ['--set', x]),
+          ])
+        ).stdout,
+      ).map((d) => d.toJS() as Any);
+    const cm = await docs('webhook.certManager.enabled=true');
+    const kinds = cm.map((d) => d.kind);
+    expect(kinds).toContain('Issuer');
+    expect(kinds).toContain('Certificate');
+    expect(cm.filter((d) => d.metadata.name === 'tarn-operator-webhook').map((d) => d.kind)).toEqual([
+      'Service',
+      'Certificate',
+    ]);
+    const mwc = cm.find((d) => d.kind === 'MutatingWebhookConfiguration');
+    expect(mwc.metadata.annotations).toEqual({
+      'cert-manager.io/inject-ca-from': 'default/tarn-operator-webhook',
+    });
+    const op = cm.find((d) => d.kind === 'Deployment').spec.template.spec;
+    expect(op.containers[0].args).toEqual(
+      expect.arrayContaining(['--webhook-cert-dir', '/etc/tarn-webhook']),
+    );
+    expect(op.containers[0].args).not.toContain('--webhook-config');
+    expect(op.volumes).toEqual([{ name: 'webhook-cert', secret: { secretName: 'tarn-webhook-cert' } }]);
+
+    const off = await docs('webhook.enabled=false');
+    expect(off.map((d) => d.kind)).not.toContain('MutatingWebhookConfiguration');
+    expect(off.find((d) => d.kind === 'Deployment').spec.template.spec.containers[0].args).not.toContain(
+      '--webhook-port',
+    );
+    const bad = await helm(['template', 't', CHART, '--set', 'webhook.failurePolicy=Maybe']).catch(
+      (e: Any) => e,
+    );
+    expect(String(bad.stderr)).toMatch(/failurePolicy/);
   });
 
   describe('installed on a real API server', () => {
@@ -93,6 +160,16 @@ describe.runIf(available('kube'))('the Helm chart', () => {
         'info',
         '--health-port',
         '8081',
+        '--webhook-port',
+        '9443',
+        '--webhook-service',
+        'tarn-operator-webhook',
+        '--webhook-config',
+        'tarn-operator',
+        '--webhook-ca-validity',
+        '365d',
+        '--webhook-cert-validity',
+        '720h',
       ]);
       expect(container.securityContext).toMatchObject({
         readOnlyRootFilesystem: true,
@@ -116,12 +193,12 @@ describe.runIf(available('kube'))('the Helm chart', () => {
       const config = new KubeConfig();
       config.loadFromFile(kubeconfig);
       const asOperator = await Kube.from(config);
-      const can = async (verb: string, resource: string, group = '') =>
+      const can = async (verb: string, resource: string, group = '', at: Any = { namespace: 'lab' }) =>
         (
           await asOperator.create<Any>('/apis/authorization.k8s.io/v1/selfsubjectaccessreviews', {
             apiVersion: 'authorization.k8s.io/v1',
             kind: 'SelfSubjectAccessReview',
-            spec: { resourceAttributes: { verb, resource, group, namespace: 'lab' } },
+            spec: { resourceAttributes: { verb, resource, group, ...at } },
           })
         ).status.allowed;
       expect(await can('patch', 'deployments', 'apps')).toBe(true);
@@ -129,6 +206,32 @@ describe.runIf(available('kube'))('the Helm chart', () => {
       expect(await can('get', 'secrets')).toBe(false);
       expect(await can('create', 'pods')).toBe(false);
       expect(await can('delete', 'deployments', 'apps')).toBe(false);
+      // The webhook's certificate: its own Secret, and the caBundle of its own configuration only.
+      const own = { namespace: 'tarn-system', name: 'tarn-webhook-cert' };
+      expect(await can('update', 'secrets', '', own)).toBe(true);
+      expect(await can('get', 'secrets', '', { ...own, name: 'other' })).toBe(false);
+      const mwc = 'mutatingwebhookconfigurations';
+      expect(await can('patch', mwc, 'admissionregistration.k8s.io', { name: 'tarn-operator' })).toBe(true);
+      expect(await can('patch', mwc, 'admissionregistration.k8s.io', { name: 'istio' })).toBe(false);
+      // ...which is all it needs to make its CA and publish it.
+      const certificates = new SecretCertificates({
+        kube: asOperator,
+        log: silentLogger,
+        namespace: 'tarn-system',
+        secret: 'tarn-webhook-cert',
+        webhookConfig: 'tarn-operator',
+        hosts: ['tarn-operator-webhook.tarn-system.svc'],
+        caValidityMs: 86_400_000,
+        certValidityMs: 3_600_000,
+        overlapMs: 1000,
+      });
+      const served = await certificates.sync();
+      expect(served.certificate).toContain('BEGIN CERTIFICATE');
+      const webhooks = await admin.get<Any>(
+        '/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations/tarn-operator',
+      );
+      const ca = Buffer.from(webhooks.webhooks[0].clientConfig.caBundle, 'base64').toString();
+      expect(new X509Certificate(served.certificate).checkIssued(new X509Certificate(ca))).toBe(true);
 
       await admin.create('/api/v1/namespaces', {
         apiVersion: 'v1',
