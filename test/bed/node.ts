@@ -224,6 +224,9 @@ export async function startNode(dir = mkdtempSync(join(tmpdir(), 'bed-node-'))):
           '--bind-address=0.0.0.0',
           `--advertise-address=${GATEWAY}`,
           '--service-cluster-ip-range=10.0.0.0/24',
+          // No kube-proxy here, so no Service IP routes: the API server calls an admission
+          // webhook's Service at its endpoints' pod addresses instead (on the node's bridge).
+          '--enable-aggregator-routing=true',
           '--authorization-mode=RBAC',
           `--token-auth-file=${join(dir, 'tokens.csv')}`,
           `--service-account-issuer=${server}`,

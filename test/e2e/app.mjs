@@ -2,7 +2,7 @@
 // the test (port 8080, inside the node's namespace). It talks to the sidecar only through
 // $TARN_SIDECAR, with the library's SidecarLocation and smartCache(), as any app would.
 import { createHash } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import { HashKeyStorage, SidecarLocation, smartCache } from '@tarnjs/tarn';
 
@@ -63,6 +63,14 @@ const routes = {
   },
   '/stats': async () => ({ computed, host: process.env.HOSTNAME }),
 };
+
+// A Job's step: one call of the memoised function, its outcome in the termination message
+// (what the kubelet reports in the pod's status), then exit: the sidecar is stopped after it.
+if (process.argv[2] === 'once') {
+  const result = await slowSquare(Number(process.env.X));
+  writeFileSync('/dev/termination-log', JSON.stringify({ result, computed }));
+  process.exit(0);
+}
 
 createServer(async (req, res) => {
   const url = new URL(req.url, 'http://app');

@@ -321,6 +321,66 @@ ${appDeployment(images.app.image)}`,
     kubectl(['rollout', 'status', 'deployment/e2e', '-n', 'lab', '--timeout=120s'], undefined, 140_000);
   }, 200_000);
 
+  it('a labelled Job of three parallel pods: the webhook gives each the sidecar, one computes, all complete with the sidecars stopped', () => {
+    // The operator made its own CA and keeps the webhook's caBundle (the chart leaves it empty).
+    const config = json(['get', 'mutatingwebhookconfiguration', 'tarn-operator']);
+    for (const w of config.webhooks) expect(w.clientConfig.caBundle).toMatch(/^[A-Za-z0-9+/=]{100,}$/);
+    const t = Date.now();
+    kubectl(
+      ['apply', '-f', '-'],
+      `
+apiVersion: batch/v1
+kind: Job
+metadata: { name: squares, namespace: lab }
+spec:
+  parallelism: 3
+  completions: 3
+  backoffLimit: 0
+  template:
+    metadata: { labels: { tarn.dev/storage: lab } }
+    spec:
+      restartPolicy: Never
+      containers:
+        - name: step
+          image: ${images.app.image}
+          imagePullPolicy: IfNotPresent
+          args: [once]
+          env: [{ name: X, value: "21" }]
+`,
+    );
+    try {
+      kubectl(
+        ['wait', '--for=condition=Complete', 'job/squares', '-n', 'lab', '--timeout=180s'],
+        undefined,
+        200_000,
+      );
+    } catch (e) {
+      console.log(kubectl(['get', 'pods,jobs', '-n', 'lab', '-o', 'wide']));
+      console.log(
+        kubectl(['get', 'events', '-n', 'lab', '--sort-by=.lastTimestamp']).split('\n').slice(-30).join('\n'),
+      );
+      throw e;
+    }
+    const completeMs = Date.now() - t;
+    const pods = json(['get', 'pods', '-n', 'lab', '-l', 'job-name=squares']).items;
+    expect(pods).toHaveLength(3);
+    const outcomes = pods.map((p: Any) => {
+      expect(p.status.phase).toBe('Succeeded');
+      expect(p.spec.initContainers.map((c: Any) => [c.name, c.restartPolicy])).toEqual([
+        ['tarn-sidecar', 'Always'],
+      ]);
+      expect(p.spec.containers[0].env).toContainEqual({ name: 'TARN_SIDECAR', value: '/run/tarn/tarn.sock' });
+      // The sidecar was stopped once the step finished: the pod holds nothing running.
+      expect(p.status.initContainerStatuses[0].state.terminated).toBeDefined();
+      const step = p.status.containerStatuses[0].state.terminated;
+      expect(step.exitCode).toBe(0);
+      return JSON.parse(step.message);
+    });
+    for (const o of outcomes) expect(o.result.square).toBe(441);
+    expect(outcomes.reduce((n: number, o: Any) => n + o.computed, 0)).toBe(1);
+    console.log(`kubectl apply → Job of 3 Complete: ${completeMs} ms`);
+  }, 240_000);
+
   it('rolls the pods when the storage changes, and the sidecar leaves when the storage goes', () => {
     const before = appPods().map((p: Any) => p.metadata.name);
     kubectl([
