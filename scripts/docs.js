@@ -63,7 +63,11 @@ const parts = [
   { file: 'docs/library.md', name: 'errors', text: errorTable },
   { file: 'docs/sidecar.md', name: 'routes', text: routeTable },
   { file: 'docs/sidecar.md', name: 'serve', text: serveTable },
-  { file: 'docs/operator.md', name: 'operator-usage', text: ['```', operatorUsage.trimEnd(), '```'].join('\n') },
+  {
+    file: 'docs/operator.md',
+    name: 'operator-usage',
+    text: ['```', operatorUsage.trimEnd(), '```'].join('\n'),
+  },
 ];
 
 const stale = [];
