@@ -53,6 +53,8 @@ export class KubeError extends Error {
 export const isNotFound = (e: unknown) => e instanceof KubeError && e.status === 404;
 export const isConflict = (e: unknown) => e instanceof KubeError && e.status === 409;
 export const isGone = (e: unknown) => e instanceof KubeError && e.status === 410;
+/** 422: a JSON Patch whose `test` failed (the object changed since it was read), or an invalid object. */
+export const isInvalid = (e: unknown) => e instanceof KubeError && e.status === 422;
 
 export interface CallOptions {
   signal?: AbortSignal;

@@ -2,7 +2,7 @@ import { createPrivateKey, X509Certificate } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { isIP } from 'node:net';
 import { join } from 'node:path';
-import { type CallOptions, isConflict, type Kube, type KubeObject } from '../kube/client.js';
+import { type CallOptions, isConflict, isInvalid, type Kube, type KubeObject } from '../kube/client.js';
 import type { Logger } from '../log.js';
 import { GROUP, MANAGED_BY_LABEL, MANAGER } from '../names.js';
 import { MUTATING_WEBHOOKS, objectPath, SECRETS } from '../resources.js';
@@ -57,7 +57,7 @@ const CA_KEY = 'ca.key';
 const BUNDLE = 'ca-bundle.crt';
 const TLS_CRT = 'tls.crt';
 const TLS_KEY = 'tls.key';
-/** When the current CA entered the bundle, and when the current serving certificate was first written. */
+/** Since when every caBundle holds the current CA, and when the current serving certificate was first written. */
 const TRUSTED_AT = `${GROUP}/ca-trusted-at`;
 const SERVED_AT = `${GROUP}/cert-served-at`;
 
@@ -66,7 +66,8 @@ interface State {
   /** The CAs the API server is told to trust, current first. */
   bundle: string[];
   leaf: CertificatePair;
-  trustedAt: Date;
+  /** Since when every caBundle holds the current CA; absent: not (known to be) yet. */
+  trustedAt?: Date;
   servedAt: Date;
 }
 
@@ -93,16 +94,20 @@ const unb64 = (s: string | undefined) =>
  *
  * 1. no Secret, or one that does not hold a working CA and pair: a new CA and certificate;
  * 2. the CA in its last third of life: a new CA joins the bundle, in front of the old one, while
- *    the certificate the old one signed is still served;
- * 3. the certificate is due (its last third of life, other hosts, or signed by a CA that is no
+ *    the certificate the old one signed is still served; the Secret is written (a compare-and-swap:
+ *    a replica that lost the race reads again);
+ * 3. every caBundle of the webhook configuration is made the bundle; the current CA counts as
+ *    trusted from the first sync that found it in every one of them (a configuration that is
+ *    missing, or one re-created without it, starts that clock again);
+ * 4. the certificate is due (its last third of life, other hosts, or signed by a CA that is no
  *    longer the current one) and the current CA has been trusted for `overlapMs`: a new certificate;
- * 4. the bundle still holds a replaced CA and the new certificate has been served for `overlapMs`:
- *    the old CA leaves the bundle;
- * 5. the Secret is written when a step changed it (a compare-and-swap: a replica that lost the
- *    race reads again), and every caBundle of the webhook configuration is made the bundle.
+ * 5. the bundle still holds a replaced CA and the new certificate has been served for `overlapMs`:
+ *    the old CA leaves the bundle (published at the next sync);
+ * 6. the Secret is written again when 3–5 changed it.
  *
- * So at every moment the certificate served is signed by a CA the API server has trusted for a
- * while, and a CA leaves the bundle only once nothing it signed is served.
+ * So the certificate served is signed by a CA the API server has been told to trust for a while
+ * (the one exception is the very first, when nothing was trusted before), and a CA leaves the
+ * bundle only once nothing it signed is served.
  */
 export class SecretCertificates implements CertificateSource {
   readonly stats: RotationStats = { caIssued: 0, certIssued: 0, bundleUpdates: 0 };
@@ -116,20 +121,18 @@ export class SecretCertificates implements CertificateSource {
   async sync(options: CallOptions = {}): Promise<CertificatePair> {
     for (let attempt = 0; ; attempt++) {
       try {
-        const state = await this.#step(options);
-        await this.#publishBundle(state.bundle, options);
-        return state.leaf;
+        return (await this.#steps(options)).leaf;
       } catch (e) {
-        // Another replica wrote the Secret first: take its state from a fresh read.
-        if (!isConflict(e) || attempt >= 3) throw e;
+        // Another replica wrote the Secret, or the configuration, first: start from a fresh read.
+        if (!(isConflict(e) || isInvalid(e)) || attempt >= 3) throw e;
       }
     }
   }
 
-  async #step(options: CallOptions): Promise<State> {
+  async #steps(options: CallOptions): Promise<State> {
     const { kube, log, namespace, secret } = this.#o;
     const path = objectPath(SECRETS, namespace, secret);
-    const found = await kube.find<SecretObject>(path, options);
+    let found = await kube.find<SecretObject>(path, options);
     const now = this.#now();
     let state = found ? this.#parse(found) : undefined;
     if (found && !state)
@@ -138,11 +141,11 @@ export class SecretCertificates implements CertificateSource {
     // 1.
     if (!state) {
       const ca = this.#issueCa(now);
-      state = { ca, bundle: [ca.certificate], leaf: this.#issueLeaf(ca, now), trustedAt: now, servedAt: now };
+      state = { ca, bundle: [ca.certificate], leaf: this.#issueLeaf(ca, now), servedAt: now };
       changed = true;
     }
     const ca = new X509Certificate(state.ca.certificate);
-    // Expired CAs help nobody; a bundle over a few entries is a loop gone wrong.
+    // Expired CAs help nobody.
     const bundle = state.bundle.filter(
       (pem, i) => i === 0 || new Date(new X509Certificate(pem).validTo) > now,
     );
@@ -153,14 +156,27 @@ export class SecretCertificates implements CertificateSource {
     // 2.
     if (state.bundle.length === 1 && this.#due(ca, this.#o.caValidityMs, now)) {
       const next = this.#issueCa(now);
-      state = { ...state, ca: next, bundle: [next.certificate, ...state.bundle], trustedAt: now };
+      const { trustedAt: _, ...rest } = state;
+      state = { ...rest, ca: next, bundle: [next.certificate, ...state.bundle] };
       changed = true;
       log.info('webhook CA rotation: a new CA joins the caBundle', { expires: ca.validTo });
     }
+    if (changed) found = await this.#write(path, found, state, options);
+    changed = false;
     // 3.
+    const published = await this.#publishBundle(state, options);
+    const trustedAt =
+      published === 'missing' ? undefined : published === 'newly trusted' ? now : (state.trustedAt ?? now); // trusted already, or not ours to publish
+    if (trustedAt?.getTime() !== state.trustedAt?.getTime()) {
+      const { trustedAt: _, ...rest } = state;
+      state = trustedAt ? { ...rest, trustedAt } : rest;
+      changed = true;
+    }
+    // 4.
     const current = new X509Certificate(state.ca.certificate);
     const leaf = new X509Certificate(state.leaf.certificate);
-    const trusted = now.getTime() - state.trustedAt.getTime() >= this.#o.overlapMs;
+    const trusted =
+      state.trustedAt !== undefined && now.getTime() - state.trustedAt.getTime() >= this.#o.overlapMs;
     const servable = state.bundle.some((pem) => leaf.checkIssued(new X509Certificate(pem)));
     const leafDue =
       !leaf.checkIssued(current) || this.#due(leaf, this.#o.certValidityMs, now) || !this.#coversHosts(leaf);
@@ -169,7 +185,7 @@ export class SecretCertificates implements CertificateSource {
       changed = true;
       log.info('webhook serving certificate issued', { hosts: this.#o.hosts });
     }
-    // 4.
+    // 5.
     const served = now.getTime() - state.servedAt.getTime() >= this.#o.overlapMs;
     if (
       state.bundle.length > 1 &&
@@ -180,7 +196,7 @@ export class SecretCertificates implements CertificateSource {
       changed = true;
       log.info('webhook CA rotation: the old CA leaves the caBundle');
     }
-    // 5.
+    // 6.
     if (changed) await this.#write(path, found, state, options);
     return state;
   }
@@ -215,7 +231,9 @@ export class SecretCertificates implements CertificateSource {
     this.stats.certIssued++;
     const caEnds = new Date(new X509Certificate(ca.certificate).validTo).getTime();
     return issueCertificate({
-      commonName: this.#o.hosts[0] as string,
+      // The names are in the subjectAltName, which is what TLS checks; a Service's name in a long
+      // namespace would not fit a common name's 64 characters.
+      commonName: `${MANAGER} webhook`,
       hosts: this.#o.hosts,
       issuer: ca,
       notBefore: new Date(now.getTime() - 60_000),
@@ -246,27 +264,29 @@ export class SecretCertificates implements CertificateSource {
       for (const pem of bundle) new X509Certificate(pem);
       const annotations = secret.metadata?.annotations ?? {};
       const at = (k: string) => {
-        const d = new Date(annotations[k] ?? 0);
-        return Number.isNaN(d.getTime()) ? new Date(0) : d;
+        const d = new Date(annotations[k] ?? Number.NaN);
+        return Number.isNaN(d.getTime()) ? undefined : d;
       };
+      const trustedAt = at(TRUSTED_AT);
       return {
         ca: { certificate: caCrt, privateKey: caKey },
         bundle,
         leaf: { certificate: tlsCrt, privateKey: tlsKey },
-        trustedAt: at(TRUSTED_AT),
-        servedAt: at(SERVED_AT),
+        ...(trustedAt ? { trustedAt } : {}),
+        servedAt: at(SERVED_AT) ?? new Date(0),
       };
     } catch {
       return undefined;
     }
   }
 
+  /** Writes the state; returns the Secret as written (its new version, for a second write). */
   async #write(
     path: string,
     found: SecretObject | undefined,
     state: State,
     options: CallOptions,
-  ): Promise<void> {
+  ): Promise<SecretObject> {
     const { kube, namespace, secret } = this.#o;
     const body: SecretObject = {
       apiVersion: 'v1',
@@ -278,8 +298,10 @@ export class SecretCertificates implements CertificateSource {
         namespace,
         labels: { ...found?.metadata?.labels, [MANAGED_BY_LABEL]: MANAGER },
         annotations: {
-          ...found?.metadata?.annotations,
-          [TRUSTED_AT]: state.trustedAt.toISOString(),
+          ...Object.fromEntries(
+            Object.entries(found?.metadata?.annotations ?? {}).filter(([k]) => k !== TRUSTED_AT),
+          ),
+          ...(state.trustedAt ? { [TRUSTED_AT]: state.trustedAt.toISOString() } : {}),
           [SERVED_AT]: state.servedAt.toISOString(),
         },
         ...(found ? { resourceVersion: found.metadata?.resourceVersion } : {}),
@@ -294,39 +316,53 @@ export class SecretCertificates implements CertificateSource {
     };
     // Both are compare-and-swaps: a stale update is a 409 Conflict, a create that finds the
     // Secret made meanwhile a 409 AlreadyExists, and sync() reads again.
-    if (found) await kube.replace(path, body, options);
-    else await kube.create(SECRETS.collection(namespace), body, options);
+    return found
+      ? kube.replace(path, body, options)
+      : kube.create(SECRETS.collection(namespace), body, options);
   }
 
-  /** Makes every webhook's caBundle the bundle (a JSON Patch guarded by the version it read). */
-  async #publishBundle(bundle: string[], options: CallOptions): Promise<void> {
+  /**
+   * Makes every webhook's caBundle the bundle (a JSON Patch guarded by the version it read), and
+   * says whether the current CA was already in all of them before ('trusted'), only from now on
+   * ('newly trusted'), or cannot be ('missing': no configuration); 'unmanaged' without one to keep.
+   */
+  async #publishBundle(
+    state: State,
+    options: CallOptions,
+  ): Promise<'trusted' | 'newly trusted' | 'missing' | 'unmanaged'> {
     const { kube, log, webhookConfig } = this.#o;
-    if (!webhookConfig) return;
+    if (!webhookConfig) return 'unmanaged';
     const path = `${MUTATING_WEBHOOKS}/${encodeURIComponent(webhookConfig)}`;
     const config = await kube.find<
       KubeObject & { webhooks?: Array<{ clientConfig?: { caBundle?: string } }> }
     >(path, options);
-    if (!config) {
+    const webhooks = config?.webhooks ?? [];
+    if (webhooks.length === 0) {
       if (!this.#missingConfigLogged)
         log.warn('the webhook configuration does not exist (yet)', { webhookConfig });
       this.#missingConfigLogged = true;
-      return;
+      return 'missing';
     }
     this.#missingConfigLogged = false;
-    const want = b64(bundle.map((p) => (p.endsWith('\n') ? p : `${p}\n`)).join(''));
+    const want = b64(state.bundle.map((p) => (p.endsWith('\n') ? p : `${p}\n`)).join(''));
+    const ca = state.ca.certificate.trim();
     const ops: unknown[] = [];
-    (config.webhooks ?? []).forEach((w, i) => {
-      if (w.clientConfig?.caBundle !== want)
-        ops.push({ op: 'add', path: `/webhooks/${i}/clientConfig/caBundle`, value: want });
+    let trusted = true;
+    webhooks.forEach((w, i) => {
+      const had = w.clientConfig?.caBundle;
+      if (!(unb64(had)?.match(PEM) ?? []).some((p) => p.trim() === ca)) trusted = false;
+      if (had !== want) ops.push({ op: 'add', path: `/webhooks/${i}/clientConfig/caBundle`, value: want });
     });
-    if (ops.length === 0) return;
-    await kube.jsonPatch(
-      path,
-      [{ op: 'test', path: '/metadata/resourceVersion', value: config.metadata?.resourceVersion }, ...ops],
-      options,
-    );
-    this.stats.bundleUpdates++;
-    log.info('webhook caBundle updated', { webhookConfig, cas: bundle.length });
+    if (ops.length > 0) {
+      await kube.jsonPatch(
+        path,
+        [{ op: 'test', path: '/metadata/resourceVersion', value: config?.metadata?.resourceVersion }, ...ops],
+        options,
+      );
+      this.stats.bundleUpdates++;
+      log.info('webhook caBundle updated', { webhookConfig, cas: state.bundle.length });
+    }
+    return trusted ? 'trusted' : 'newly trusted';
   }
 
   #now(): Date {
