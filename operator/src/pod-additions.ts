@@ -4,6 +4,7 @@ import {
   CONFIG_HASH_ANNOTATION,
   CONFIG_VOLUME,
   configMapName,
+  INJECTED_LABEL,
   SIDECAR_CONTAINER,
   SIDECAR_ENV,
   SOCKET_DIR,
@@ -34,7 +35,7 @@ export interface AdditionsInput {
 
 /** The part of a pod template the operator owns, in the core API's shape (a server-side apply body). */
 export interface PodTemplateAdditions {
-  metadata: { annotations: Record<string, string> };
+  metadata: { labels: Record<string, string>; annotations: Record<string, string> };
   spec: {
     initContainers: Array<Record<string, unknown>>;
     containers: Array<Record<string, unknown>>;
@@ -99,7 +100,12 @@ export function podAdditions(input: AdditionsInput): PodTemplateAdditions {
     })),
   ];
   return {
-    metadata: { annotations: { [CONFIG_HASH_ANNOTATION]: rendered.hash } },
+    // The label marks a pod that has its sidecar already: the admission webhook's objectSelector
+    // leaves such pods (a Deployment's, from its template) alone, so they never wait on it.
+    metadata: {
+      labels: { [INJECTED_LABEL]: input.storage },
+      annotations: { [CONFIG_HASH_ANNOTATION]: rendered.hash },
+    },
     spec: {
       initContainers: [sidecarContainer],
       containers: input.containers.map((name) => ({

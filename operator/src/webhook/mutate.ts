@@ -108,11 +108,22 @@ export async function mutatePod(pod: Pod, namespace: string, ctx: MutateContext)
   return { allowed: true, patch: patchFor(pod, additions) };
 }
 
-/** A name the pod already uses for something the operator adds: refused rather than overwritten. */
+/** A name or path the pod already uses for something the operator adds: refused rather than overwritten. */
 function clashOf(pod: Pod, additions: PodTemplateAdditions): string | undefined {
   const volumes = new Set((pod.spec?.volumes ?? []).map((v) => v.name));
   for (const v of additions.spec.volumes)
     if (volumes.has(v.name as string)) return `the pod already has a volume named ${v.name as string}`;
+  for (const added of additions.spec.containers) {
+    const c = (pod.spec?.containers ?? []).find((x) => x.name === added.name);
+    const paths = new Set(
+      ((c?.volumeMounts ?? []) as Array<{ mountPath?: unknown }>).map((m) =>
+        String(m.mountPath).replace(/\/+$/, ''),
+      ),
+    );
+    for (const m of added.volumeMounts as Array<{ mountPath: string }>)
+      if (paths.has(m.mountPath))
+        return `container ${added.name as string} already mounts something at ${m.mountPath}`;
+  }
   return undefined;
 }
 
@@ -130,12 +141,14 @@ export function patchFor(pod: Pod, additions: PodTemplateAdditions): PatchOperat
     if (present === undefined) ops.push({ op: 'add', path, value: items });
     else for (const item of items) ops.push({ op: 'add', path: `${path}/-`, value: item });
   };
-  const annotations = additions.metadata.annotations;
-  if (pod.metadata?.annotations === undefined)
-    ops.push({ op: 'add', path: '/metadata/annotations', value: annotations });
-  else
-    for (const [k, v] of Object.entries(annotations))
-      ops.push({ op: 'add', path: `/metadata/annotations/${token(k)}`, value: v });
+  for (const field of ['labels', 'annotations'] as const) {
+    const wanted = additions.metadata[field];
+    if (pod.metadata?.[field] === undefined)
+      ops.push({ op: 'add', path: `/metadata/${field}`, value: wanted });
+    else
+      for (const [k, v] of Object.entries(wanted))
+        ops.push({ op: 'add', path: `/metadata/${field}/${token(k)}`, value: v });
+  }
   appendAll('/spec/initContainers', pod.spec?.initContainers, additions.spec.initContainers);
   const containers = pod.spec?.containers ?? [];
   for (const added of additions.spec.containers) {
@@ -145,10 +158,15 @@ export function patchFor(pod: Pod, additions: PodTemplateAdditions): PatchOperat
     const env = added.env as Array<{ name: string }>;
     const existing = c.env ?? [];
     const fresh = env.filter((e) => {
-      const j = existing.findIndex((x) => x.name === e.name);
-      // The operator's variable wins over one set by hand, as the workload path's forced apply does.
-      if (j >= 0) ops.push({ op: 'replace', path: `/spec/containers/${i}/env/${j}`, value: e });
-      return j < 0;
+      // The operator's variable wins over one set by hand (every one of that name: the last
+      // would be the one that counts), as the workload path's forced apply does.
+      let found = false;
+      existing.forEach((x, j) => {
+        if (x.name !== e.name) return;
+        ops.push({ op: 'replace', path: `/spec/containers/${i}/env/${j}`, value: e });
+        found = true;
+      });
+      return !found;
     });
     appendAll(`/spec/containers/${i}/env`, c.env, fresh);
     appendAll(`/spec/containers/${i}/volumeMounts`, c.volumeMounts, added.volumeMounts as unknown[]);

@@ -57,6 +57,8 @@ export class WebhookServer {
         cert: options.certificate.certificate,
         key: options.certificate.privateKey,
         minVersion: 'TLSv1.2',
+        // A TLS handshake that stalls holds a socket: 10 s, not the default 120.
+        handshakeTimeout: 10_000,
         // A client that trickles its headers or body is cut.
         headersTimeout: 10_000,
         requestTimeout: 15_000,
@@ -71,6 +73,8 @@ export class WebhookServer {
         });
       },
     );
+    // The API server keeps a few connections per replica; more than this is somebody else.
+    this.#server.maxConnections = 512;
     // A TLS handshake that fails (a scanner, a client that does not trust the CA) is not ours to log loudly.
     this.#server.on('tlsClientError', (e) =>
       this.#o.log.debug('webhook TLS handshake failed', { error: e.message }),

@@ -106,7 +106,41 @@ describe('the webhook server', () => {
     ).toContain('tarn-socket');
   });
 
-  it('refuses a clash with a volume the pod already has, rather than overwrite it', async () => {
+  it('replaces every TARN_SIDECAR set by hand, and marks the pod injected', async () => {
+    const pod = {
+      metadata: { labels: { 'tarn.dev/storage': 'cache' } },
+      spec: {
+        containers: [
+          {
+            name: 'app',
+            env: [{ name: 'TARN_SIDECAR', value: 'a' }, { name: 'X' }, { name: 'TARN_SIDECAR', value: 'b' }],
+          },
+        ],
+      },
+    };
+    const response = JSON.parse((await post(JSON.stringify(review(pod)))).text).response;
+    const patch = JSON.parse(Buffer.from(response.patch, 'base64').toString());
+    expect(patch.filter((op: Any) => op.op === 'replace').map((op: Any) => op.path)).toEqual([
+      '/spec/containers/0/env/0',
+      '/spec/containers/0/env/2',
+    ]);
+    expect(patch).toContainEqual({ op: 'add', path: '/metadata/labels/tarn.dev~1injected', value: 'cache' });
+    // A pod with no annotations gets them whole.
+    expect(patch).toContainEqual({
+      op: 'add',
+      path: '/metadata/annotations',
+      value: { 'tarn.dev/config-hash': expect.any(String) },
+    });
+  });
+
+  it('refuses a clash with a volume or a mount path the pod already has, rather than overwrite it', async () => {
+    const mounted = {
+      metadata: { labels: { 'tarn.dev/storage': 'cache' } },
+      spec: { containers: [{ name: 'app', volumeMounts: [{ name: 'mine', mountPath: '/run/tarn/' }] }] },
+    };
+    const clash = JSON.parse((await post(JSON.stringify(review(mounted)))).text).response;
+    expect(clash).toMatchObject({ allowed: false, status: { code: 422 } });
+    expect(clash.status.message).toContain('container app already mounts something at /run/tarn');
     const pod = {
       metadata: { labels: { 'tarn.dev/storage': 'cache' } },
       spec: { containers: [{ name: 'app' }], volumes: [{ name: 'tarn-socket', emptyDir: {} }] },
