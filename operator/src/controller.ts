@@ -1,3 +1,4 @@
+import { setMaxListeners } from 'node:events';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { isGone, type Kube, type KubeObject } from './kube/client.js';
 import type { Logger } from './log.js';
@@ -52,8 +53,15 @@ export class Controller {
   }
 
   /** Runs until the signal fires; resolves once every worker and watch has stopped. */
-  async run(signal: AbortSignal): Promise<void> {
+  async run(outer: AbortSignal): Promise<void> {
     const { log } = this.#o;
+    // Every watch and every call in flight listens on one signal: more than Node's default 10
+    // listeners by design, not a leak. A signal of its own, so the caller's keeps its limit.
+    const stopping = new AbortController();
+    setMaxListeners(256, stopping.signal);
+    outer.addEventListener('abort', () => stopping.abort(outer.reason), { once: true });
+    if (outer.aborted) stopping.abort(outer.reason);
+    const signal = stopping.signal;
     signal.addEventListener('abort', () => this.queue.shutdown(), { once: true });
     const storageKey = (o: KubeObject) => keyOf(o.metadata?.namespace ?? '', o.metadata?.name ?? '');
     const byLabel = (label: string) => (o: KubeObject) => {

@@ -32,7 +32,10 @@ Pod) the sidecar at creation, over HTTPS on that port (POST /mutate-pods):
   --webhook-cert-validity <d>   of the serving certificate (default 30d); renewed in its last third
   --webhook-overlap <d>         a new CA is trusted this long before it signs what is served, and an
                                 old one stays trusted this long after (default 2m)
-  --webhook-sync-interval <d>   how often the certificates are looked at (default 10s)
+  --webhook-sync-interval <d>   how often the certificates are looked at (default 10s, at most 1h;
+                                the overlap is at least twice as long)
+  --webhook-timeout <d>         the webhook configuration's timeoutSeconds (default 5s): a storage
+                                is read within 60% of it, so a slow read is a clear refusal
 Durations are a number and ms, s, m, h or d.`;
 
 /** `90s`, `2m`, `30d`: milliseconds; undefined when it is not a duration. */
@@ -76,6 +79,7 @@ export async function operatorMain(argv: string[], io: OperatorIo): Promise<numb
         'webhook-cert-validity': { type: 'string' },
         'webhook-overlap': { type: 'string' },
         'webhook-sync-interval': { type: 'string' },
+        'webhook-timeout': { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },
     }).values;
@@ -134,6 +138,7 @@ export async function operatorMain(argv: string[], io: OperatorIo): Promise<numb
   const stop = new AbortController();
   io.signal.addEventListener('abort', () => stop.abort(), { once: true });
   let serving: RunningWebhook | undefined;
+  let failed = false;
   const webhookStarted =
     webhook &&
     startWebhook(
@@ -144,6 +149,7 @@ export async function operatorMain(argv: string[], io: OperatorIo): Promise<numb
         port: webhook.port,
         ...(webhook.address ? { address: webhook.address } : {}),
         syncIntervalMs: webhook.syncIntervalMs,
+        storageTimeoutMs: webhook.storageTimeoutMs,
         certificates: webhook.certDir
           ? new FileCertificates(webhook.certDir)
           : new SecretCertificates({
@@ -164,7 +170,11 @@ export async function operatorMain(argv: string[], io: OperatorIo): Promise<numb
         serving = w;
       },
       (e: unknown) => {
-        if (!stop.signal.aborted) log.error('the webhook could not start', { error: (e as Error).message });
+        if (stop.signal.aborted) return;
+        // Alive but never Ready would be worse: the pod restarts, and its events say why.
+        log.error('the webhook could not start; stopping', { error: (e as Error).message });
+        failed = true;
+        stop.abort();
       },
     );
   let health: Server | undefined;
@@ -184,7 +194,7 @@ export async function operatorMain(argv: string[], io: OperatorIo): Promise<numb
   health?.close();
   await kube.close();
   log.info('tarn-operator stopped');
-  return 0;
+  return failed ? 1 : 0;
 }
 
 interface WebhookFlags {
@@ -199,6 +209,7 @@ interface WebhookFlags {
   certValidityMs: number;
   overlapMs: number;
   syncIntervalMs: number;
+  storageTimeoutMs: number;
 }
 
 /** The webhook's flags, checked: undefined without --webhook-port, a message when they do not fit. */
@@ -219,11 +230,19 @@ function webhookOptions(
     ['webhook-cert-validity', '30d'],
     ['webhook-overlap', '2m'],
     ['webhook-sync-interval', '10s'],
+    ['webhook-timeout', '5s'],
   ] as const) {
     const ms = parseDuration(text(flag) ?? fallback);
     if (ms === undefined) return `--${flag} ${text(flag)}: a duration is a number and ms, s, m, h or d`;
     durations[flag] = ms;
   }
+  const sync = durations['webhook-sync-interval'] as number;
+  // A timer over 2^31 ms fires at once: a long interval would be a loop.
+  if (sync > 3_600_000) return '--webhook-sync-interval is at most 1h';
+  if ((durations['webhook-overlap'] as number) < 2 * sync)
+    return '--webhook-overlap is at least twice --webhook-sync-interval (every replica syncs within it)';
+  if ((durations['webhook-timeout'] as number) > 30_000)
+    return '--webhook-timeout is at most 30s, as the API server allows';
   const namespace = text('webhook-namespace') ?? env.POD_NAMESPACE ?? '';
   const service = text('webhook-service');
   const hosts = [
@@ -249,6 +268,7 @@ function webhookOptions(
     caValidityMs: durations['webhook-ca-validity'] as number,
     certValidityMs: durations['webhook-cert-validity'] as number,
     overlapMs: durations['webhook-overlap'] as number,
-    syncIntervalMs: durations['webhook-sync-interval'] as number,
+    syncIntervalMs: sync,
+    storageTimeoutMs: Math.round((durations['webhook-timeout'] as number) * 0.6),
   };
 }

@@ -70,6 +70,48 @@ describe('the operator’s command line', () => {
         {},
         /longer than --webhook-ca-validity/,
       ],
+      [
+        [
+          '--webhook-port',
+          '9443',
+          '--webhook-host',
+          'h',
+          '--webhook-namespace',
+          'n',
+          '--webhook-sync-interval',
+          '2h',
+        ],
+        {},
+        /at most 1h/,
+      ],
+      [
+        [
+          '--webhook-port',
+          '9443',
+          '--webhook-host',
+          'h',
+          '--webhook-namespace',
+          'n',
+          '--webhook-overlap',
+          '15s',
+        ],
+        {},
+        /at least twice/,
+      ],
+      [
+        [
+          '--webhook-port',
+          '9443',
+          '--webhook-host',
+          'h',
+          '--webhook-namespace',
+          'n',
+          '--webhook-timeout',
+          '31s',
+        ],
+        {},
+        /at most 30s/,
+      ],
     ];
     for (const [args, env, why] of cases) {
       const r = await run(args, env);
