@@ -93,7 +93,7 @@ describe.runIf(available('kube'))('the Helm chart', () => {
     ]);
     const mwc = cm.find((d) => d.kind === 'MutatingWebhookConfiguration');
     expect(mwc.metadata.annotations).toEqual({
-      'cert-manager.io/inject-ca-from': 'default/tarn-operator-webhook',
+      'cert-manager.io/inject-ca-from': 'default/tarn-operator-webhook-ca',
     });
     const op = cm.find((d) => d.kind === 'Deployment').spec.template.spec;
     expect(op.containers[0].args).toEqual(
@@ -164,6 +164,8 @@ describe.runIf(available('kube'))('the Helm chart', () => {
         '9443',
         '--webhook-service',
         'tarn-operator-webhook',
+        '--webhook-timeout',
+        '5s',
         '--webhook-config',
         'tarn-operator',
         '--webhook-ca-validity',

@@ -212,13 +212,14 @@ describe.runIf(available('kube'))('the admission webhook on a real API server', 
     expect(webhook.running.server.stats.mutated).toBe(before.mutated + 2);
   });
 
-  it('leaves a Pod that already carries the sidecar as it is', async () => {
+  it('leaves a Pod that already carries the sidecar as it is; one marked so is never even sent', async () => {
     const first = await kube.create<Any>(pods, pod('carrier-', { 'tarn.dev/storage': 'cache' }));
     const { metadata, spec } = first;
-    const again = await kube.create<Any>(pods, {
+    expect(metadata.labels['tarn.dev/injected']).toBe('cache');
+    const copy = (labels: Record<string, string>) => ({
       apiVersion: 'v1',
       kind: 'Pod',
-      metadata: { generateName: 'carrier-', labels: metadata.labels, annotations: metadata.annotations },
+      metadata: { generateName: 'carrier-', labels, annotations: metadata.annotations },
       spec: {
         containers: spec.containers,
         initContainers: spec.initContainers,
@@ -226,9 +227,18 @@ describe.runIf(available('kube'))('the admission webhook on a real API server', 
         restartPolicy: 'Never',
       },
     });
+    const before = { ...webhook.running.server.stats };
+    // Marked (as a Deployment's pods are, from its template): the objectSelector keeps it away.
+    const marked = await kube.create<Any>(pods, copy(metadata.labels));
+    expect(marked.spec.initContainers).toHaveLength(1);
+    expect(webhook.running.server.stats.reviews).toBe(before.reviews);
+    // Not marked (a sidecar written by hand, say): sent, and answered with no change.
+    const { 'tarn.dev/injected': _, ...unmarked } = metadata.labels;
+    const again = await kube.create<Any>(pods, copy(unmarked));
     expect(again.spec.initContainers).toHaveLength(1);
     expect(again.spec.containers[0].env.filter((e: Any) => e.name === 'TARN_SIDECAR')).toHaveLength(1);
     expect(again.spec.volumes).toEqual(first.spec.volumes);
+    expect(webhook.running.server.stats.unchanged).toBe(before.unchanged + 1);
   });
 
   it('refuses a Pod whose storage is missing or not Ready, saying why; a tarn.dev/optional one runs without the sidecar', async () => {
