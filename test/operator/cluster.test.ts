@@ -127,7 +127,11 @@ describe.runIf(available('kube'))('the operator on a real API server', () => {
     for (const file of readdirSync(join(REPO, 'examples')).filter((f) => f.endsWith('.yaml')))
       for (const doc of parseAllDocuments(readFileSync(join(REPO, 'examples', file), 'utf8'))) {
         const o = doc.toJS() as Any;
-        const at = o.kind === 'TarnStorage' ? storages : o.kind === 'Deployment' ? deployments : undefined;
+        const at = {
+          TarnStorage: storages,
+          Deployment: deployments,
+          Job: `/apis/batch/v1/namespaces/${ns}/jobs`,
+        }[o.kind as string];
         if (!at) throw new Error(`${file}: an example of kind ${o.kind} the test does not know`);
         await kube.create(`${at}?dryRun=All&fieldValidation=Strict`, o);
       }
