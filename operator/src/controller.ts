@@ -2,6 +2,7 @@ import { setMaxListeners } from 'node:events';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { isGone, type Kube, type KubeObject } from './kube/client.js';
 import type { Logger } from './log.js';
+import type { OperatorObserver } from './metrics.js';
 import { INJECTED_LABEL, MANAGED_BY_LABEL, MANAGER, STORAGE_LABEL } from './names.js';
 import { WorkQueue } from './queue.js';
 import { type Key, reconcileStorage } from './reconcile/storage.js';
@@ -18,6 +19,8 @@ export interface ControllerOptions {
   workers?: number;
   /** Every storage is reconciled again this often, whatever the events (default 10 min). */
   resyncMs?: number;
+  /** Told of every reconcile (the operator's metrics). */
+  observer?: Pick<OperatorObserver, 'reconciled'>;
 }
 
 const keyOf = (namespace: string, name: string) => `${namespace}/${name}`;
@@ -38,7 +41,8 @@ const parseKey = (key: string): Key => {
  */
 export class Controller {
   readonly queue = new WorkQueue();
-  readonly #o: Required<Omit<ControllerOptions, 'namespace'>> & { namespace?: string };
+  readonly #o: Required<Omit<ControllerOptions, 'namespace' | 'observer'>> &
+    Pick<ControllerOptions, 'namespace' | 'observer'>;
   #synced = 0;
   readonly #watches: number;
 
@@ -92,10 +96,12 @@ export class Controller {
           signal,
         });
         this.queue.forget(key);
+        this.#o.observer?.reconciled(true, (Date.now() - started) / 1000);
         if (result.requeueAfterMs !== undefined) this.queue.addAfter(key, result.requeueAfterMs);
         log.debug('reconciled', { key, ms: Date.now() - started });
       } catch (e) {
         if (signal.aborted) return;
+        this.#o.observer?.reconciled(false, (Date.now() - started) / 1000);
         const delay = this.queue.retry(key);
         log.warn('reconcile failed; retrying', { key, error: (e as Error).message, retryInMs: delay });
       } finally {

@@ -3,6 +3,12 @@ export { crdYaml, specSchema, tarnStorageCrd } from './crd/generate.js';
 export { Kube, KubeError, type KubeObject } from './kube/client.js';
 export { jsonLogger, type Logger, silentLogger } from './log.js';
 export { operatorMain, parseDuration } from './main.js';
+export {
+  type AdmissionOutcome,
+  OperatorMetrics,
+  type OperatorMetricsSources,
+  type OperatorObserver,
+} from './metrics.js';
 export * from './names.js';
 export { appContainersOf, podAdditions } from './pod-additions.js';
 export { WorkQueue } from './queue.js';

@@ -4,6 +4,7 @@ import { KubeConfig } from '@kubernetes/client-node';
 import { Controller } from './controller.js';
 import { Kube } from './kube/client.js';
 import { jsonLogger, type Level } from './log.js';
+import { OperatorMetrics } from './metrics.js';
 import { FileCertificates, SecretCertificates } from './webhook/certificates.js';
 import { type RunningWebhook, startWebhook } from './webhook/run.js';
 
@@ -14,8 +15,8 @@ export const USAGE = `usage: tarn-operator [--kubeconfig <file>] [--namespace <n
 Reconciles TarnStorage resources (tarn.dev/v1alpha1) into sidecar ConfigMaps and injects the sidecar
 into the Deployments, StatefulSets and DaemonSets labelled tarn.dev/storage=<name>. In a pod it uses
 its service account; elsewhere --kubeconfig, else $KUBECONFIG, else ~/.kube/config. --image (or
-$TARN_SIDECAR_IMAGE) is the sidecar image of storages that name none. GET /healthz and /readyz on
---health-port (default 8081; 0: none). Stops on SIGTERM.
+$TARN_SIDECAR_IMAGE) is the sidecar image of storages that name none. GET /healthz, /readyz and
+/metrics (Prometheus) on --health-port (default 8081; 0: none). Stops on SIGTERM.
 
 With --webhook-port it also serves the admission webhook that gives labelled Pods (a Job's, a bare
 Pod) the sidecar at creation, over HTTPS on that port (POST /mutate-pods):
@@ -128,19 +129,42 @@ export async function operatorMain(argv: string[], io: OperatorIo): Promise<numb
     return 1;
   }
   const kube = await Kube.from(config);
-  const controller = new Controller({
+  let serving: RunningWebhook | undefined;
+  const certificates = !webhook
+    ? undefined
+    : webhook.certDir
+      ? new FileCertificates(webhook.certDir)
+      : new SecretCertificates({
+          kube,
+          log,
+          namespace: webhook.namespace,
+          secret: webhook.secret,
+          ...(webhook.config ? { webhookConfig: webhook.config } : {}),
+          hosts: webhook.hosts,
+          caValidityMs: webhook.caValidityMs,
+          certValidityMs: webhook.certValidityMs,
+          overlapMs: webhook.overlapMs,
+        });
+  const metrics = new OperatorMetrics({
+    // Read at scrape time, after the controller below exists.
+    queueLength: (): number => controller.queue.length,
+    ...(webhook ? { servedCertificate: () => serving?.server.certificate } : {}),
+    ...(certificates instanceof SecretCertificates ? { rotation: () => certificates.stats } : {}),
+  });
+  const controller: Controller = new Controller({
     kube,
     image,
     log,
     workers,
+    observer: metrics,
     ...(values.namespace ? { namespace: values.namespace as string } : {}),
   });
   const stop = new AbortController();
   io.signal.addEventListener('abort', () => stop.abort(), { once: true });
-  let serving: RunningWebhook | undefined;
   let failed = false;
   const webhookStarted =
     webhook &&
+    certificates &&
     startWebhook(
       {
         kube,
@@ -150,19 +174,8 @@ export async function operatorMain(argv: string[], io: OperatorIo): Promise<numb
         ...(webhook.address ? { address: webhook.address } : {}),
         syncIntervalMs: webhook.syncIntervalMs,
         storageTimeoutMs: webhook.storageTimeoutMs,
-        certificates: webhook.certDir
-          ? new FileCertificates(webhook.certDir)
-          : new SecretCertificates({
-              kube,
-              log,
-              namespace: webhook.namespace,
-              secret: webhook.secret,
-              ...(webhook.config ? { webhookConfig: webhook.config } : {}),
-              hosts: webhook.hosts,
-              caValidityMs: webhook.caValidityMs,
-              certValidityMs: webhook.certValidityMs,
-              overlapMs: webhook.overlapMs,
-            }),
+        observer: metrics,
+        certificates,
       },
       stop.signal,
     ).then(
@@ -180,6 +193,13 @@ export async function operatorMain(argv: string[], io: OperatorIo): Promise<numb
   let health: Server | undefined;
   if (healthPort > 0) {
     health = createServer((req, res) => {
+      if (req.url === '/metrics') {
+        metrics.registry.metrics().then(
+          (text) => res.writeHead(200, { 'content-type': metrics.registry.contentType }).end(text),
+          () => res.writeHead(500).end(),
+        );
+        return;
+      }
       const ready = controller.synced && (!webhook || serving !== undefined);
       const ok = req.url === '/healthz' || (req.url === '/readyz' && ready);
       res.writeHead(ok ? 200 : req.url === '/readyz' ? 503 : 404, { 'content-type': 'text/plain' });

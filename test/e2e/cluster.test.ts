@@ -378,6 +378,13 @@ spec:
     });
     for (const o of outcomes) expect(o.result.square).toBe(441);
     expect(outcomes.reduce((n: number, o: Any) => n + o.computed, 0)).toBe(1);
+    // The operator's metrics: the Job's three pods were the only ones the API server sent (the
+    // Deployment's pods never carry the storage label in their template; its injected ones are marked).
+    const [operator] = json(['get', 'pods', '-n', 'tarn-system']).items;
+    const metrics = node.exec(['curl', '-sf', '-m', '10', `http://${operator.status.podIP}:8081/metrics`]);
+    expect(metrics).toMatch(/^tarn_webhook_admissions_total\{outcome="mutated"\} 3$/m);
+    expect(metrics).toMatch(/^tarn_webhook_certificate_expiry_timestamp_seconds \d+/m);
+    expect(metrics).toMatch(/^tarn_operator_reconciles_total\{result="ok"\} \d+/m);
     console.log(`kubectl apply → Job of 3 Complete: ${completeMs} ms`);
   }, 240_000);
 

@@ -9,6 +9,7 @@ import {
   Controller,
   Kube,
   KubeError,
+  OperatorMetrics,
   type RunningWebhook,
   SecretCertificates,
   silentLogger,
@@ -67,11 +68,12 @@ describe.runIf(available('kube'))('the admission webhook on a real API server', 
       certValidityMs: timing.cert,
       overlapMs: timing.overlap,
     });
-    const running = await startWebhook(
+    const running: RunningWebhook = await startWebhook(
       {
         kube,
         log: silentLogger,
         image: IMAGE,
+        observer: metrics,
         port,
         address: '127.0.0.1',
         certificates,
@@ -80,6 +82,16 @@ describe.runIf(available('kube'))('the admission webhook on a real API server', 
       halt.signal,
     );
     return { running, stop: halt, certificates };
+  }
+  /** The operator's metrics, fed by every webhook the tests start. */
+  const metrics = new OperatorMetrics({
+    servedCertificate: () => webhook?.running.server.certificate,
+    rotation: () => webhook?.certificates.stats,
+  });
+  async function metric(name: string): Promise<number> {
+    const text = await metrics.registry.metrics();
+    const line = text.split('\n').find((l) => l.startsWith(`${name} `));
+    return Number(line?.split(' ')[1] ?? Number.NaN);
   }
   const halt = async () => {
     webhook.stop.abort();
@@ -210,6 +222,12 @@ describe.runIf(available('kube'))('the admission webhook on a real API server', 
     });
     for (const p of jobPods) expect(p.spec.initContainers.map((c: Any) => c.name)).toEqual(['tarn-sidecar']);
     expect(webhook.running.server.stats.mutated).toBe(before.mutated + 2);
+    // The same counts, as Prometheus scrapes them.
+    expect(await metric('tarn_webhook_admissions_total{outcome="mutated"}')).toBe(
+      webhook.running.server.stats.mutated,
+    );
+    const expiry = await metric('tarn_webhook_certificate_expiry_timestamp_seconds');
+    expect(expiry * 1000).toBeGreaterThan(Date.now() + 29 * 86_400_000);
   });
 
   it('leaves a Pod that already carries the sidecar as it is; one marked so is never even sent', async () => {

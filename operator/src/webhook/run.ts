@@ -1,6 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Kube } from '../kube/client.js';
 import type { Logger } from '../log.js';
+import type { OperatorObserver } from '../metrics.js';
 import type { TarnStorage } from '../reconcile/storage.js';
 import { objectPath, STORAGES } from '../resources.js';
 import type { CertificateSource } from './certificates.js';
@@ -17,6 +18,7 @@ export interface WebhookRunOptions {
   certificates: CertificateSource;
   /** How often the certificate source is synced (rotation steps, a renewed cert-manager Secret). */
   syncIntervalMs: number;
+  observer?: Pick<OperatorObserver, 'admitted'>;
   /** The read of a pod's TarnStorage: well inside the webhook's timeout, so a slow API server is a clear refusal. */
   storageTimeoutMs?: number;
 }
@@ -53,6 +55,7 @@ export async function startWebhook(o: WebhookRunOptions, signal: AbortSignal): P
     log: o.log,
     image: o.image,
     certificate: first,
+    ...(o.observer ? { observer: o.observer } : {}),
     storage: (namespace, name) =>
       // Only the timeout: a read in flight at shutdown ends by it, and a signal per admission
       // combined with the process's would pile listeners onto the long-lived one.

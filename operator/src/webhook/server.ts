@@ -3,6 +3,7 @@ import { createServer, type Server } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { createSecureContext } from 'node:tls';
 import type { Logger } from '../log.js';
+import type { AdmissionOutcome, OperatorObserver } from '../metrics.js';
 import { WEBHOOK_PATH } from '../names.js';
 import { type MutateContext, mutatePod } from './mutate.js';
 import { BadReviewError, parseReview, reviewResponse } from './review.js';
@@ -13,6 +14,8 @@ const MAX_BODY = 4 << 20;
 
 export interface WebhookOptions extends MutateContext {
   log: Logger;
+  /** Told of every answer (the operator's metrics). */
+  observer?: Pick<OperatorObserver, 'admitted'>;
   /** The serving certificate to start with; swapped with `setCertificate`. */
   certificate: CertificatePair;
 }
@@ -65,8 +68,9 @@ export class WebhookServer {
         keepAliveTimeout: 30_000,
       },
       (req, res) => {
-        this.#handle(req, res).catch((e: unknown) => {
-          this.stats.failures++;
+        const started = performance.now();
+        this.#handle(req, res, started).catch((e: unknown) => {
+          this.#count('failures', started);
           this.#o.log.error('webhook request failed', { error: (e as Error).message });
           if (!res.headersSent) res.writeHead(500, { 'content-type': 'text/plain' });
           res.end('internal error\n');
@@ -127,7 +131,12 @@ export class WebhookServer {
     });
   }
 
-  async #handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+  #count(outcome: AdmissionOutcome, started: number): void {
+    this.stats[outcome]++;
+    this.#o.observer?.admitted(outcome, (performance.now() - started) / 1000);
+  }
+
+  async #handle(req: IncomingMessage, res: ServerResponse, started: number): Promise<void> {
     // A keep-alive connection would outlive close(): the API server opens a new one to whoever serves next.
     if (this.#closing) res.setHeader('connection', 'close');
     const url = (req.url ?? '').split('?')[0];
@@ -149,7 +158,7 @@ export class WebhookServer {
       return;
     }
     if ('error' in body) {
-      this.stats.badRequests++;
+      this.#count('badRequests', started);
       // The rest of the body is not read: the connection goes with the answer.
       res
         .writeHead(413, { 'content-type': 'text/plain', connection: 'close' })
@@ -161,7 +170,7 @@ export class WebhookServer {
       request = parseReview(body.text);
     } catch (e) {
       if (!(e instanceof BadReviewError)) throw e;
-      this.stats.badRequests++;
+      this.#count('badRequests', started);
       res.writeHead(400, { 'content-type': 'text/plain' }).end(`${e.message}\n`);
       return;
     }
@@ -171,9 +180,7 @@ export class WebhookServer {
     const decision = isPodCreate
       ? await mutatePod(request.object, request.namespace, this.#o)
       : { allowed: true as const };
-    if (!decision.allowed) this.stats.refused++;
-    else if (decision.allowed && decision.patch?.length) this.stats.mutated++;
-    else this.stats.unchanged++;
+    this.#count(!decision.allowed ? 'refused' : decision.patch?.length ? 'mutated' : 'unchanged', started);
     const pod = request.object.metadata?.name ?? request.object.metadata?.generateName ?? '';
     this.#o.log.info('admission', {
       namespace: request.namespace,
