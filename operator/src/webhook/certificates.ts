@@ -165,8 +165,9 @@ export class SecretCertificates implements CertificateSource {
     changed = false;
     // 3.
     const published = await this.#publishBundle(state, options);
+    // Missing: nothing trusts it; newly: from now; already (or not ours to publish): since it was.
     const trustedAt =
-      published === 'missing' ? undefined : published === 'newly trusted' ? now : (state.trustedAt ?? now); // trusted already, or not ours to publish
+      published === 'missing' ? undefined : published === 'newly trusted' ? now : (state.trustedAt ?? now);
     if (trustedAt?.getTime() !== state.trustedAt?.getTime()) {
       const { trustedAt: _, ...rest } = state;
       state = trustedAt ? { ...rest, trustedAt } : rest;
