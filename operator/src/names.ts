@@ -38,7 +38,5 @@ export const nodeVolume = (node: string) => `tarn-${node}`;
 /** The ConfigMap of a TarnStorage. */
 export const configMapName = (storage: string) => `tarn-${storage}`;
 
-/** The webhook's path, and the names of its two entries (required pods and optional ones). */
+/** Where the webhook answers AdmissionReviews (the chart's clientConfig.service.path). */
 export const WEBHOOK_PATH = '/mutate-pods';
-export const WEBHOOK_REQUIRED = `pods.${GROUP}`;
-export const WEBHOOK_OPTIONAL = `optional-pods.${GROUP}`;

@@ -132,8 +132,8 @@ const token = (s: string) => s.replace(/~/g, '~0').replace(/\//g, '~1');
 
 /**
  * Additions as a JSON Patch against this pod: arrays that are absent are added whole, others get
- * items appended (`-`), so the user's items keep their places. The sidecar goes after the pod's own
- * init containers, as the workload path's apply puts it.
+ * items appended (`-`), so the user's items keep their places: the sidecar goes after the pod's
+ * own init containers.
  */
 export function patchFor(pod: Pod, additions: PodTemplateAdditions): PatchOperation[] {
   const ops: PatchOperation[] = [];

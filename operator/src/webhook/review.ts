@@ -6,7 +6,6 @@ export interface AdmissionRequest {
   operation: string;
   namespace: string;
   kind?: { group?: string; version?: string; kind?: string };
-  dryRun?: boolean;
   object: Pod;
 }
 
@@ -33,7 +32,7 @@ export function parseReview(body: string): AdmissionRequest {
     throw new BadReviewError('the body is not an admission.k8s.io/v1 AdmissionReview');
   const request = review.request;
   if (!isObject(request)) throw new BadReviewError('the AdmissionReview has no request');
-  const { uid, operation, namespace, object, kind, dryRun } = request;
+  const { uid, operation, namespace, object, kind } = request;
   if (typeof uid !== 'string' || uid === '' || uid.length > 256)
     throw new BadReviewError('request.uid is not a string');
   if (typeof operation !== 'string') throw new BadReviewError('request.operation is not a string');
@@ -66,7 +65,6 @@ export function parseReview(body: string): AdmissionRequest {
     namespace,
     object: object as Pod,
     ...(isObject(kind) ? { kind: kind as AdmissionRequest['kind'] } : {}),
-    ...(dryRun === true ? { dryRun: true } : {}),
   };
 }
 
