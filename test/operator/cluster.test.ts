@@ -8,7 +8,6 @@ import {
   type KubeObject,
   reconcileStorage,
   silentLogger,
-  tarnStorageCrd,
 } from '@tarnjs/operator';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseAllDocuments } from 'yaml';
@@ -16,7 +15,7 @@ import { available } from '../bed/index.js';
 import { type Kube as BedKube, startKube } from '../bed/services.js';
 import { REPO } from '../helpers/spawn.js';
 import { eventually } from '../helpers/wait.js';
-import { cacheSpec } from './fixtures.js';
+import { cacheSpec, installCrd } from './fixtures.js';
 
 // biome-ignore lint/suspicious/noExplicitAny: the tests read whatever the API server answers
 type Any = any;
@@ -69,16 +68,7 @@ describe.runIf(available('kube'))('the operator on a real API server', () => {
     const config = new KubeConfig();
     config.loadFromFile(bed.kubeconfigPath);
     kube = await Kube.from(config);
-    await kube.apply(
-      '/apis/apiextensions.k8s.io/v1/customresourcedefinitions/tarnstorages.tarn.dev',
-      tarnStorageCrd(),
-      {
-        force: true,
-      },
-    );
-    await kube.create('/api/v1/namespaces', { apiVersion: 'v1', kind: 'Namespace', metadata: { name: ns } });
-    // Established comes a moment before the resource is served.
-    await eventually(() => kube.list(storages));
+    await installCrd(kube, [ns]);
     controller = new Controller({ kube, image: IMAGE, log: silentLogger, resyncMs: 60_000 });
     running = controller.run(stop.signal);
   }, 180_000);

@@ -1,4 +1,21 @@
-import type { StorageSpec } from '@tarnjs/operator';
+import { type Kube, type StorageSpec, tarnStorageCrd } from '@tarnjs/operator';
+import { eventually } from '../helpers/wait.js';
+
+/**
+ * Gives a bare API server what the chart would: the TarnStorage CRD (applied, as Helm does), and
+ * the namespaces; resolves once the resource is served in them (Established comes a moment before).
+ */
+export async function installCrd(kube: Kube, namespaces: readonly string[]): Promise<void> {
+  await kube.apply(
+    '/apis/apiextensions.k8s.io/v1/customresourcedefinitions/tarnstorages.tarn.dev',
+    tarnStorageCrd(),
+    { force: true },
+  );
+  for (const name of namespaces)
+    await kube.create('/api/v1/namespaces', { apiVersion: 'v1', kind: 'Namespace', metadata: { name } });
+  for (const name of namespaces)
+    await eventually(() => kube.list(`/apis/tarn.dev/v1alpha1/namespaces/${name}/tarnstorages`));
+}
 
 /** A node-local lake over Redis over S3, credentials from Secrets: the e2e tree. */
 export const cacheSpec: StorageSpec = {

@@ -5,7 +5,7 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { KubeConfig } from '@kubernetes/client-node';
-import { Kube, tarnStorageCrd } from '@tarnjs/operator';
+import { Kube } from '@tarnjs/operator';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   buildImage,
@@ -22,7 +22,7 @@ import { kubeconfigYaml } from '../bed/kube.js';
 import { type Kube as BedKube, startKube } from '../bed/services.js';
 import { tempDir } from '../helpers/tmp.js';
 import { eventually } from '../helpers/wait.js';
-import { cacheSpec, labelledDeployment } from './fixtures.js';
+import { cacheSpec, installCrd, labelledDeployment } from './fixtures.js';
 
 const MB = 1e6;
 // biome-ignore lint/suspicious/noExplicitAny: the tests read whatever the API server answers
@@ -59,18 +59,7 @@ describe.runIf(imageAvailable() && available('kube'))('the operator image', () =
   });
 
   it('reconciles a storage on the API server as uid 65532 with a read-only root, and stops on SIGTERM', async () => {
-    await kube.apply(
-      '/apis/apiextensions.k8s.io/v1/customresourcedefinitions/tarnstorages.tarn.dev',
-      tarnStorageCrd(),
-      {
-        force: true,
-      },
-    );
-    await kube.create('/api/v1/namespaces', {
-      apiVersion: 'v1',
-      kind: 'Namespace',
-      metadata: { name: 'img' },
-    });
+    await installCrd(kube, ['img']);
     await kube.create('/apis/apps/v1/namespaces/img/deployments', labelledDeployment('web', 'cache'));
     // The kubeconfig as a pod would have it: everything inline, mounted read-only.
     const kubeDir = join(dir, 'kube');
@@ -106,7 +95,6 @@ describe.runIf(imageAvailable() && available('kube'))('the operator image', () =
       const status = readFileSync(`/proc/${running.hostPid()}/status`, 'utf8');
       expect(status).toMatch(new RegExp(`^Uid:\\s+${IMAGE_UID}\\s`, 'm'));
       expect(status).toMatch(/^CapEff:\s+0+$/m);
-      await eventually(() => kube.list('/apis/tarn.dev/v1alpha1/namespaces/img/tarnstorages'));
       await kube.create('/apis/tarn.dev/v1alpha1/namespaces/img/tarnstorages', {
         apiVersion: 'tarn.dev/v1alpha1',
         kind: 'TarnStorage',

@@ -14,7 +14,6 @@ import {
   SecretCertificates,
   silentLogger,
   startWebhook,
-  tarnStorageCrd,
 } from '@tarnjs/operator';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseAllDocuments } from 'yaml';
@@ -22,7 +21,7 @@ import { available, binary, freePort } from '../bed/index.js';
 import { type Kube as BedKube, startKube } from '../bed/services.js';
 import { REPO } from '../helpers/spawn.js';
 import { eventually } from '../helpers/wait.js';
-import { cacheSpec } from './fixtures.js';
+import { cacheSpec, installCrd } from './fixtures.js';
 
 // biome-ignore lint/suspicious/noExplicitAny: the tests read whatever the API server answers
 type Any = any;
@@ -104,14 +103,7 @@ describe.runIf(available('kube'))('the admission webhook on a real API server', 
     const config = new KubeConfig();
     config.loadFromFile(bed.kubeconfigPath);
     kube = await Kube.from(config);
-    await kube.apply(
-      '/apis/apiextensions.k8s.io/v1/customresourcedefinitions/tarnstorages.tarn.dev',
-      tarnStorageCrd(),
-      { force: true },
-    );
-    for (const name of [ns, OPERATOR_NS])
-      await kube.create('/api/v1/namespaces', { apiVersion: 'v1', kind: 'Namespace', metadata: { name } });
-    await eventually(() => kube.list(storages));
+    await installCrd(kube, [ns, OPERATOR_NS]);
     // The chart's webhook configuration, as helm renders it, pointed at loopback.
     const rendered = execFileSync(
       binary('helm'),

@@ -59,6 +59,31 @@ const openssl = (...args: string[]) => {
   const run = spawnSync('openssl', args, { encoding: 'utf8' });
   return { ok: run.status === 0, output: run.stdout + run.stderr };
 };
+/** A self-signed EC CA made by OpenSSL, valid a day: `name.key`, `name.pem` in the test's folder. */
+const opensslCa = (name: string, subject: string, curve: string, keyUsage: string): CertificatePair => {
+  const [key, cert] = [join(dir, `${name}.key`), join(dir, `${name}.pem`)];
+  const made = openssl(
+    'req',
+    '-x509',
+    '-newkey',
+    'ec',
+    '-pkeyopt',
+    `ec_paramgen_curve:${curve}`,
+    '-nodes',
+    '-subj',
+    subject,
+    '-addext',
+    `keyUsage=${keyUsage}`,
+    '-days',
+    '1',
+    '-keyout',
+    key,
+    '-out',
+    cert,
+  );
+  expect(made.ok, made.output).toBe(true);
+  return { certificate: openssl('x509', '-in', cert).output, privateKey: openssl('pkey', '-in', key).output };
+};
 const opensslVerify = (ca: CertificatePair, leaf: CertificatePair, ...extra: string[]) =>
   openssl(
     'verify',
@@ -132,32 +157,8 @@ describe('issueCertificate', () => {
 
   it('copies the issuer name byte for byte', () => {
     // OpenSSL's CA has a three-RDN subject with a PrintableString C: nothing issueCertificate would write itself.
-    const key = join(dir, 'other.key');
-    const made = openssl(
-      'req',
-      '-x509',
-      '-newkey',
-      'ec',
-      '-pkeyopt',
-      'ec_paramgen_curve:P-256',
-      '-nodes',
-      '-subj',
-      '/C=DE/O=Tarn/CN=OpenSSL CA',
-      // -x509_strict wants a CA's keyUsage, which req leaves out by default.
-      '-addext',
-      'keyUsage=critical,keyCertSign,cRLSign',
-      '-days',
-      '1',
-      '-keyout',
-      key,
-      '-out',
-      join(dir, 'other.pem'),
-    );
-    expect(made.ok, made.output).toBe(true);
-    const other: CertificatePair = {
-      certificate: openssl('x509', '-in', join(dir, 'other.pem')).output,
-      privateKey: openssl('pkey', '-in', key).output,
-    };
+    // (-x509_strict wants a CA's keyUsage, which req leaves out by default.)
+    const other = opensslCa('other', '/C=DE/O=Tarn/CN=OpenSSL CA', 'P-256', 'critical,keyCertSign,cRLSign');
     const issued = issueCertificate({ commonName: SERVICE, hosts: [SERVICE], ...window, issuer: other });
     expect(tbsField(x509(issued).raw, 'issuer')).toEqual(tbsField(x509(other).raw, 'subject'));
     expect(x509(issued).checkIssued(x509(other))).toBe(true);
@@ -174,33 +175,8 @@ describe('issueCertificate', () => {
   });
 
   it('refuses an OpenSSL CA it cannot sign for', () => {
-    const make = (name: string, curve: string, keyUsage: string): CertificatePair => {
-      const [key, cert] = [join(dir, `${name}.key`), join(dir, `${name}.pem`)];
-      const made = openssl(
-        'req',
-        '-x509',
-        '-newkey',
-        'ec',
-        '-pkeyopt',
-        `ec_paramgen_curve:${curve}`,
-        '-nodes',
-        '-subj',
-        `/CN=${name}`,
-        '-addext',
-        `keyUsage=${keyUsage}`,
-        '-days',
-        '1',
-        '-keyout',
-        key,
-        '-out',
-        cert,
-      );
-      expect(made.ok, made.output).toBe(true);
-      return {
-        certificate: openssl('x509', '-in', cert).output,
-        privateKey: openssl('pkey', '-in', key).output,
-      };
-    };
+    const make = (name: string, curve: string, keyUsage: string) =>
+      opensslCa(name, `/CN=${name}`, curve, keyUsage);
     const options = { commonName: SERVICE, hosts: [SERVICE], ...window };
     const noCertSign = make('no-cert-sign', 'P-256', 'critical,digitalSignature');
     expect(() => issueCertificate({ ...options, issuer: noCertSign })).toThrow(TypeError);
